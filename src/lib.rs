@@ -1,0 +1,2 @@
+//! Continuo
+pub mod dsp;
