@@ -1,2 +1,5 @@
 //! Continuo
 pub mod dsp;
+pub mod engine;
+pub mod phrase;
+pub mod style;

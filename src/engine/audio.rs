@@ -1,0 +1,467 @@
+//! The audio engine of Continuo Style: the audio thread's half ([`AudioEngine`]) and the
+//! worker's half ([`AudioWorker`]) joined by two timestamped streams.
+//!
+//! ```text
+//! process(): input ─► sanitise ─► stream ─────────► worker: hops ─► HopProcessor ─► stream ─┐
+//!            output ◄─ mix(crossfade(wet, dry)) ◄─ read wet frame n − slack ◄────────────────┘
+//!                                    ▲
+//!            input ─► dry delay line ┘   (delay = reported latency)
+//! ```
+//! The audio thread never waits in real-time mode: when the wet frame it needs is not there it
+//! fades to the dry signal and counts the miss. To fade *out* gracefully it needs wet samples to
+//! fade over, so the slack keeps a reserve of `fade` samples in the ring; when the reserve runs
+//! low the fade starts while wet audio is still there.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use atomic_float::AtomicF32;
+
+use super::crossfade::Crossfade;
+use super::delay::DelayLine;
+use super::stream::{stream, FrameRead, StreamReader, StreamWriter, MAX_CHANNELS};
+use super::worker::{Worker, WorkerHandle, IDLE_POLL};
+
+/// How long a miss crossfade takes.
+pub const FADE_MS: f32 = 2.0;
+/// Offline mode waits this long for the worker before giving up on a block (and counting a miss).
+pub const OFFLINE_WAIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// Hop-based processing run on the worker thread (analysis → model → synthesis).
+pub trait HopProcessor: Send + 'static {
+    /// Samples per hop.
+    fn hop_size(&self) -> usize;
+    /// Delay the processor adds: an identity processor's output sample `m` is input `m − latency`.
+    fn latency_samples(&self) -> usize;
+    /// Turns one hop of input (one `Vec` per channel) into one hop of output.
+    fn process_hop(&mut self, input: &[Vec<f32>], output: &mut [Vec<f32>]);
+    /// Forgets all history (called at stream discontinuities).
+    fn reset(&mut self);
+}
+
+/// What the engine is set up for; fixed between activations.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineConfig {
+    /// Host sample rate in Hz.
+    pub sample_rate: f32,
+    /// 1 (mono) or 2 (stereo).
+    pub channels: usize,
+    /// Largest block the host will pass to `process`.
+    pub max_block_size: usize,
+}
+
+/// Where the reported latency comes from, in samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latency {
+    /// What the hop processor adds (analysis window minus hop for an STFT).
+    pub processor: usize,
+    /// A block's input reaches the worker only after its callback returns.
+    pub block: usize,
+    /// A hop must be complete before the worker can process it.
+    pub hop: usize,
+    /// Reserve of wet samples kept to fade out over when the worker is late.
+    pub fade: usize,
+    /// An idle worker looks for work this often.
+    pub idle_poll: usize,
+}
+
+impl Latency {
+    /// Latency reported to the host: the dry path is delayed by the same amount.
+    pub fn total(&self) -> usize {
+        self.processor + self.worker_slack()
+    }
+
+    /// How far behind the input the audio thread reads the worker's output stream.
+    pub fn worker_slack(&self) -> usize {
+        self.block + self.hop + self.fade + self.idle_poll
+    }
+}
+
+/// Counters the audio thread and worker publish (read by the GUI, CLI and tests).
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Blocks in which at least one wet frame was missing (worker late).
+    pub late_blocks: AtomicU64,
+    /// Wet frames that were missing.
+    pub missed_frames: AtomicU64,
+    /// Input blocks dropped because the worker's input ring was full.
+    pub input_overflows: AtomicU64,
+    /// Output hops the worker dropped because the audio thread was not reading.
+    pub output_overflows: AtomicU64,
+    /// NaN/Inf input samples replaced by silence.
+    pub non_finite_inputs: AtomicU64,
+    /// Hops the worker has processed.
+    pub hops_processed: AtomicU64,
+    /// Stream index up to which the worker has consumed input (offline mode waits on it).
+    pub worker_progress: AtomicU64,
+    /// Time the last hop took divided by the hop's duration (1.0 = just real time).
+    pub worker_load: AtomicF32,
+}
+
+/// Whether `process` may wait for the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// Live playback: never wait; late wet audio is replaced by dry.
+    Realtime,
+    /// Offline render or bounce: wait for the worker so every hop is wet.
+    Offline,
+}
+
+/// Per-sample mix settings, supplied by the caller (usually from smoothed parameters).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MixGain {
+    /// 0 = dry only, 1 = wet only (linear; dry and wet are phase-aligned).
+    pub mix: f32,
+    /// Linear output gain.
+    pub gain: f32,
+}
+
+/// Starts an engine: the audio-thread half and the worker thread running `processor`.
+///
+/// # Errors
+/// When the worker thread cannot be created.
+pub fn start<P: HopProcessor>(
+    config: EngineConfig,
+    processor: P,
+) -> std::io::Result<(AudioEngine, WorkerHandle<AudioCommand>)> {
+    let channels = config.channels.clamp(1, MAX_CHANNELS);
+    let samples_per_ms = config.sample_rate / 1000.0;
+    let hop = processor.hop_size();
+    let latency = Latency {
+        processor: processor.latency_samples(),
+        block: config.max_block_size,
+        hop,
+        fade: (FADE_MS * samples_per_ms).round() as usize,
+        idle_poll: (IDLE_POLL.as_secs_f32() * config.sample_rate).ceil() as usize,
+    };
+    // Room for a second of audio (or several blocks), so a stall of that long loses nothing.
+    let capacity = (config.sample_rate as usize).max(4 * (config.max_block_size + hop));
+    let (to_worker, worker_input) = stream(channels, capacity);
+    let (worker_output, from_worker) = stream(channels, capacity);
+    let stats = Arc::new(EngineStats::default());
+    let worker = AudioWorker {
+        input: worker_input,
+        output: worker_output,
+        hops: HopAssembler::new(processor, channels),
+        stats: stats.clone(),
+        hop_duration: Duration::from_secs_f32(hop as f32 / config.sample_rate),
+    };
+    let handle = WorkerHandle::spawn("continuo-style-worker", worker)?;
+    let engine = AudioEngine {
+        channels,
+        max_block_size: config.max_block_size.max(1),
+        to_worker,
+        from_worker,
+        dry_delay: DelayLine::new(channels, latency.total()),
+        fade: Crossfade::new(latency.fade),
+        latency,
+        next_index: 0,
+        stats,
+        worker_thread: handle.unparker(),
+    };
+    Ok((engine, handle))
+}
+
+/// Control messages for the audio worker.
+#[derive(Debug)]
+pub enum AudioCommand {
+    /// Forget the processor's history.
+    Reset,
+}
+
+/// The audio thread's half of the engine. All methods are real-time safe in
+/// [`Timing::Realtime`]: no allocation, lock, syscall or unbounded wait.
+pub struct AudioEngine {
+    channels: usize,
+    max_block_size: usize,
+    to_worker: StreamWriter,
+    from_worker: StreamReader,
+    dry_delay: DelayLine,
+    fade: Crossfade,
+    latency: Latency,
+    /// Stream index of the next input frame.
+    next_index: u64,
+    stats: Arc<EngineStats>,
+    /// Only touched in offline mode, to wake the worker instead of waiting for its poll.
+    worker_thread: Thread,
+}
+
+impl AudioEngine {
+    /// Latency to report to the host, in samples.
+    pub fn latency_samples(&self) -> usize {
+        self.latency.total()
+    }
+
+    /// The parts the latency is made of.
+    pub fn latency(&self) -> Latency {
+        self.latency
+    }
+
+    /// Shared counters.
+    pub fn stats(&self) -> &Arc<EngineStats> {
+        &self.stats
+    }
+
+    /// Channels the engine processes (extra host channels pass through untouched).
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Clears the dry path and restarts the stream timeline; the worker notices the jump and
+    /// resets itself. Real-time safe.
+    pub fn reset(&mut self) {
+        self.dry_delay.reset();
+        // Jump past anything still in flight so no stale wet audio is played.
+        self.next_index += (self.latency.total() + self.max_block_size) as u64;
+        self.fade.set(true);
+    }
+
+    /// Processes one host block in place (`channels[c][frame]`), any length.
+    pub fn process(
+        &mut self,
+        channels: &mut [&mut [f32]],
+        timing: Timing,
+        mut mix_gain: impl FnMut() -> MixGain,
+    ) {
+        let channel_count = self.channels.min(channels.len());
+        if channel_count == 0 {
+            return;
+        }
+        let frames = channels[..channel_count]
+            .iter()
+            .map(|channel| channel.len())
+            .min()
+            .unwrap_or(0);
+        let mut offset = 0;
+        while offset < frames {
+            let len = (frames - offset).min(self.max_block_size);
+            self.process_sub_block(
+                &mut channels[..channel_count],
+                offset,
+                len,
+                timing,
+                &mut mix_gain,
+            );
+            offset += len;
+        }
+    }
+
+    fn process_sub_block(
+        &mut self,
+        channels: &mut [&mut [f32]],
+        offset: usize,
+        len: usize,
+        timing: Timing,
+        mix_gain: &mut impl FnMut() -> MixGain,
+    ) {
+        let mut non_finite = 0;
+        for channel in channels.iter_mut() {
+            for sample in &mut channel[offset..offset + len] {
+                if !sample.is_finite() {
+                    *sample = 0.0;
+                    non_finite += 1;
+                }
+            }
+        }
+        if non_finite > 0 {
+            self.stats
+                .non_finite_inputs
+                .fetch_add(non_finite, Ordering::Relaxed);
+        }
+
+        let start = self.next_index;
+        let sent = {
+            let input = &*channels;
+            self.to_worker.write(start, len, |channel, frame| {
+                input[channel.min(input.len() - 1)][offset + frame]
+            })
+        };
+        if !sent {
+            self.stats.input_overflows.fetch_add(1, Ordering::Relaxed);
+        } else if timing == Timing::Offline {
+            self.wait_for_worker(start + len as u64);
+        }
+
+        let slack = self.latency.worker_slack() as u64;
+        let reserve = self.latency.fade;
+        let mut missed = 0u64;
+        let mut wet = [0.0f32; MAX_CHANNELS];
+        let mut dry = [0.0f32; MAX_CHANNELS];
+        for frame in 0..len {
+            let index = start + frame as u64;
+            for (channel, value) in dry.iter_mut().enumerate().take(self.channels) {
+                *value = channels[channel][offset + frame];
+            }
+            self.dry_delay.process_frame(&mut dry[..self.channels]);
+
+            // Before the stream has run for `slack` samples there is no wet audio to expect.
+            let towards_wet = match index.checked_sub(slack) {
+                None => {
+                    wet = [0.0; MAX_CHANNELS];
+                    true
+                }
+                Some(wet_index) => match self
+                    .from_worker
+                    .read_frame_at(wet_index, &mut wet[..self.channels])
+                {
+                    FrameRead::Ready => self.from_worker.frames_buffered() >= reserve,
+                    FrameRead::Missing => {
+                        wet = [0.0; MAX_CHANNELS];
+                        missed += 1;
+                        false
+                    }
+                },
+            };
+            let fade = self.fade.next(towards_wet);
+            let MixGain { mix, gain } = mix_gain();
+            for channel in 0..self.channels {
+                let processed = fade.wet * wet[channel] + fade.dry * dry[channel];
+                channels[channel][offset + frame] =
+                    gain * (mix * processed + (1.0 - mix) * dry[channel]);
+            }
+        }
+        if missed > 0 {
+            self.stats.late_blocks.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .missed_frames
+                .fetch_add(missed, Ordering::Relaxed);
+        }
+        self.next_index += len as u64;
+    }
+
+    /// Offline only: waits until the worker has consumed the input up to `index`.
+    fn wait_for_worker(&self, index: u64) {
+        let deadline = Instant::now() + OFFLINE_WAIT_LIMIT;
+        let mut polls = 0u32;
+        while self.stats.worker_progress.load(Ordering::Acquire) < index
+            && Instant::now() < deadline
+        {
+            self.worker_thread.unpark();
+            // Yield first (the worker usually needs microseconds), then back off.
+            if polls < 1000 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            polls += 1;
+        }
+    }
+}
+
+/// The worker's half: reads input chunks, assembles hops, runs the processor, writes hops out.
+pub struct AudioWorker<P: HopProcessor> {
+    input: StreamReader,
+    output: StreamWriter,
+    hops: HopAssembler<P>,
+    stats: Arc<EngineStats>,
+    hop_duration: Duration,
+}
+
+impl<P: HopProcessor> Worker for AudioWorker<P> {
+    type Command = AudioCommand;
+
+    fn handle(&mut self, command: AudioCommand) {
+        match command {
+            AudioCommand::Reset => self.hops.restart(self.hops.expected),
+        }
+    }
+
+    fn poll(&mut self) -> bool {
+        let Self {
+            input,
+            output,
+            hops,
+            stats,
+            hop_duration,
+        } = self;
+        let mut worked = false;
+        while input.read_chunk(|start, first, second| {
+            if start != hops.expected {
+                hops.restart(start);
+            }
+            for frame in first
+                .chunks_exact(hops.channels)
+                .chain(second.chunks_exact(hops.channels))
+            {
+                hops.push_frame(frame, output, stats, *hop_duration);
+            }
+            stats
+                .worker_progress
+                .store(hops.expected, Ordering::Release);
+        }) {
+            worked = true;
+        }
+        worked
+    }
+}
+
+/// Collects input frames into hops and writes each processed hop to the output stream.
+struct HopAssembler<P: HopProcessor> {
+    processor: P,
+    channels: usize,
+    input: Vec<Vec<f32>>,
+    output: Vec<Vec<f32>>,
+    /// Frames in the hop being filled.
+    filled: usize,
+    /// Stream index of the hop being filled (its output gets the same index).
+    hop_start: u64,
+    /// Stream index of the next input frame expected; anything else is a discontinuity.
+    expected: u64,
+}
+
+impl<P: HopProcessor> HopAssembler<P> {
+    fn new(processor: P, channels: usize) -> Self {
+        let hop = processor.hop_size();
+        Self {
+            processor,
+            channels,
+            input: vec![vec![0.0; hop]; channels],
+            output: vec![vec![0.0; hop]; channels],
+            filled: 0,
+            hop_start: 0,
+            expected: 0,
+        }
+    }
+
+    fn restart(&mut self, start: u64) {
+        self.processor.reset();
+        self.filled = 0;
+        self.hop_start = start;
+        self.expected = start;
+    }
+
+    fn push_frame(
+        &mut self,
+        frame: &[f32],
+        output: &mut StreamWriter,
+        stats: &EngineStats,
+        hop_duration: Duration,
+    ) {
+        for (channel, sample) in frame.iter().enumerate() {
+            self.input[channel][self.filled] = *sample;
+        }
+        self.filled += 1;
+        self.expected += 1;
+        let hop = self.input[0].len();
+        if self.filled < hop {
+            return;
+        }
+        let started = Instant::now();
+        self.processor.process_hop(&self.input, &mut self.output);
+        stats.worker_load.store(
+            started.elapsed().as_secs_f32() / hop_duration.as_secs_f32(),
+            Ordering::Relaxed,
+        );
+        stats.hops_processed.fetch_add(1, Ordering::Relaxed);
+        let hop_output = &self.output;
+        if !output.write(self.hop_start, hop, |channel, frame| {
+            hop_output[channel][frame]
+        }) {
+            stats.output_overflows.fetch_add(1, Ordering::Relaxed);
+        }
+        self.hop_start += hop as u64;
+        self.filled = 0;
+    }
+}

@@ -1,0 +1,5 @@
+//! Continuo Phrase's musical side: capturing what is played on the track, in host beats.
+//! (Generation arrives with the continuation model.)
+
+pub mod capture;
+pub mod history;

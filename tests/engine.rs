@@ -1,0 +1,267 @@
+//! The Style engine end to end: exact identity through worker + rings at every block size,
+//! sample rate and channel count, the reported latency proven by an impulse, and the
+//! late-worker fallback.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use continuo::engine::audio::{self, EngineConfig, HopProcessor, MixGain, Timing};
+use continuo::engine::offline;
+use continuo::style::StftResynthesis;
+
+const WET: MixGain = MixGain {
+    mix: 1.0,
+    gain: 1.0,
+};
+
+fn test_signal(frames: usize, channel: usize, sample_rate: f32) -> Vec<f32> {
+    // Two partials plus a deterministic pseudo-noise component, different per channel.
+    let mut state = 0x1234_5678u32 ^ (channel as u32 * 0x9e37_79b9);
+    (0..frames)
+        .map(|n| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let noise = (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+            let t = n as f32 / sample_rate;
+            0.4 * (std::f32::consts::TAU * 220.0 * (channel + 1) as f32 * t).sin()
+                + 0.2 * (std::f32::consts::TAU * 3_150.0 * t).sin()
+                + 0.1 * noise
+        })
+        .collect()
+}
+
+/// Runs `input` through a fresh STFT engine in blocks, without latency compensation.
+fn run_raw(sample_rate: f32, block: usize, input: &[Vec<f32>]) -> (Vec<Vec<f32>>, usize) {
+    let config = EngineConfig {
+        sample_rate,
+        channels: input.len(),
+        max_block_size: block,
+    };
+    let (mut engine, _worker) =
+        audio::start(config, StftResynthesis::new(sample_rate, input.len())).expect("worker");
+    let mut output = input.to_vec();
+    let frames = output[0].len();
+    let mut offset = 0;
+    while offset < frames {
+        let len = block.min(frames - offset);
+        let mut slices: Vec<&mut [f32]> = output
+            .iter_mut()
+            .map(|c| &mut c[offset..offset + len])
+            .collect();
+        engine.process(&mut slices, Timing::Offline, || WET);
+        offset += len;
+    }
+    assert_eq!(
+        engine.stats().late_blocks.load(Ordering::Relaxed),
+        0,
+        "offline mode never misses"
+    );
+    (output, engine.latency_samples())
+}
+
+#[test]
+fn identity_is_exact_at_reported_latency_for_every_block_size_rate_and_layout() {
+    for sample_rate in [44_100.0, 48_000.0, 96_000.0] {
+        for block in [1, 7, 64, 512, 4096] {
+            for channels in [1, 2] {
+                // Long enough to cover the latency plus a good stretch of signal; shorter for
+                // block size 1, where each block waits for the worker.
+                let signal_frames = if block == 1 { 3_000 } else { 12_000 };
+                let frames = 4 * 4096 + 4096 + signal_frames;
+                let input: Vec<Vec<f32>> = (0..channels)
+                    .map(|c| test_signal(frames, c, sample_rate))
+                    .collect();
+                let (output, latency) = run_raw(sample_rate, block, &input);
+                assert!(
+                    latency < frames - signal_frames,
+                    "test signal too short for latency {latency}"
+                );
+                let mut max_error = 0.0f32;
+                for (out, inp) in output.iter().zip(&input) {
+                    assert!(
+                        out[..latency].iter().all(|s| s.abs() <= 1e-5),
+                        "output before latency must be silent"
+                    );
+                    for n in latency..frames {
+                        max_error = max_error.max((out[n] - inp[n - latency]).abs());
+                    }
+                }
+                assert!(
+                    max_error <= 1e-5,
+                    "{sample_rate} Hz, block {block}, {channels} ch: max error {max_error} at latency {latency}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn impulse_lands_exactly_at_reported_latency() {
+    for (sample_rate, block) in [(44_100.0, 64), (48_000.0, 512), (96_000.0, 7)] {
+        let frames = 20_000;
+        let mut impulse = vec![0.0f32; frames];
+        impulse[123] = 1.0;
+        let (output, latency) = run_raw(sample_rate, block, &[impulse]);
+        let peak = output[0]
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+            .map(|(index, _)| index)
+            .expect("non-empty");
+        assert_eq!(peak, 123 + latency, "{sample_rate} Hz block {block}");
+        assert!((output[0][peak] - 1.0).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn offline_render_compensates_latency() {
+    let sample_rate = 48_000.0;
+    let input = vec![
+        test_signal(10_000, 0, sample_rate),
+        test_signal(10_000, 1, sample_rate),
+    ];
+    let config = EngineConfig {
+        sample_rate,
+        channels: 2,
+        max_block_size: 256,
+    };
+    let (mut engine, _worker) =
+        audio::start(config, StftResynthesis::new(sample_rate, 2)).expect("worker");
+    let output = offline::render(&mut engine, &input, 256, WET);
+    assert_eq!(output[0].len(), input[0].len());
+    for (out, inp) in output.iter().zip(&input) {
+        let max_error = out
+            .iter()
+            .zip(inp)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(max_error <= 1e-5, "max error {max_error}");
+    }
+}
+
+/// Halves its input, latency 0; stalls while `stall` is set.
+struct StallingHalver {
+    stall: Arc<AtomicBool>,
+}
+
+impl HopProcessor for StallingHalver {
+    fn hop_size(&self) -> usize {
+        64
+    }
+    fn latency_samples(&self) -> usize {
+        0
+    }
+    fn process_hop(&mut self, input: &[Vec<f32>], output: &mut [Vec<f32>]) {
+        while self.stall.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for (out, inp) in output.iter_mut().zip(input) {
+            for (o, i) in out.iter_mut().zip(inp) {
+                *o = 0.5 * i;
+            }
+        }
+    }
+    fn reset(&mut self) {}
+}
+
+#[test]
+fn late_worker_falls_back_to_dry_smoothly_and_recovers() {
+    let sample_rate = 48_000.0;
+    let block = 128;
+    let stall = Arc::new(AtomicBool::new(false));
+    let config = EngineConfig {
+        sample_rate,
+        channels: 1,
+        max_block_size: block,
+    };
+    let (mut engine, _worker) = audio::start(
+        config,
+        StallingHalver {
+            stall: stall.clone(),
+        },
+    )
+    .expect("worker");
+    let latency = engine.latency_samples();
+    let fade = engine.latency().fade;
+    let frames = 300 * block;
+    let input: Vec<f32> = (0..frames)
+        .map(|n| 0.5 * (std::f32::consts::TAU * 220.0 * n as f32 / sample_rate).sin())
+        .collect();
+    let mut output = input.clone();
+    for (index, chunk) in output.chunks_mut(block).enumerate() {
+        let timing = match index {
+            100 => {
+                stall.store(true, Ordering::Relaxed);
+                Timing::Realtime
+            }
+            101..=199 => Timing::Realtime,
+            200 => {
+                stall.store(false, Ordering::Relaxed);
+                Timing::Offline
+            }
+            _ => Timing::Offline,
+        };
+        engine.process(&mut [chunk], timing, || WET);
+    }
+    let stats = engine.stats();
+    let late_blocks = stats.late_blocks.load(Ordering::Relaxed);
+    assert!(
+        late_blocks > 10,
+        "the stalled worker must show as late blocks, got {late_blocks}"
+    );
+
+    let dry = |n: usize| input[n - latency];
+    let max_deviation = |range: std::ops::Range<usize>, expected: &dyn Fn(usize) -> f32| {
+        range
+            .map(|n| (output[n] - expected(n)).abs())
+            .fold(0.0f32, f32::max)
+    };
+    // Before the stall: wet (half the input).
+    assert!(max_deviation(latency + fade..100 * block, &|n| 0.5 * dry(n)) < 1e-6);
+    // Deep in the stall: the dry signal, exactly.
+    assert!(
+        max_deviation(160 * block..200 * block, &|n| dry(n)) < 1e-6,
+        "stalled worker → dry"
+    );
+    // Well after the stall: wet again.
+    assert!(
+        max_deviation(260 * block..frames, &|n| 0.5 * dry(n)) < 1e-6,
+        "wet returns after the stall"
+    );
+
+    // No discontinuity: the largest sample-to-sample step stays within twice what the sine
+    // itself has (2π·220/48000·0.5 ≈ 0.0144); a hard switch between 0.5x and x would jump
+    // up to 0.25.
+    let natural_step = std::f32::consts::TAU * 220.0 / sample_rate * 0.5;
+    let max_step = output
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        max_step <= 2.0 * natural_step,
+        "max step {max_step} vs natural {natural_step}"
+    );
+}
+
+#[test]
+fn non_finite_input_is_silenced_and_counted() {
+    let sample_rate = 48_000.0;
+    let config = EngineConfig {
+        sample_rate,
+        channels: 1,
+        max_block_size: 64,
+    };
+    let (mut engine, _worker) =
+        audio::start(config, StftResynthesis::new(sample_rate, 1)).expect("worker");
+    let mut input = test_signal(8_000, 0, sample_rate);
+    input[100] = f32::NAN;
+    input[200] = f32::INFINITY;
+    input[300] = f32::NEG_INFINITY;
+    let output = offline::render(&mut engine, &[input], 64, WET);
+    assert!(output[0].iter().all(|s| s.is_finite()));
+    assert!(
+        output[0][100].abs() < 1e-5,
+        "the NaN sample comes out as silence"
+    );
+    assert_eq!(engine.stats().non_finite_inputs.load(Ordering::Relaxed), 3);
+}
