@@ -1,5 +1,25 @@
-//! Continuo
+//! # Continuo
+//!
+//! Two plugins (CLAP + VST3) and a CLI on one engine:
+//! - **Continuo Style** restyles live audio with a neural timbre model.
+//! - **Continuo Phrase** writes MIDI continuations of what is played on its track.
+//!
+//! Layers, each using only the ones above it:
+//! 1. [`dsp`]: pure signal processing (STFT, …) shared by trainer, plugins and CLI.
+//! 2. [`engine`]: the real-time engine: rings, worker threads, crossfades, latency.
+//! 3. [`style`], [`phrase`]: what each product does, run by the engine.
+//! 4. [`wav`]: audio files for the CLI and trainer.
+//! 5. [`plugin`]: nice-plug glue only.
+
 pub mod dsp;
 pub mod engine;
 pub mod phrase;
+pub mod plugin;
 pub mod style;
+pub mod wav;
+
+pub use plugin::phrase::ContinuoPhrase;
+pub use plugin::style::ContinuoStyle;
+
+nice_plug::nice_export_clap!(ContinuoStyle, ContinuoPhrase);
+nice_plug::nice_export_vst3!(ContinuoStyle, ContinuoPhrase);

@@ -23,7 +23,7 @@ pub struct PhraseShared {
     pub history_beats: AtomicF64,
     /// Finished notes in the history.
     pub notes_recorded: AtomicU64,
-    /// Events lost because the ring was full.
+    /// Events lost because a queue (the capture ring or the host's output) was full.
     pub events_dropped: AtomicU64,
     /// Beat position of the latest captured event.
     pub last_event_beat: AtomicF64,
