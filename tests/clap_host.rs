@@ -49,13 +49,13 @@ fn instance(entry: &PluginEntry, id: &CStr) -> PluginInstance<()> {
 
 /// Parameter id by display name, through the params extension.
 fn param_id(plugin: &mut PluginInstance<()>, name: &str) -> ClapId {
-    let mut handle = plugin.plugin_handle();
+    let handle = plugin.plugin_handle();
     let params: PluginParams = handle.get_extension().expect("params extension");
     let mut buffer = ParamInfoBuffer::new();
-    (0..params.count(&mut handle))
+    (0..params.count(&handle))
         .filter_map(|index| {
             params
-                .get_info(&mut handle, index, &mut buffer)
+                .get_info(&handle, index, &mut buffer)
                 .map(|info| (info.id, info.name.to_vec()))
         })
         .find(|(_, param_name)| param_name.as_slice() == name.as_bytes())
@@ -196,10 +196,7 @@ fn style_processes_audio_and_follows_parameters_at_many_block_sizes() {
                 output[n]
             );
         }
-        assert!(
-            output[settle..].iter().any(|&s| s == 1.0),
-            "the impulses came through"
-        );
+        assert!(output[settle..].contains(&1.0), "the impulses came through");
     }
 }
 

@@ -38,7 +38,7 @@ impl StftConfig {
                 self.window_size, self.hop_size
             ));
         }
-        if self.window_size % self.hop_size != 0 || self.window_size / self.hop_size < 4 {
+        if !self.window_size.is_multiple_of(self.hop_size) || self.window_size / self.hop_size < 4 {
             return Err(format!(
                 "STFT hop {} must divide window {} at least 4 times",
                 self.hop_size, self.window_size

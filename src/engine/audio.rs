@@ -158,6 +158,7 @@ pub fn start<P: HopProcessor>(
         fade: Crossfade::new(latency.fade),
         latency,
         next_index: 0,
+        stream_start: 0,
         stats,
         worker_thread: handle.unparker(),
     };
@@ -183,6 +184,9 @@ pub struct AudioEngine {
     latency: Latency,
     /// Stream index of the next input frame.
     next_index: u64,
+    /// Index where the current stream began (0, or where `reset` restarted it): no wet audio
+    /// is due before `stream_start + worker_slack`.
+    stream_start: u64,
     stats: Arc<EngineStats>,
     /// Only touched in offline mode, to wake the worker instead of waiting for its poll.
     worker_thread: Thread,
@@ -215,6 +219,7 @@ impl AudioEngine {
         self.dry_delay.reset();
         // Jump past anything still in flight so no stale wet audio is played.
         self.next_index += (self.latency.total() + self.max_block_size) as u64;
+        self.stream_start = self.next_index;
         self.fade.set(true);
     }
 
@@ -285,6 +290,7 @@ impl AudioEngine {
         }
 
         let slack = self.latency.worker_slack() as u64;
+        let first_wet_index = self.stream_start + slack;
         let reserve = self.latency.fade;
         let mut missed = 0u64;
         let mut wet = [0.0f32; MAX_CHANNELS];
@@ -296,23 +302,21 @@ impl AudioEngine {
             }
             self.dry_delay.process_frame(&mut dry[..self.channels]);
 
-            // Before the stream has run for `slack` samples there is no wet audio to expect.
-            let towards_wet = match index.checked_sub(slack) {
-                None => {
-                    wet = [0.0; MAX_CHANNELS];
-                    true
-                }
-                Some(wet_index) => match self
-                    .from_worker
-                    .read_frame_at(wet_index, &mut wet[..self.channels])
-                {
+            // Before the stream has run for `slack` samples there is no wet audio to expect
+            // (the wet output of a fresh stream starts silent, like the delayed dry path).
+            let towards_wet = if index < first_wet_index {
+                wet = [0.0; MAX_CHANNELS];
+                true
+            } else {
+                let wet_frame = &mut wet[..self.channels];
+                match self.from_worker.read_frame_at(index - slack, wet_frame) {
                     FrameRead::Ready => self.from_worker.frames_buffered() >= reserve,
                     FrameRead::Missing => {
                         wet = [0.0; MAX_CHANNELS];
                         missed += 1;
                         false
                     }
-                },
+                }
             };
             let fade = self.fade.next(towards_wet);
             let MixGain { mix, gain } = mix_gain();

@@ -14,6 +14,16 @@ pub struct FadeGains {
 /// A click-free switch between wet and dry: each sample moves one step towards the requested
 /// side along an equal-power (sin/cos) curve, so a full fade takes `length` samples.
 /// Equal power keeps loudness steady for the uncorrelated signals a timbre model produces.
+///
+/// # Examples
+/// ```
+/// use continuo::engine::crossfade::Crossfade;
+///
+/// let mut fade = Crossfade::new(4); // starts fully wet
+/// let gains: Vec<f32> = (0..4).map(|_| fade.next(false).wet).collect();
+/// assert_eq!(gains.last(), Some(&0.0)); // fully dry after 4 samples
+/// assert!(gains.windows(2).all(|pair| pair[1] < pair[0]));
+/// ```
 pub struct Crossfade {
     /// `(wet, dry)` gains for every position, computed once so `next` does no trigonometry.
     table: Vec<(f32, f32)>,

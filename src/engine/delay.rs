@@ -3,6 +3,15 @@
 use super::stream::MAX_CHANNELS;
 
 /// Delays every channel by the same whole number of samples. Allocated once in `new`.
+///
+/// # Examples
+/// ```
+/// use continuo::engine::delay::DelayLine;
+///
+/// let mut delay = DelayLine::new(1, 2);
+/// let out: Vec<f32> = [1.0, 2.0, 3.0].iter().map(|&x| { let mut f = [x]; delay.process_frame(&mut f); f[0] }).collect();
+/// assert_eq!(out, [0.0, 0.0, 1.0]);
+/// ```
 pub struct DelayLine {
     /// One ring of `delay` samples per channel.
     buffers: Vec<Vec<f32>>,

@@ -32,11 +32,14 @@ pub struct NoteInput {
     pub velocity: f32,
 }
 
+/// Start beat and velocity of a held note, indexed `[channel][pitch]`.
+type HeldNotes = [[Option<(f64, f32)>; 128]; 16];
+
 /// Notes from the last `length_beats` beats, plus the ones still held.
 pub struct PhraseHistory {
     notes: VecDeque<RecordedNote>,
     /// Start beat and velocity of every held note, by channel and pitch.
-    held: Box<[[Option<(f64, f32)>; 128]; 16]>,
+    held: Box<HeldNotes>,
     length_beats: f64,
     latest_beat: f64,
 }

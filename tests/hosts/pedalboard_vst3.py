@@ -10,11 +10,15 @@ import pedalboard
 
 bundle = sys.argv[1]
 failures = []
+passed = 0
 
 
 def check(condition, message):
+    global passed
     print(("ok   " if condition else "FAIL ") + message)
-    if not condition:
+    if condition:
+        passed += 1
+    else:
         failures.append(message)
 
 
@@ -60,5 +64,5 @@ check(error < 0.3, f"Mix 100%, −6 dB: resynthesis aligned (lag {lag}), max err
 phrase = pedalboard.load_plugin(bundle, plugin_name="Continuo Phrase")
 check({"thru", "history_bars"} <= set(phrase.parameters), f"Phrase parameters: {sorted(phrase.parameters)}")
 
-print(f"{len(failures)} failed" if failures else "VST3 host check passed")
+print(f"vst3: {passed} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
