@@ -13,6 +13,7 @@
 
 pub mod dsp;
 pub mod engine;
+pub mod model;
 pub mod phrase;
 pub mod plugin;
 pub mod style;

@@ -5,88 +5,17 @@
 //! `.ci/run` builds the bundle in debug with `assert_process_allocs`, so any allocation inside
 //! either plugin's `process()` aborts this test process.
 
-use std::ffi::CStr;
-use std::path::PathBuf;
-
 use clack_extensions::latency::PluginLatency;
-use clack_extensions::params::{ParamInfoBuffer, PluginParams};
-use clack_host::events::event_types::{
-    NoteOffEvent, NoteOnEvent, ParamValueEvent, TransportEvent, TransportFlags,
-};
-use clack_host::events::{EventFlags, EventHeader, Match};
+use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent};
+use clack_host::events::Match;
 use clack_host::prelude::*;
-use clack_host::utils::{BeatTime, SecondsTime};
 
-const STYLE_ID: &CStr = c"org.continuo.style";
-const PHRASE_ID: &CStr = c"org.continuo.phrase";
-
-fn bundle() -> PluginEntry {
-    let path = std::env::var_os("CONTINUO_CLAP_BUNDLE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bundled/Continuo.clap")
-        });
-    assert!(
-        path.exists(),
-        "{} not found: build it first with `cargo xtask bundle continuo --features assert_process_allocs` (or run .ci/run)",
-        path.display()
-    );
-    // SAFETY: loading a CLAP bundle runs its initialisation code; this is our own plugin.
-    unsafe { PluginEntry::load(&path) }
-        .unwrap_or_else(|error| panic!("{}: cannot load: {error}", path.display()))
-}
-
-fn instance(entry: &PluginEntry, id: &CStr) -> PluginInstance<()> {
-    let host = HostInfo::new(
-        "continuo-test-host",
-        "Continuo",
-        "https://example.invalid",
-        "0.1",
-    )
-    .expect("host info");
-    PluginInstance::<()>::new(|_| (), |_| (), entry, id, &host).expect("instantiate")
-}
-
-/// Parameter id by display name, through the params extension.
-fn param_id(plugin: &mut PluginInstance<()>, name: &str) -> ClapId {
-    let handle = plugin.plugin_handle();
-    let params: PluginParams = handle.get_extension().expect("params extension");
-    let mut buffer = ParamInfoBuffer::new();
-    (0..params.count(&handle))
-        .filter_map(|index| {
-            params
-                .get_info(&handle, index, &mut buffer)
-                .map(|info| (info.id, info.name.to_vec()))
-        })
-        .find(|(_, param_name)| param_name.as_slice() == name.as_bytes())
-        .map(|(id, _)| id)
-        .unwrap_or_else(|| panic!("no parameter named {name}"))
-}
-
-fn transport(tempo: f64, beat: f64) -> TransportEvent {
-    TransportEvent {
-        header: EventHeader::new_core(0, EventFlags::empty()),
-        flags: TransportFlags::HAS_TEMPO
-            | TransportFlags::HAS_BEATS_TIMELINE
-            | TransportFlags::IS_PLAYING,
-        song_pos_beats: BeatTime::from_float(beat),
-        song_pos_seconds: SecondsTime::from_float(0.0),
-        tempo,
-        tempo_inc: 0.0,
-        loop_start_beats: BeatTime::from_float(0.0),
-        loop_end_beats: BeatTime::from_float(0.0),
-        loop_start_seconds: SecondsTime::from_float(0.0),
-        loop_end_seconds: SecondsTime::from_float(0.0),
-        bar_start: BeatTime::from_float(0.0),
-        bar_number: 0,
-        time_signature_numerator: 4,
-        time_signature_denominator: 4,
-    }
-}
+mod clap_support;
+use clap_support::*;
 
 #[test]
 fn bundle_lists_both_plugins() {
-    let entry = bundle();
+    let entry = load_bundle(&built_bundle());
     let factory = entry.get_plugin_factory().expect("plugin factory");
     let ids: Vec<String> = factory
         .plugin_descriptors()
@@ -98,7 +27,7 @@ fn bundle_lists_both_plugins() {
 
 #[test]
 fn style_processes_audio_and_follows_parameters_at_many_block_sizes() {
-    let entry = bundle();
+    let entry = load_bundle(&built_bundle());
     for (sample_rate, max_block) in [(44_100.0, 64u32), (48_000.0, 512), (96_000.0, 4096)] {
         let mut plugin = instance(&entry, STYLE_ID);
         let mix = param_id(&mut plugin, "Mix");
@@ -202,7 +131,7 @@ fn style_processes_audio_and_follows_parameters_at_many_block_sizes() {
 
 #[test]
 fn phrase_passes_notes_through_and_obeys_thru() {
-    let entry = bundle();
+    let entry = load_bundle(&built_bundle());
     let mut plugin = instance(&entry, PHRASE_ID);
     let thru = param_id(&mut plugin, "Thru");
     let config = PluginAudioConfiguration {

@@ -137,6 +137,7 @@ impl Plugin for ContinuoStyle {
             _worker: worker,
             timing,
         });
+        log_model_runtime();
         true
     }
 
@@ -173,6 +174,22 @@ impl Plugin for ContinuoStyle {
 
     fn deactivate(&mut self) {
         self.running = None;
+    }
+}
+
+/// Finds the model runtime (ONNX Runtime beside the plugin, else tract) on a short-lived
+/// thread, so activation stays quick, and logs which one models will run on.
+fn log_model_runtime() {
+    let probe = || {
+        let backend = crate::model::describe_auto_backend(&crate::model::RuntimeSearch::default());
+        nice_log!("Continuo Style: models run on {backend}");
+    };
+    if std::thread::Builder::new()
+        .name("continuo-runtime-probe".into())
+        .spawn(probe)
+        .is_err()
+    {
+        nice_log!("Continuo Style: could not start the model runtime probe");
     }
 }
 

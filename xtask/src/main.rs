@@ -3,7 +3,10 @@
 //! - `cargo xtask demo`: release bundles + the CLI run on a generated example WAV.
 //! - `cargo xtask test`: the whole test suite (debug bundle with allocation checks, cargo
 //!   tests, the VST3 check in a real host). `.ci/run` calls this.
-//! - anything else (`bundle …`): nice-plug's xtask.
+//! - `cargo xtask bundle continuo [--release]`: nice-plug's bundler, then the ONNX Runtime
+//!   library (from the `onnxruntime` PyPI wheel) and `models/` are placed beside the plugin
+//!   in both bundles (`Continuo.vst3/Contents/…`, `Continuo-data/` next to `Continuo.clap`).
+//! - anything else: nice-plug's xtask.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,8 +22,77 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("demo") => demo(),
+        Some("bundle") => {
+            let root = workspace_root()?;
+            nice_plug_bundle(args)?;
+            install_sidecars(&root)
+        }
         _ => nice_plug_xtask::main().map_err(|error| anyhow::anyhow!("{error}")),
     }
+}
+
+/// Pinned to what `ort` 2.0.0-rc.15 (API 24) expects.
+const ORT_VERSION: &str = "1.31.1";
+
+/// Fetches the ONNX Runtime library (once) into `target/onnxruntime`; returns the library path.
+fn fetch_onnxruntime(root: &Path) -> Result<PathBuf> {
+    let dir = root.join("target/onnxruntime");
+    let library = dir.join(format!("libonnxruntime.so.{ORT_VERSION}"));
+    if !library.exists() {
+        run(Command::new("bash")
+            .arg(root.join("xtask/fetch-ort.sh"))
+            .arg(&dir)
+            .env("ORT_VERSION", ORT_VERSION))
+        .context("fetching ONNX Runtime from PyPI (needs python3 with pip)")?;
+    }
+    Ok(library)
+}
+
+/// Copies the runtime library (with its licence files) and the models beside the plugin in
+/// both bundles, where the plugin looks for them.
+fn install_sidecars(root: &Path) -> Result<()> {
+    let library = fetch_onnxruntime(root)?;
+    let runtime_dir = library.parent().context("runtime directory")?;
+    let bundled = root.join("target/bundled");
+    let clap_data = bundled.join("Continuo-data");
+    let vst3_contents = bundled.join("Continuo.vst3/Contents");
+    let vst3_binaries = vst3_contents.join("x86_64-linux");
+    let vst3_resources = vst3_contents.join("Resources");
+    for dir in [&clap_data, &vst3_resources] {
+        // Start clean so models deleted from models/ disappear from the bundle too.
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(dir.join("models"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        for licence in ["LICENSE-onnxruntime", "ThirdPartyNotices-onnxruntime.txt"] {
+            copy(&runtime_dir.join(licence), &dir.join(licence))?;
+        }
+        for entry in std::fs::read_dir(root.join("models")).context("reading models/")? {
+            let path = entry.context("reading models/")?.path();
+            if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("json" | "onnx")
+            ) {
+                copy(
+                    &path,
+                    &dir.join("models")
+                        .join(path.file_name().context("file name")?),
+                )?;
+            }
+        }
+    }
+    let library_name = library.file_name().context("library name")?;
+    copy(&library, &clap_data.join(library_name))?;
+    copy(&library, &vst3_binaries.join(library_name))?;
+    println!("Added ONNX Runtime {ORT_VERSION} and models/ to both bundles");
+    Ok(())
+}
+
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    Ok(())
 }
 
 fn workspace_root() -> Result<PathBuf> {
@@ -28,11 +100,19 @@ fn workspace_root() -> Result<PathBuf> {
     std::env::current_dir().context("current directory")
 }
 
-fn bundle(extra: &[&str]) -> Result<()> {
-    let args = ["bundle", PACKAGE]
-        .iter()
-        .chain(extra)
-        .map(|s| s.to_string());
+/// `cargo xtask bundle continuo EXTRA…` including the runtime and models.
+fn bundle(root: &Path, extra: &[&str]) -> Result<()> {
+    nice_plug_bundle(
+        ["bundle", PACKAGE]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect(),
+    )?;
+    install_sidecars(root)
+}
+
+fn nice_plug_bundle(args: Vec<String>) -> Result<()> {
     nice_plug_xtask::main_with_args("cargo xtask", args)
         .map_err(|error| anyhow::anyhow!("bundling failed: {error}"))
 }
@@ -50,8 +130,11 @@ fn run(command: &mut Command) -> Result<()> {
 
 fn test() -> Result<()> {
     let root = workspace_root()?;
-    bundle(&["--features", TEST_FEATURES])?;
-    run(Command::new(env!("CARGO")).args(["test", "--features", TEST_FEATURES]))?;
+    bundle(&root, &["--features", TEST_FEATURES])?;
+    let library = fetch_onnxruntime(&root)?;
+    run(Command::new(env!("CARGO"))
+        .args(["test", "--features", TEST_FEATURES])
+        .env("ORT_DYLIB_PATH", library))?;
     vst3_host_check(&root)
 }
 
@@ -78,7 +161,7 @@ fn vst3_host_check(root: &Path) -> Result<()> {
 
 fn demo() -> Result<()> {
     let root = workspace_root()?;
-    bundle(&["--release"])?;
+    bundle(&root, &["--release"])?;
     let demo_dir = root.join("target/demo");
     std::fs::create_dir_all(&demo_dir).context("creating target/demo")?;
     let input = demo_dir.join("example.wav");

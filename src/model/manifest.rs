@@ -1,0 +1,492 @@
+//! The model manifest: `models/<name>.json`, the contract between the trainer, which writes
+//! it next to `models/<name>.onnx`, and the plugins/CLI, which refuse a model that breaks it.
+//!
+//! Reading goes through raw JSON first so that the contract version can be checked (and older
+//! versions migrated) before the typed parse, which would otherwise fail on renamed fields
+//! with a confusing "missing field" message.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::error::{ModelError, Result};
+use super::tensor::Dtype;
+
+/// Contract version written by this build. Bump it when the manifest or the model I/O
+/// contract changes incompatibly, and add a step to [`migrate`].
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// Oldest contract version [`migrate`] can bring up to [`CONTRACT_VERSION`].
+pub const MIN_CONTRACT_VERSION: u32 = 1;
+
+/// What a model does, which decides who may load it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Frame-wise features (f0, loudness, …) → synthesis controls (Continuo Style).
+    Timbre,
+    /// Token history → next-token logits (Continuo Phrase).
+    Continuation,
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ModelKind::Timbre => "timbre",
+            ModelKind::Continuation => "continuation",
+        })
+    }
+}
+
+/// One tensor dimension: a fixed size, or a symbolic name (`"T"`, `"batch"`) whose size is
+/// chosen at run time. In JSON: a number or a string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Dim {
+    /// Fixed size.
+    Fixed(usize),
+    /// Size chosen per call, named as in the ONNX file's `dim_param`.
+    Symbolic(String),
+}
+
+impl Dim {
+    /// The fixed size, if any.
+    pub fn fixed(&self) -> Option<usize> {
+        match self {
+            Dim::Fixed(n) => Some(*n),
+            Dim::Symbolic(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Symbolic(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+impl From<usize> for Dim {
+    fn from(n: usize) -> Self {
+        Dim::Fixed(n)
+    }
+}
+
+impl From<&str> for Dim {
+    fn from(s: &str) -> Self {
+        Dim::Symbolic(s.to_owned())
+    }
+}
+
+/// Name, element type and shape of one model input or output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorSpec {
+    /// Name in the ONNX graph.
+    pub name: String,
+    /// Element type.
+    pub dtype: Dtype,
+    /// Shape; symbolic dims are sized at run time.
+    pub shape: Vec<Dim>,
+}
+
+impl TensorSpec {
+    /// Convenience constructor.
+    pub fn new(name: &str, dtype: Dtype, shape: impl IntoIterator<Item = Dim>) -> Self {
+        TensorSpec {
+            name: name.to_owned(),
+            dtype,
+            shape: shape.into_iter().collect(),
+        }
+    }
+
+    /// Shape with every symbolic dim replaced by `symbolic` (warm-up uses 1).
+    pub fn concrete_shape(&self, symbolic: usize) -> Vec<usize> {
+        self.shape
+            .iter()
+            .map(|d| d.fixed().unwrap_or(symbolic))
+            .collect()
+    }
+}
+
+impl fmt::Display for TensorSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}[", self.name, self.dtype)?;
+        for (i, d) in self.shape.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// Feature-extraction settings the model was trained with; the plugin must analyse audio with
+/// exactly these or the model sees out-of-distribution input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureConfig {
+    /// Lowest f0 the pitch tracker searches, Hz.
+    pub f0_min_hz: f32,
+    /// Highest f0 the pitch tracker searches, Hz.
+    pub f0_max_hz: f32,
+    /// Loudness mapped to 0.0 by the normalisation, dB.
+    pub loudness_min_db: f32,
+    /// Loudness mapped to 1.0 by the normalisation, dB.
+    pub loudness_max_db: f32,
+}
+
+/// Token vocabulary a continuation model was trained on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VocabularyInfo {
+    /// Tokenizer vocabulary version string (must equal the library tokenizer's).
+    pub version: String,
+    /// Number of tokens (the logits width).
+    pub size: u32,
+}
+
+/// The model manifest (`models/<name>.json`). See the crate's design notes, "The model contract".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Contract version this manifest follows ([`CONTRACT_VERSION`] when written by this build).
+    pub contract_version: u32,
+    /// Display name.
+    pub name: String,
+    /// What the model does.
+    pub kind: ModelKind,
+    /// Audio sample rate the features were computed at, Hz (timbre models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u32>,
+    /// Analysis hop, samples (timbre models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hop_size: Option<u32>,
+    /// Model frame rate, Hz (timbre models; sample_rate / hop_size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_rate_hz: Option<f32>,
+    /// Feature-extraction settings (timbre models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<FeatureConfig>,
+    /// Token vocabulary (continuation models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocabulary: Option<VocabularyInfo>,
+    /// ONNX file name relative to the manifest's directory; default `<manifest stem>.onnx`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onnx_file: Option<String>,
+    /// Model inputs, in the ONNX graph's order.
+    pub inputs: Vec<TensorSpec>,
+    /// Model outputs, in the ONNX graph's order.
+    pub outputs: Vec<TensorSpec>,
+    /// Latency the model itself adds (look-ahead), samples; added to the analysis latency.
+    pub latency_samples: u32,
+    /// Number of trained parameters (for display and sanity checks).
+    pub parameter_count: u64,
+    /// Free-form training-data summary written by the trainer (corpus, split, seed, steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<serde_json::Value>,
+    /// Evaluation metrics by name (e.g. `"perplexity"`, `"spectral_distance"`).
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
+    /// Lower-case hex sha256 of the ONNX file.
+    pub onnx_sha256: String,
+}
+
+impl Manifest {
+    /// Reads, version-checks, migrates and parses a manifest file.
+    ///
+    /// # Errors
+    /// [`ModelError::ManifestMissing`], [`ModelError::Io`], [`ModelError::ManifestParse`],
+    /// [`ModelError::UnsupportedContractVersion`] or [`ModelError::ManifestInvalid`], each naming
+    /// `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Manifest> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ModelError::from_manifest_io(path.to_path_buf(), e))?;
+        Manifest::from_json_str(&text, path)
+    }
+
+    /// Parses manifest JSON; `path` is only used in error messages.
+    ///
+    /// # Errors
+    /// As [`Manifest::load`], without the I/O cases.
+    pub fn from_json_str(text: &str, path: &Path) -> Result<Manifest> {
+        let parse_err = |reason: String| ModelError::ManifestParse {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let mut value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        let version = match value.get("contract_version") {
+            None => return Err(parse_err("missing field `contract_version`".into())),
+            Some(v) => v
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| {
+                    parse_err(format!(
+                        "`contract_version` must be an unsigned integer, got {v}"
+                    ))
+                })?,
+        };
+        if version > CONTRACT_VERSION {
+            return Err(ModelError::UnsupportedContractVersion {
+                path: path.to_path_buf(),
+                found: version,
+                min_supported: MIN_CONTRACT_VERSION,
+                supported: CONTRACT_VERSION,
+                hint: "the model was made by a newer Continuo; update the plugin",
+            });
+        }
+        if version < MIN_CONTRACT_VERSION {
+            return Err(ModelError::UnsupportedContractVersion {
+                path: path.to_path_buf(),
+                found: version,
+                min_supported: MIN_CONTRACT_VERSION,
+                supported: CONTRACT_VERSION,
+                hint: "the model is too old to migrate; re-export it with the current trainer",
+            });
+        }
+        if version < CONTRACT_VERSION {
+            value = migrate(value, version).map_err(|reason| ModelError::ManifestInvalid {
+                path: path.to_path_buf(),
+                reason: format!("migration from contract version {version} failed: {reason}"),
+            })?;
+        }
+        let manifest: Manifest =
+            serde_json::from_value(value).map_err(|e| parse_err(e.to_string()))?;
+        manifest
+            .validate()
+            .map_err(|reason| ModelError::ManifestInvalid {
+                path: path.to_path_buf(),
+                reason,
+            })?;
+        Ok(manifest)
+    }
+
+    /// Writes the manifest as pretty JSON (what the trainer does after exporting the ONNX file).
+    ///
+    /// # Errors
+    /// [`ModelError::Io`] naming `path`.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let mut text = serde_json::to_string_pretty(self).expect("manifest serialises to JSON");
+        text.push('\n');
+        std::fs::write(path, text).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Path of the ONNX file this manifest describes: `onnx_file` relative to the manifest's
+    /// directory, or the manifest's path with the extension `.onnx`.
+    pub fn onnx_path(&self, manifest_path: &Path) -> PathBuf {
+        match &self.onnx_file {
+            Some(file) => manifest_path.parent().unwrap_or(Path::new("")).join(file),
+            None => manifest_path.with_extension("onnx"),
+        }
+    }
+
+    /// Checks the contract rules serde cannot express.
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("`name` is empty".into());
+        }
+        if self.inputs.is_empty() {
+            return Err("`inputs` is empty".into());
+        }
+        if self.outputs.is_empty() {
+            return Err("`outputs` is empty".into());
+        }
+        let hex = self.onnx_sha256.len() == 64
+            && self
+                .onnx_sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !hex {
+            return Err(format!(
+                "`onnx_sha256` must be 64 lower-case hex digits, got {:?}",
+                self.onnx_sha256
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for spec in self.inputs.iter().chain(&self.outputs) {
+            if !names.insert(spec.name.as_str()) {
+                return Err(format!("tensor name `{}` is used twice", spec.name));
+            }
+        }
+        if self.kind == ModelKind::Continuation && self.vocabulary.is_none() {
+            return Err("a continuation model needs `vocabulary`".into());
+        }
+        Ok(())
+    }
+}
+
+/// Brings a manifest written for contract `from` (older than [`CONTRACT_VERSION`]) up to the
+/// current contract, one version at a time, on the raw JSON.
+///
+/// Only version 1 exists so far, so there is no step yet; the next contract change adds
+/// `2 => …` here (rename fields, fill defaults) instead of breaking every shipped model.
+pub fn migrate(
+    mut value: serde_json::Value,
+    from: u32,
+) -> std::result::Result<serde_json::Value, String> {
+    // While only v1 exists every version below it is refused, so the loop never loops yet.
+    #[allow(clippy::never_loop)]
+    for version in from..CONTRACT_VERSION {
+        #[allow(clippy::match_single_binding)] // one arm per future contract step
+        match version {
+            // 1 => value = v1_to_v2(value)?,
+            v => return Err(format!("no migration step from contract version {v}")),
+        }
+    }
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("contract_version".into(), CONTRACT_VERSION.into());
+    }
+    Ok(value)
+}
+
+/// Lower-case hex sha256 of a file's content, read in chunks (models can be tens of MB).
+///
+/// # Errors
+/// The I/O error of opening or reading the file.
+pub fn sha256_file(path: impl AsRef<Path>) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Lower-case hex sha256 of a byte slice (for the trainer, which has the bytes in memory).
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            contract_version: CONTRACT_VERSION,
+            name: "violin".into(),
+            kind: ModelKind::Timbre,
+            sample_rate: Some(48_000),
+            hop_size: Some(480),
+            frame_rate_hz: Some(100.0),
+            features: Some(FeatureConfig {
+                f0_min_hz: 50.0,
+                f0_max_hz: 2000.0,
+                loudness_min_db: -80.0,
+                loudness_max_db: 0.0,
+            }),
+            vocabulary: None,
+            onnx_file: None,
+            inputs: vec![TensorSpec::new(
+                "features",
+                Dtype::F32,
+                [1.into(), "T".into(), 2.into()],
+            )],
+            outputs: vec![TensorSpec::new(
+                "controls",
+                Dtype::F32,
+                [1.into(), "T".into(), 49.into()],
+            )],
+            latency_samples: 480,
+            parameter_count: 123_456,
+            training: Some(serde_json::json!({"corpus": "bach", "steps": 1000})),
+            metrics: [("spectral_distance".to_string(), 0.5)]
+                .into_iter()
+                .collect(),
+            onnx_sha256: "0".repeat(64),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_dim_forms() {
+        let m = sample();
+        let text = serde_json::to_string(&m).unwrap();
+        // Untagged dims: numbers stay numbers, names stay strings.
+        assert!(text.contains(r#""shape":[1,"T",2]"#), "{text}");
+        assert!(text.contains(r#""kind":"timbre""#));
+        assert!(text.contains(r#""dtype":"f32""#));
+        let back = Manifest::from_json_str(&text, Path::new("m.json")).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn future_version_refused_and_older_version_refused_without_migrator() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["contract_version"] = 99.into();
+        let err = Manifest::from_json_str(&v.to_string(), Path::new("x.json")).unwrap_err();
+        assert!(matches!(
+            err,
+            ModelError::UnsupportedContractVersion {
+                found: 99,
+                supported: 1,
+                ..
+            }
+        ));
+        v["contract_version"] = 0.into();
+        let err = Manifest::from_json_str(&v.to_string(), Path::new("x.json")).unwrap_err();
+        assert!(
+            matches!(err, ModelError::UnsupportedContractVersion { found: 0, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn validation_rules() {
+        let mut m = sample();
+        m.onnx_sha256 = "ABC".into();
+        let err = Manifest::from_json_str(&serde_json::to_string(&m).unwrap(), Path::new("x.json"))
+            .unwrap_err();
+        assert!(matches!(err, ModelError::ManifestInvalid { .. }), "{err}");
+        let mut m = sample();
+        m.kind = ModelKind::Continuation;
+        let err = Manifest::from_json_str(&serde_json::to_string(&m).unwrap(), Path::new("x.json"))
+            .unwrap_err();
+        assert!(err.to_string().contains("vocabulary"), "{err}");
+    }
+
+    #[test]
+    fn onnx_path_rules() {
+        let mut m = sample();
+        assert_eq!(
+            m.onnx_path(Path::new("/m/violin.json")),
+            Path::new("/m/violin.onnx")
+        );
+        m.onnx_file = Some("weights/v.onnx".into());
+        assert_eq!(
+            m.onnx_path(Path::new("/m/violin.json")),
+            Path::new("/m/weights/v.onnx")
+        );
+    }
+
+    #[test]
+    fn sha256_known_vector() {
+        assert_eq!(
+            sha256_bytes(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

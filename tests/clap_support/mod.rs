@@ -1,0 +1,84 @@
+//! A minimal CLAP host on clack-host, shared by the tests that load the built bundle.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+
+use clack_extensions::params::{ParamInfoBuffer, PluginParams};
+use clack_host::events::event_types::{TransportEvent, TransportFlags};
+use clack_host::events::{EventFlags, EventHeader};
+use clack_host::prelude::*;
+use clack_host::utils::{BeatTime, SecondsTime};
+
+pub const STYLE_ID: &CStr = c"org.continuo.style";
+pub const PHRASE_ID: &CStr = c"org.continuo.phrase";
+
+/// The bundle `cargo xtask bundle` built (or `CONTINUO_CLAP_BUNDLE`).
+pub fn built_bundle() -> PathBuf {
+    let path = std::env::var_os("CONTINUO_CLAP_BUNDLE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bundled/Continuo.clap")
+        });
+    assert!(
+        path.exists(),
+        "{} not found: build it first with `cargo xtask bundle continuo --features assert_process_allocs` (or run .ci/run)",
+        path.display()
+    );
+    path
+}
+
+/// Loads a CLAP bundle file.
+pub fn load_bundle(path: &Path) -> PluginEntry {
+    // SAFETY: loading a CLAP bundle runs its initialisation code; this is our own plugin.
+    unsafe { PluginEntry::load(path) }
+        .unwrap_or_else(|error| panic!("{}: cannot load: {error}", path.display()))
+}
+
+pub fn instance(entry: &PluginEntry, id: &CStr) -> PluginInstance<()> {
+    let host = HostInfo::new(
+        "continuo-test-host",
+        "Continuo",
+        "https://example.invalid",
+        "0.1",
+    )
+    .expect("host info");
+    PluginInstance::<()>::new(|_| (), |_| (), entry, id, &host).expect("instantiate")
+}
+
+/// Parameter id by display name, through the params extension.
+pub fn param_id(plugin: &mut PluginInstance<()>, name: &str) -> ClapId {
+    let handle = plugin.plugin_handle();
+    let params: PluginParams = handle.get_extension().expect("params extension");
+    let mut buffer = ParamInfoBuffer::new();
+    (0..params.count(&handle))
+        .filter_map(|index| {
+            params
+                .get_info(&handle, index, &mut buffer)
+                .map(|info| (info.id, info.name.to_vec()))
+        })
+        .find(|(_, param_name)| param_name.as_slice() == name.as_bytes())
+        .map(|(id, _)| id)
+        .unwrap_or_else(|| panic!("no parameter named {name}"))
+}
+
+pub fn transport(tempo: f64, beat: f64) -> TransportEvent {
+    TransportEvent {
+        header: EventHeader::new_core(0, EventFlags::empty()),
+        flags: TransportFlags::HAS_TEMPO
+            | TransportFlags::HAS_BEATS_TIMELINE
+            | TransportFlags::IS_PLAYING,
+        song_pos_beats: BeatTime::from_float(beat),
+        song_pos_seconds: SecondsTime::from_float(0.0),
+        tempo,
+        tempo_inc: 0.0,
+        loop_start_beats: BeatTime::from_float(0.0),
+        loop_end_beats: BeatTime::from_float(0.0),
+        loop_start_seconds: SecondsTime::from_float(0.0),
+        loop_end_seconds: SecondsTime::from_float(0.0),
+        bar_start: BeatTime::from_float(0.0),
+        bar_number: 0,
+        time_signature_numerator: 4,
+        time_signature_denominator: 4,
+    }
+}
