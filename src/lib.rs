@@ -5,14 +5,18 @@
 //! - **Continuo Phrase** writes MIDI continuations of what is played on its track.
 //!
 //! Layers, each using only the ones above it:
-//! 1. [`dsp`]: pure signal processing (STFT, …) shared by trainer, plugins and CLI.
-//! 2. [`engine`]: the real-time engine: rings, worker threads, crossfades, latency.
-//! 3. [`style`], [`phrase`]: what each product does, run by the engine.
-//! 4. [`wav`]: audio files for the CLI and trainer.
-//! 5. [`plugin`]: nice-plug glue only.
+//! 1. [`dsp`]: pure signal processing (STFT, pitch, loudness, onsets, synthesis, resampling,
+//!    metrics) shared by trainer, plugins and CLI.
+//! 2. [`midi`]: MIDI files, the token vocabulary, key detection, n-gram baselines.
+//! 3. [`model`]: model manifests and ONNX inference (ONNX Runtime or tract).
+//! 4. [`engine`]: the real-time engine: rings, worker threads, crossfades, latency.
+//! 5. [`style`], [`phrase`]: what each product does, run by the engine.
+//! 6. [`wav`]: audio files for the CLI and trainer.
+//! 7. [`plugin`]: nice-plug glue only.
 
 pub mod dsp;
 pub mod engine;
+pub mod midi;
 pub mod model;
 pub mod phrase;
 pub mod plugin;

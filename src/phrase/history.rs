@@ -17,6 +17,19 @@ pub struct RecordedNote {
     pub end_beat: f64,
 }
 
+impl From<RecordedNote> for crate::midi::Note {
+    /// The tokenizer's note type (velocity 1–127).
+    fn from(note: RecordedNote) -> Self {
+        Self {
+            pitch: note.pitch,
+            velocity: crate::midi::Note::velocity_from_unit(note.velocity),
+            channel: note.channel,
+            start_beat: note.start_beat,
+            end_beat: note.end_beat,
+        }
+    }
+}
+
 /// A note-on or note-off at a beat position, as captured on the audio thread.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NoteInput {
