@@ -164,3 +164,91 @@ fn help_and_info_work() {
     let unknown = continuo(&["frobnicate"]);
     assert!(!unknown.status.success());
 }
+
+#[test]
+fn analyze_reports_pitch_and_loudness_per_frame() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("a440.wav");
+    write_wav(&input, &[tone(48_000)], 24, hound::SampleFormat::Int);
+    let run = continuo(&["analyze", input.to_str().unwrap(), "--json"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let analysis: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON output");
+    let frames = analysis["frames"].as_array().expect("frames");
+    assert!(frames.len() > 100);
+    let middle = &frames[frames.len() / 2];
+    let f0 = middle["f0_hz"].as_f64().expect("f0");
+    assert!((f0 - 440.0).abs() < 2.0, "f0 {f0}");
+    assert!(middle["voicing"].as_f64().expect("voicing") > 0.5);
+    // A 0.5-amplitude 440 Hz sine: RMS −9 dBFS.
+    let rms = middle["rms_db"].as_f64().expect("rms");
+    assert!((rms + 9.03).abs() < 0.5, "rms {rms}");
+
+    let table = continuo(&["analyze", input.to_str().unwrap()]);
+    assert!(table.status.success());
+    assert!(String::from_utf8_lossy(&table.stdout).contains("f0_hz"));
+
+    let missing = continuo(&["analyze", "/nonexistent/x.wav"]);
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("/nonexistent/x.wav"));
+}
+
+#[test]
+fn models_lists_valid_and_broken_models_with_reasons() {
+    use continuo::model::onnx_writer::GraphBuilder;
+    use continuo::model::{Dim, Dtype, Manifest, ModelKind, TensorSpec, CONTRACT_VERSION};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shape = [Dim::from(1), Dim::from("T"), Dim::from(2)];
+    let mut graph = GraphBuilder::new("tiny");
+    let x = graph.input("x", Dtype::F32, &shape);
+    let y = graph.tanh(&x);
+    graph.output(&y, "y", Dtype::F32, &shape);
+    let bytes = graph.to_bytes();
+    let mut manifest = Manifest {
+        contract_version: CONTRACT_VERSION,
+        name: "tiny".into(),
+        kind: ModelKind::Timbre,
+        sample_rate: Some(48_000),
+        hop_size: Some(256),
+        frame_rate_hz: Some(187.5),
+        features: None,
+        vocabulary: None,
+        onnx_file: None,
+        inputs: vec![TensorSpec::new("x", Dtype::F32, shape.clone())],
+        outputs: vec![TensorSpec::new("y", Dtype::F32, shape.clone())],
+        latency_samples: 0,
+        parameter_count: 0,
+        training: None,
+        metrics: Default::default(),
+        onnx_sha256: continuo::model::manifest::sha256_bytes(&bytes),
+    };
+    std::fs::write(dir.path().join("tiny.onnx"), &bytes).expect("onnx");
+    manifest
+        .save(&dir.path().join("tiny.json"))
+        .expect("manifest");
+    std::fs::write(dir.path().join("tampered.onnx"), &bytes).expect("onnx");
+    manifest.name = "tampered".into();
+    manifest.onnx_sha256 = "0".repeat(64);
+    manifest
+        .save(&dir.path().join("tampered.json"))
+        .expect("manifest");
+
+    let run = continuo(&["models", "--dir", dir.path().to_str().unwrap()]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(text.contains("inference backend:"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ok") && l.contains("tiny")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("invalid") && l.contains("tampered.json")),
+        "{text}"
+    );
+    assert!(
+        text.contains("sha256 mismatch"),
+        "the reason is given: {text}"
+    );
+}
