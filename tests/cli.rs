@@ -224,13 +224,13 @@ fn models_lists_valid_and_broken_models_with_reasons() {
     };
     std::fs::write(dir.path().join("tiny.onnx"), &bytes).expect("onnx");
     manifest
-        .save(&dir.path().join("tiny.json"))
+        .save(dir.path().join("tiny.json"))
         .expect("manifest");
     std::fs::write(dir.path().join("tampered.onnx"), &bytes).expect("onnx");
     manifest.name = "tampered".into();
     manifest.onnx_sha256 = "0".repeat(64);
     manifest
-        .save(&dir.path().join("tampered.json"))
+        .save(dir.path().join("tampered.json"))
         .expect("manifest");
 
     let run = continuo(&["models", "--dir", dir.path().to_str().unwrap()]);

@@ -294,3 +294,159 @@ fn reset_restarts_cleanly_without_counting_misses() {
         .fold(0.0f32, f32::max);
     assert!(error <= 1e-5, "max error after reset {error}");
 }
+
+/// Scales its input by `gain` after a `latency`-sample delay: a processor with history, like
+/// the STFT or a model with context.
+struct DelayedGain {
+    gain: f32,
+    latency: usize,
+    history: Vec<f32>,
+    position: usize,
+}
+
+impl DelayedGain {
+    fn new(gain: f32, latency: usize) -> Self {
+        Self {
+            gain,
+            latency,
+            history: vec![0.0; latency],
+            position: 0,
+        }
+    }
+}
+
+impl HopProcessor for DelayedGain {
+    fn hop_size(&self) -> usize {
+        64
+    }
+    fn latency_samples(&self) -> usize {
+        self.latency
+    }
+    fn process_hop(&mut self, input: &[Vec<f32>], output: &mut [Vec<f32>]) {
+        for (inp, out) in input[0].iter().zip(output[0].iter_mut()) {
+            let delayed = std::mem::replace(&mut self.history[self.position], *inp);
+            self.position = (self.position + 1) % self.latency;
+            *out = self.gain * delayed;
+        }
+    }
+    fn reset(&mut self) {
+        self.history.fill(0.0);
+        self.position = 0;
+    }
+}
+
+#[test]
+fn hot_swap_crossfades_to_the_new_processor_without_a_click() {
+    let sample_rate = 48_000.0;
+    let block = 128;
+    let config = EngineConfig {
+        sample_rate,
+        channels: 1,
+        max_block_size: block,
+    };
+    let (mut engine, worker) = audio::start(config, DelayedGain::new(0.5, 200)).expect("worker");
+    let latency = engine.latency_samples();
+    let frames = 200 * block;
+    let input: Vec<f32> = (0..frames)
+        .map(|n| 0.5 * (std::f32::consts::TAU * 220.0 * n as f32 / sample_rate).sin())
+        .collect();
+    let mut output = input.clone();
+    for (index, chunk) in output.chunks_mut(block).enumerate() {
+        if index == 80 {
+            assert!(worker.send(audio::AudioCommand::Replace(DelayedGain::new(1.0, 200))));
+        }
+        if index == 120 {
+            // A processor with another latency cannot replace it: refused, nothing changes.
+            assert!(worker.send(audio::AudioCommand::Replace(DelayedGain::new(2.0, 400))));
+        }
+        engine.process(&mut [chunk], Timing::Offline, || WET);
+    }
+    let stats = engine.stats();
+    assert_eq!(stats.swaps_completed.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.swaps_rejected.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        stats.late_blocks.load(Ordering::Relaxed),
+        0,
+        "no dropout during the swap"
+    );
+
+    let expected = |n: usize, gain: f32| gain * input[n - latency];
+    let max_deviation = |range: std::ops::Range<usize>, gain: f32| {
+        range
+            .map(|n| (output[n] - expected(n, gain)).abs())
+            .fold(0.0f32, f32::max)
+    };
+    assert!(
+        max_deviation(latency..80 * block, 0.5) < 1e-6,
+        "old processor before the swap"
+    );
+    assert!(
+        max_deviation(110 * block..frames, 1.0) < 1e-6,
+        "new processor after the swap"
+    );
+    // A 30 ms equal-power fade from 0.5x to 1.0x adds at most ≈ 0.5·0.5·(π/2)/1440 per sample
+    // to the sine's own step (≈ 0.0144); a hard switch would jump by up to 0.25.
+    let natural_step = std::f32::consts::TAU * 220.0 / sample_rate * 0.5;
+    let max_step = output
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        max_step <= 1.2 * natural_step,
+        "max step {max_step} vs natural {natural_step}"
+    );
+}
+
+#[test]
+fn failed_model_loads_leave_the_engine_running() {
+    use continuo::model::{load_model, BackendChoice, ModelKind};
+
+    let sample_rate = 48_000.0;
+    let config = EngineConfig {
+        sample_rate,
+        channels: 1,
+        max_block_size: 256,
+    };
+    let (mut engine, _worker) =
+        audio::start(config, StftResynthesis::new(sample_rate, 1)).expect("worker");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, b"{ not json").expect("write");
+    std::fs::write(dir.path().join("garbage.onnx"), b"\x08\x01garbage").expect("write");
+    std::fs::write(
+        dir.path().join("garbage.json"),
+        br#"{"contract_version": 99}"#,
+    )
+    .expect("write");
+
+    let input = test_signal(30_000, 0, sample_rate);
+    let loads = std::thread::spawn({
+        let paths = [
+            broken,
+            dir.path().join("garbage.json"),
+            dir.path().join("missing.json"),
+        ];
+        move || {
+            paths
+                .iter()
+                .map(|path| {
+                    load_model(path, ModelKind::Timbre, BackendChoice::Tract)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Vec<_>>()
+        }
+    });
+    let output = offline::render(&mut engine, std::slice::from_ref(&input), 256, WET);
+    let results = loads.join().expect("loader thread");
+    assert!(results.iter().all(Result::is_err), "{results:?}");
+    let error = output[0]
+        .iter()
+        .zip(&input)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        error <= 1e-5,
+        "audio unaffected by failed loads: error {error}"
+    );
+}

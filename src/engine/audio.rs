@@ -26,6 +26,8 @@ use super::worker::{Worker, WorkerHandle, IDLE_POLL};
 
 /// How long a miss crossfade takes.
 pub const FADE_MS: f32 = 2.0;
+/// How long a hot-swap crossfade (old processor → new) takes.
+pub const SWAP_FADE_MS: f32 = 30.0;
 /// Offline mode waits this long for the worker before giving up on a block (and counting a miss).
 pub const OFFLINE_WAIT_LIMIT: Duration = Duration::from_secs(10);
 
@@ -94,6 +96,10 @@ pub struct EngineStats {
     pub non_finite_inputs: AtomicU64,
     /// Hops the worker has processed.
     pub hops_processed: AtomicU64,
+    /// Hot swaps completed (the new processor is the only one running).
+    pub swaps_completed: AtomicU64,
+    /// Hot swaps refused because the new processor's hop size or latency differed.
+    pub swaps_rejected: AtomicU64,
     /// Stream index up to which the worker has consumed input (offline mode waits on it).
     pub worker_progress: AtomicU64,
     /// Time the last hop took divided by the hop's duration (1.0 = just real time).
@@ -125,7 +131,7 @@ pub struct MixGain {
 pub fn start<P: HopProcessor>(
     config: EngineConfig,
     processor: P,
-) -> std::io::Result<(AudioEngine, WorkerHandle<AudioCommand>)> {
+) -> std::io::Result<(AudioEngine, WorkerHandle<AudioCommand<P>>)> {
     let channels = config.channels.clamp(1, MAX_CHANNELS);
     let samples_per_ms = config.sample_rate / 1000.0;
     let hop = processor.hop_size();
@@ -144,7 +150,11 @@ pub fn start<P: HopProcessor>(
     let worker = AudioWorker {
         input: worker_input,
         output: worker_output,
-        hops: HopAssembler::new(processor, channels),
+        hops: HopAssembler::new(
+            processor,
+            channels,
+            (SWAP_FADE_MS * samples_per_ms).round() as usize,
+        ),
         stats: stats.clone(),
         hop_duration: Duration::from_secs_f32(hop as f32 / config.sample_rate),
     };
@@ -166,10 +176,14 @@ pub fn start<P: HopProcessor>(
 }
 
 /// Control messages for the audio worker.
-#[derive(Debug)]
-pub enum AudioCommand {
+pub enum AudioCommand<P> {
     /// Forget the processor's history.
     Reset,
+    /// Hot swap: bring in a new processor (e.g. a newly loaded model). It is fed the live input
+    /// until its history is full, then crossfaded in over [`SWAP_FADE_MS`]; the old one is
+    /// dropped on the worker. Refused (and counted in [`EngineStats::swaps_rejected`]) if its
+    /// hop size or latency differs, because the latency reported to the host cannot change.
+    Replace(P),
 }
 
 /// The audio thread's half of the engine. All methods are real-time safe in
@@ -364,11 +378,16 @@ pub struct AudioWorker<P: HopProcessor> {
 }
 
 impl<P: HopProcessor> Worker for AudioWorker<P> {
-    type Command = AudioCommand;
+    type Command = AudioCommand<P>;
 
-    fn handle(&mut self, command: AudioCommand) {
+    fn handle(&mut self, command: AudioCommand<P>) {
         match command {
             AudioCommand::Reset => self.hops.restart(self.hops.expected),
+            AudioCommand::Replace(processor) => {
+                if !self.hops.bring_in(processor) {
+                    self.stats.swaps_rejected.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 
@@ -401,12 +420,26 @@ impl<P: HopProcessor> Worker for AudioWorker<P> {
     }
 }
 
+/// A processor being hot-swapped in.
+struct Incoming<P> {
+    processor: P,
+    /// Hops still to feed it (output unused) before its history is full.
+    warm_hops_left: usize,
+    /// Samples of the crossfade done so far.
+    faded: usize,
+}
+
 /// Collects input frames into hops and writes each processed hop to the output stream.
 struct HopAssembler<P: HopProcessor> {
     processor: P,
+    /// Replacement being warmed up and crossfaded in, if any.
+    incoming: Option<Incoming<P>>,
+    /// Length of a hot-swap crossfade in samples.
+    swap_fade: usize,
     channels: usize,
     input: Vec<Vec<f32>>,
     output: Vec<Vec<f32>>,
+    incoming_output: Vec<Vec<f32>>,
     /// Frames in the hop being filled.
     filled: usize,
     /// Stream index of the hop being filled (its output gets the same index).
@@ -416,20 +449,46 @@ struct HopAssembler<P: HopProcessor> {
 }
 
 impl<P: HopProcessor> HopAssembler<P> {
-    fn new(processor: P, channels: usize) -> Self {
+    fn new(processor: P, channels: usize, swap_fade: usize) -> Self {
         let hop = processor.hop_size();
         Self {
             processor,
+            incoming: None,
+            swap_fade: swap_fade.max(1),
             channels,
             input: vec![vec![0.0; hop]; channels],
             output: vec![vec![0.0; hop]; channels],
+            incoming_output: vec![vec![0.0; hop]; channels],
             filled: 0,
             hop_start: 0,
             expected: 0,
         }
     }
 
+    /// Starts a hot swap to `processor`; `false` if it cannot replace the current one.
+    fn bring_in(&mut self, mut processor: P) -> bool {
+        let hop = self.processor.hop_size();
+        if processor.hop_size() != hop
+            || processor.latency_samples() != self.processor.latency_samples()
+        {
+            return false;
+        }
+        processor.reset();
+        // Enough hops for its analysis window to hold only live input.
+        let warm_hops_left = processor.latency_samples().div_ceil(hop) + 1;
+        self.incoming = Some(Incoming {
+            processor,
+            warm_hops_left,
+            faded: 0,
+        });
+        true
+    }
+
     fn restart(&mut self, start: u64) {
+        // After a discontinuity both would start from silence: no need to fade.
+        if let Some(incoming) = self.incoming.take() {
+            self.processor = incoming.processor;
+        }
         self.processor.reset();
         self.filled = 0;
         self.hop_start = start;
@@ -454,6 +513,9 @@ impl<P: HopProcessor> HopAssembler<P> {
         }
         let started = Instant::now();
         self.processor.process_hop(&self.input, &mut self.output);
+        if self.swap_step() {
+            stats.swaps_completed.fetch_add(1, Ordering::Relaxed);
+        }
         stats.worker_load.store(
             started.elapsed().as_secs_f32() / hop_duration.as_secs_f32(),
             Ordering::Relaxed,
@@ -467,5 +529,38 @@ impl<P: HopProcessor> HopAssembler<P> {
         }
         self.hop_start += hop as u64;
         self.filled = 0;
+    }
+
+    /// Runs the incoming processor on the current hop and mixes it into `output` along an
+    /// equal-power curve; returns `true` when the swap has just completed.
+    fn swap_step(&mut self) -> bool {
+        let Some(incoming) = &mut self.incoming else {
+            return false;
+        };
+        incoming
+            .processor
+            .process_hop(&self.input, &mut self.incoming_output);
+        if incoming.warm_hops_left > 0 {
+            incoming.warm_hops_left -= 1;
+            return false;
+        }
+        let hop = self.input[0].len();
+        for (old, new) in self.output.iter_mut().zip(&self.incoming_output) {
+            for (index, (old, new)) in old.iter_mut().zip(new).enumerate() {
+                let progress =
+                    ((incoming.faded + index + 1) as f32 / self.swap_fade as f32).min(1.0);
+                let angle = progress * std::f32::consts::FRAC_PI_2;
+                *old = angle.cos() * *old + angle.sin() * new;
+            }
+        }
+        incoming.faded += hop;
+        if incoming.faded < self.swap_fade {
+            return false;
+        }
+        if let Some(incoming) = self.incoming.take() {
+            // The old processor is dropped here, on the worker thread.
+            self.processor = incoming.processor;
+        }
+        true
     }
 }

@@ -53,7 +53,7 @@ impl Default for StyleParams {
 /// The running engine; dropping it stops and joins the worker.
 struct Running {
     engine: AudioEngine,
-    _worker: WorkerHandle<AudioCommand>,
+    _worker: WorkerHandle<AudioCommand<StftResynthesis>>,
     timing: Timing,
 }
 
