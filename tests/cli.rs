@@ -213,6 +213,7 @@ fn models_lists_valid_and_broken_models_with_reasons() {
         frame_rate_hz: Some(187.5),
         features: None,
         vocabulary: None,
+        synth: None,
         onnx_file: None,
         inputs: vec![TensorSpec::new("x", Dtype::F32, shape.clone())],
         outputs: vec![TensorSpec::new("y", Dtype::F32, shape.clone())],

@@ -141,6 +141,19 @@ pub struct FeatureConfig {
     pub loudness_max_db: f32,
 }
 
+/// The harmonic-plus-noise synthesizer a timbre model drives (`dsp::synth`): the widths of
+/// the model's `harmonics` and `noise` outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynthSpec {
+    /// Number of harmonics in the harmonic distribution.
+    pub harmonics: u32,
+    /// Number of filtered-noise bands.
+    pub noise_bands: u32,
+    /// Band spacing: `"linear"` or `"mel"`.
+    pub noise_band_spacing: String,
+}
+
 /// Token vocabulary a continuation model was trained on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VocabularyInfo {
@@ -175,6 +188,9 @@ pub struct Manifest {
     /// Token vocabulary (continuation models).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vocabulary: Option<VocabularyInfo>,
+    /// Synthesizer configuration (timbre models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synth: Option<SynthSpec>,
     /// ONNX file name relative to the manifest's directory; default `<manifest stem>.onnx`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub onnx_file: Option<String>,
@@ -400,6 +416,7 @@ mod tests {
                 loudness_max_db: 0.0,
             }),
             vocabulary: None,
+            synth: None,
             onnx_file: None,
             inputs: vec![TensorSpec::new(
                 "features",

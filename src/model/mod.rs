@@ -34,7 +34,7 @@ pub use error::ModelError;
 pub use loader::{load_model, load_model_with, LoadOptions, LoadedModel, ModelPaths};
 pub use lookup::{scan, FoundModel, ModelDirs};
 pub use manifest::{
-    sha256_file, Dim, FeatureConfig, Manifest, ModelKind, TensorSpec, VocabularyInfo,
+    sha256_file, Dim, FeatureConfig, Manifest, ModelKind, SynthSpec, TensorSpec, VocabularyInfo,
     CONTRACT_VERSION,
 };
 pub use onnx_info::IoInfo;

@@ -389,6 +389,7 @@ pub fn write_model(
             version: "test-1".into(),
             size: 200,
         }),
+        synth: None,
         onnx_file: None,
         inputs,
         outputs,
