@@ -11,7 +11,8 @@ use continuo::dsp::analysis::{analyze as analyze_signal, AnalysisConfig};
 use continuo::engine::audio::{self, EngineConfig, MixGain};
 use continuo::engine::offline;
 use continuo::model::lookup::{scan, ModelDirs};
-use continuo::model::{describe_auto_backend, RuntimeSearch};
+use continuo::model::{describe_auto_backend, BackendChoice, RuntimeSearch};
+use continuo::phrase::generate::{generate, load_token_model, GenerationSettings, Rng};
 use continuo::style::StftResynthesis;
 use continuo::wav;
 
@@ -41,6 +42,41 @@ enum Command {
         /// Block size the engine is driven with, as a host would.
         #[arg(long, default_value_t = 512)]
         block: usize,
+    },
+    /// Continue a MIDI phrase with a continuation model (input + continuation written out).
+    Continue {
+        /// Input MIDI file (type 0 or 1).
+        input: PathBuf,
+        /// Output MIDI file; with several variations, `-1`, `-2`, … are added to its name.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Bars to generate.
+        #[arg(long, default_value_t = 4)]
+        bars: u32,
+        /// Sampling temperature (lower: safer).
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f32,
+        /// Nucleus sampling mass, 0–1.
+        #[arg(long, default_value_t = 0.95)]
+        top_p: f32,
+        /// Number of different continuations to write.
+        #[arg(long, default_value_t = 1)]
+        variations: u32,
+        /// Random seed: the same seed gives the same continuation.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Model name (from the model directories) or manifest path.
+        #[arg(long, default_value = continuo::phrase::generate::DEFAULT_MODEL)]
+        model: String,
+        /// Continue only this track (index as listed by the reader; default: all melodic tracks).
+        #[arg(long)]
+        track: Option<usize>,
+        /// Target notes per beat (default: as the model likes).
+        #[arg(long)]
+        density: Option<f32>,
+        /// Keep generated pitches in the key detected from the input.
+        #[arg(long)]
+        key_lock: bool,
     },
     /// Show what the models will see: f0, voicing, loudness per frame and onsets.
     Analyze {
@@ -82,6 +118,35 @@ fn run(cli: Cli) -> Result<()> {
             block,
         } => style(&input, &output, mix, block),
         Command::Analyze { input, json, hop } => analyze(&input, json, hop),
+        Command::Continue {
+            input,
+            output,
+            bars,
+            temperature,
+            top_p,
+            variations,
+            seed,
+            model,
+            track,
+            density,
+            key_lock,
+        } => {
+            let settings = GenerationSettings {
+                bars,
+                temperature,
+                top_p,
+                density_notes_per_beat: density,
+                ..GenerationSettings::default()
+            };
+            let options = ContinueOptions {
+                variations,
+                seed,
+                model,
+                track,
+                key_lock,
+            };
+            continue_phrase(&input, &output, settings, &options)
+        }
         Command::Models { dirs } => {
             models(&dirs);
             Ok(())
@@ -184,6 +249,97 @@ fn write_stdout(text: &str) -> Result<()> {
     }
 }
 
+/// Tempi a continuation is generated for; beyond them a file is almost surely broken.
+const MIN_TEMPO_BPM: f64 = 20.0;
+const MAX_TEMPO_BPM: f64 = 400.0;
+
+struct ContinueOptions {
+    variations: u32,
+    seed: u64,
+    model: String,
+    track: Option<usize>,
+    key_lock: bool,
+}
+
+fn continue_phrase(
+    input: &Path,
+    output: &Path,
+    mut settings: GenerationSettings,
+    options: &ContinueOptions,
+) -> Result<()> {
+    if !(settings.temperature > 0.0 && settings.temperature <= 10.0) {
+        bail!(
+            "--temperature must be in (0, 10], got {}",
+            settings.temperature
+        );
+    }
+    if !(settings.top_p > 0.0 && settings.top_p <= 1.0) {
+        bail!("--top-p must be in (0, 1], got {}", settings.top_p);
+    }
+    if !(1..=64).contains(&settings.bars) || !(1..=16).contains(&options.variations) {
+        bail!("--bars must be 1–64 and --variations 1–16");
+    }
+    let song = continuo::midi::read(input)?;
+    let notes = song.melodic_notes(options.track)?;
+    let (numerator, denominator) = song.time_signature;
+    settings.beats_per_bar = f64::from(numerator) * 4.0 / f64::from(denominator.max(1));
+    if options.key_lock {
+        let key = continuo::midi::detect_key(&notes).with_context(|| {
+            format!("{}: no key can be detected for --key-lock", input.display())
+        })?;
+        settings.scale = Some(key.scale());
+    }
+    let mut model = load_token_model(&options.model, &model_dirs(&[]), BackendChoice::Auto)?;
+    let last_end = notes.iter().map(|n| n.end_beat).fold(0.0, f64::max);
+    // Continue at the first bar line at or after the input's last note-off.
+    let start_beat = (last_end / settings.beats_per_bar - 1e-9).ceil() * settings.beats_per_bar;
+    let tempo_bpm = song.tempo_map.bpm_at(start_beat);
+    if !(MIN_TEMPO_BPM..=MAX_TEMPO_BPM).contains(&tempo_bpm) {
+        bail!(
+            "{}: tempo {tempo_bpm:.1} BPM at the continuation point is outside {MIN_TEMPO_BPM}–{MAX_TEMPO_BPM} BPM",
+            input.display()
+        );
+    }
+    let mut rng = Rng::new(options.seed);
+    for variation in 1..=options.variations {
+        let mut all = notes.clone();
+        let stats = generate(
+            &mut model,
+            &notes,
+            start_beat,
+            &settings,
+            &mut rng,
+            |note| all.push(note),
+        )?;
+        let path = if options.variations == 1 {
+            output.to_path_buf()
+        } else {
+            numbered(output, variation)
+        };
+        continuo::midi::write(&path, &all, tempo_bpm, song.ticks_per_beat.max(96))?;
+        println!(
+            "wrote {} ({} notes continued over {} bars from beat {start_beat}, {} tokens; seed {})",
+            path.display(),
+            stats.notes,
+            settings.bars,
+            stats.tokens,
+            options.seed
+        );
+    }
+    Ok(())
+}
+
+/// `out.mid` → `out-2.mid`.
+fn numbered(path: &Path, number: u32) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map_or("continuation".into(), |s| s.to_string_lossy().into_owned());
+    let extension = path
+        .extension()
+        .map_or("mid".into(), |e| e.to_string_lossy().into_owned());
+    path.with_file_name(format!("{stem}-{number}.{extension}"))
+}
+
 /// Model directories: `--dir`s, then (in a build from the repository) its `models/`, then the
 /// standard places (beside the binary, the user's data directory).
 fn model_dirs(extra: &[PathBuf]) -> ModelDirs {
@@ -234,7 +390,7 @@ fn info() {
     println!(
         "audio files: WAV, mono or stereo, 8/16/24/32-bit integer or 32-bit float, any sample rate"
     );
-    println!("MIDI files: standard MIDI files, type 0 and 1 (continuation: not yet available)");
+    println!("MIDI files: standard MIDI files, type 0 and 1");
     println!("models are looked up in:");
     for dir in model_dirs(&[]).dirs {
         println!("  {}", dir.display());

@@ -2,4 +2,5 @@
 //! (Generation arrives with the continuation model.)
 
 pub mod capture;
+pub mod generate;
 pub mod history;

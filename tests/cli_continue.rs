@@ -1,0 +1,188 @@
+//! `continuo continue` end to end with a generated token-step model.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use continuo::midi::tokenizer::vocab_size;
+use continuo::midi::{Note, VOCAB_VERSION};
+use continuo::model::{Manifest, ModelKind, VocabularyInfo};
+
+fn continuo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_continuo"))
+        .args(args)
+        .output()
+        .expect("run continuo")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn random_model(dir: &Path) -> PathBuf {
+    let mut rng = common::Rng::new(7);
+    let weights = common::random_token_weights(&mut rng, vocab_size(), 32);
+    let (graph, inputs, outputs) = common::token_graph(&weights);
+    let path = common::write_model(
+        dir,
+        "tiny-phrase",
+        &graph,
+        ModelKind::Continuation,
+        inputs,
+        outputs,
+    );
+    let mut manifest = Manifest::load(&path).expect("manifest");
+    manifest.vocabulary = Some(VocabularyInfo {
+        version: VOCAB_VERSION.into(),
+        size: vocab_size() as u32,
+    });
+    manifest.save(&path).expect("save");
+    path
+}
+
+fn melody(dir: &Path, tempo: f64) -> PathBuf {
+    let notes: Vec<Note> = [60u8, 62, 64, 65, 67, 65, 64, 62]
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| Note::new(p, 100, 0, i as f64 * 0.5, i as f64 * 0.5 + 0.45))
+        .collect();
+    let path = dir.join(format!("melody-{tempo}.mid"));
+    continuo::midi::write(&path, &notes, tempo, 480).expect("write midi");
+    path
+}
+
+#[test]
+fn continues_a_melody_deterministically() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = random_model(dir.path());
+    let input = melody(dir.path(), 100.0);
+    let out = |name: &str, seed: &str| {
+        let path = dir.path().join(name);
+        let run = continuo(&[
+            "continue",
+            input.to_str().unwrap(),
+            "-o",
+            path.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--bars",
+            "2",
+            "--seed",
+            seed,
+            "--key-lock",
+        ]);
+        assert!(run.status.success(), "{}", stderr(&run));
+        path
+    };
+    let first = out("a.mid", "5");
+    let again = out("b.mid", "5");
+    let other = out("c.mid", "6");
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        std::fs::read(&again).unwrap(),
+        "same seed, same file"
+    );
+    assert_ne!(
+        std::fs::read(&first).unwrap(),
+        std::fs::read(&other).unwrap(),
+        "another seed differs"
+    );
+
+    let song = continuo::midi::read(&first).expect("output is valid MIDI");
+    let notes = song.melodic_notes(None).expect("notes");
+    let continued: Vec<&Note> = notes.iter().filter(|n| n.start_beat >= 4.0).collect();
+    assert!(
+        notes.len() > 8 && !continued.is_empty(),
+        "input plus a continuation: {notes:?}"
+    );
+    assert!(
+        continued.iter().all(|n| n.start_beat < 12.0),
+        "two bars of 4/4 from beat 4"
+    );
+    let input_notes = continuo::midi::read(&input)
+        .unwrap()
+        .melodic_notes(None)
+        .unwrap();
+    let scale = continuo::midi::detect_key(&input_notes)
+        .expect("key")
+        .scale();
+    assert!(
+        continued.iter().all(|n| scale.contains(n.pitch)),
+        "key lock keeps the input's key"
+    );
+    assert!(
+        (song.tempo_map.bpm_at(0.0) - 100.0).abs() < 0.01,
+        "tempo kept"
+    );
+
+    let run = continuo(&[
+        "continue",
+        input.to_str().unwrap(),
+        "-o",
+        dir.path().join("v.mid").to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--variations",
+        "3",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    for n in 1..=3 {
+        assert!(dir.path().join(format!("v-{n}.mid")).exists());
+    }
+}
+
+#[test]
+fn bad_inputs_get_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = random_model(dir.path());
+    let model = model.to_str().unwrap();
+    let out = dir.path().join("out.mid");
+    let out = out.to_str().unwrap();
+    let fails_with = |input: &Path, needle: &str| {
+        let run = continuo(&[
+            "continue",
+            input.to_str().unwrap(),
+            "-o",
+            out,
+            "--model",
+            model,
+        ]);
+        assert!(!run.status.success(), "{} should fail", input.display());
+        let message = stderr(&run);
+        assert!(
+            message.contains(needle),
+            "expected `{needle}` in: {message}"
+        );
+    };
+
+    let garbage = dir.path().join("garbage.mid");
+    std::fs::write(&garbage, b"not a midi file at all").unwrap();
+    fails_with(&garbage, "garbage.mid");
+
+    let drums = dir.path().join("drums.mid");
+    let hits: Vec<Note> = (0..8)
+        .map(|i| Note::new(36, 100, 9, i as f64, i as f64 + 0.1))
+        .collect();
+    continuo::midi::write(&drums, &hits, 120.0, 480).unwrap();
+    fails_with(&drums, "drums.mid");
+
+    fails_with(&melody(dir.path(), 5.0), "outside 20–400 BPM");
+    fails_with(&melody(dir.path(), 1000.0), "outside 20–400 BPM");
+
+    let input = melody(dir.path(), 120.0);
+    let run = continuo(&[
+        "continue",
+        input.to_str().unwrap(),
+        "-o",
+        out,
+        "--model",
+        "no-such-model",
+    ]);
+    assert!(!run.status.success());
+    assert!(
+        stderr(&run).contains("no continuation model named `no-such-model`"),
+        "{}",
+        stderr(&run)
+    );
+}
