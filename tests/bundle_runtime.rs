@@ -13,26 +13,6 @@ use std::time::{Duration, Instant};
 use clack_host::prelude::*;
 use clap_support::*;
 
-/// Copies the built `.clap` (and, if asked, its `Continuo-data/`) into `dir` under a new name,
-/// so the dynamic linker treats it as a separate library.
-fn copy_bundle(dir: &Path, name: &str, with_data: bool) -> std::path::PathBuf {
-    let built = built_bundle();
-    let copy = dir.join(format!("{name}.clap"));
-    std::fs::copy(&built, &copy).expect("copy .clap");
-    if with_data {
-        let data = built.parent().expect("bundle dir").join("Continuo-data");
-        let target = dir.join("Continuo-data");
-        std::fs::create_dir_all(&target).expect("data dir");
-        for entry in std::fs::read_dir(&data).expect("Continuo-data next to the built bundle") {
-            let entry = entry.expect("entry");
-            if entry.path().is_file() {
-                std::fs::copy(entry.path(), target.join(entry.file_name())).expect("copy data");
-            }
-        }
-    }
-    copy
-}
-
 /// Loads `bundle` with its log sent to `log`, activates Continuo Style, and returns the log
 /// line naming the model backend.
 fn activate_and_read_backend(bundle: &Path, log: &Path) -> String {

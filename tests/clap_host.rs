@@ -163,7 +163,7 @@ fn phrase_passes_notes_through_and_obeys_thru() {
                                 [left.as_mut_slice(), right.as_mut_slice()].into_iter(),
                             ),
                         }]);
-                        let transport = transport(120.0, beat);
+                        let transport = transport(120.0, beat, true);
                         processor
                             .process(
                                 &InputAudioBuffers::empty(),

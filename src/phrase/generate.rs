@@ -200,7 +200,7 @@ pub fn load_token_model(
 }
 
 /// What to generate and under which constraints.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GenerationSettings {
     /// Bars to generate.
     pub bars: u32,
@@ -500,7 +500,7 @@ mod tests {
         // A tiny top-p keeps only the most likely allowed token.
         let greedy = GenerationSettings {
             top_p: 0.01,
-            ..settings.clone()
+            ..settings
         };
         for _ in 0..100 {
             assert_eq!(

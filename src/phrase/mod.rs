@@ -1,6 +1,8 @@
 //! Continuo Phrase's musical side: capturing what is played on the track, in host beats.
 //! (Generation arrives with the continuation model.)
 
-pub mod capture;
+pub mod engine;
 pub mod generate;
 pub mod history;
+pub mod player;
+pub mod trigger;

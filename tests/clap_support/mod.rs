@@ -62,12 +62,16 @@ pub fn param_id(plugin: &mut PluginInstance<()>, name: &str) -> ClapId {
         .unwrap_or_else(|| panic!("no parameter named {name}"))
 }
 
-pub fn transport(tempo: f64, beat: f64) -> TransportEvent {
+/// A transport event at `beat` and `tempo`, playing or stopped.
+pub fn transport(tempo: f64, beat: f64, playing: bool) -> TransportEvent {
+    let playing_flag = if playing {
+        TransportFlags::IS_PLAYING
+    } else {
+        TransportFlags::empty()
+    };
     TransportEvent {
         header: EventHeader::new_core(0, EventFlags::empty()),
-        flags: TransportFlags::HAS_TEMPO
-            | TransportFlags::HAS_BEATS_TIMELINE
-            | TransportFlags::IS_PLAYING,
+        flags: TransportFlags::HAS_TEMPO | TransportFlags::HAS_BEATS_TIMELINE | playing_flag,
         song_pos_beats: BeatTime::from_float(beat),
         song_pos_seconds: SecondsTime::from_float(0.0),
         tempo,
@@ -81,4 +85,24 @@ pub fn transport(tempo: f64, beat: f64) -> TransportEvent {
         time_signature_numerator: 4,
         time_signature_denominator: 4,
     }
+}
+
+/// Copies the built `.clap` (and, if asked, its `Continuo-data/`) into `dir` under a new name,
+/// so the dynamic linker treats it as a separate library.
+pub fn copy_bundle(dir: &Path, name: &str, with_data: bool) -> std::path::PathBuf {
+    let built = built_bundle();
+    let copy = dir.join(format!("{name}.clap"));
+    std::fs::copy(&built, &copy).expect("copy .clap");
+    if with_data {
+        let data = built.parent().expect("bundle dir").join("Continuo-data");
+        let target = dir.join("Continuo-data");
+        std::fs::create_dir_all(&target).expect("data dir");
+        for entry in std::fs::read_dir(&data).expect("Continuo-data next to the built bundle") {
+            let entry = entry.expect("entry");
+            if entry.path().is_file() {
+                std::fs::copy(entry.path(), target.join(entry.file_name())).expect("copy data");
+            }
+        }
+    }
+    copy
 }

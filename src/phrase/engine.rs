@@ -1,0 +1,566 @@
+//! Continuo Phrase's engine, independent of the plugin framework.
+//!
+//! ```text
+//! audio thread (PhraseRealtime)                 worker (PhraseWorker)
+//!   input notes, stamped in host beats ─ ring ─►  PhraseHistory
+//!   triggers (Generate / auto / every N bars) ─►  tokenize → token model → sample → notes
+//!   Player ◄── ring of ScheduledNote (as each note is decoded) ◄─┘
+//!   └─► sample-accurate note events
+//! ```
+//! Rings are `rtrb` (streams of events: every one matters, a full ring drops and counts).
+//! The model is loaded on the worker, never on the audio thread; its status and problems are
+//! reported through [`PhraseShared`] and a status callback (the plugin logs it).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use atomic_float::{AtomicF32, AtomicF64};
+use crossbeam_channel::Sender;
+use rtrb::{Consumer, Producer, RingBuffer};
+
+use super::generate::{generate, load_token_model, GenerationSettings, Rng, TokenModel};
+use super::history::{NoteInput, PhraseHistory, RecordedNote};
+use super::player::{EventList, Player, ScheduledNote};
+use crate::engine::worker::{Worker, WorkerHandle};
+use crate::midi::key::{detect_key, Scale};
+use crate::midi::tokenizer::bar_floor;
+use crate::model::{BackendChoice, ModelDirs};
+
+/// Input events the ring holds between two worker polls.
+const EVENT_CAPACITY: usize = 4096;
+/// Generated notes in flight from the worker to the audio thread.
+const NOTE_CAPACITY: usize = 2048;
+/// Notes the player holds (waiting or sounding).
+const PLAYER_CAPACITY: usize = 1024;
+/// Note events one block may emit.
+const BLOCK_EVENT_CAPACITY: usize = 1024;
+/// Tempo used when the host gives none.
+pub const DEFAULT_TEMPO_BPM: f64 = 120.0;
+/// A continuation starts at a bar line at least this far (in seconds) after its trigger, so the
+/// worker has time to produce the first note.
+const MIN_LEAD_SECONDS: f64 = 0.05;
+
+/// Values shared between the plugin, the audio thread and the worker (latest value wins).
+#[derive(Debug)]
+pub struct PhraseShared {
+    /// How many beats of history to keep (set from the plugin's parameter).
+    pub history_beats: AtomicF64,
+    /// Finished notes in the history.
+    pub notes_recorded: AtomicU64,
+    /// Events lost because a queue (capture ring, note ring, host output) was full.
+    pub events_dropped: AtomicU64,
+    /// Beat position of the latest captured event.
+    pub last_event_beat: AtomicF64,
+    /// Continuations generated.
+    pub generations: AtomicU64,
+    /// Whether a continuation model is loaded.
+    pub model_ready: AtomicBool,
+    /// Time from picking up a trigger to the first note being ready, in ms (last generation).
+    pub first_note_ms: AtomicF32,
+    /// The latest problem or status in words (worker and GUI only; never the audio thread).
+    pub status: Mutex<String>,
+}
+
+/// The host's transport at the start of a block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TransportInfo {
+    /// Whether the host transport is playing.
+    pub playing: bool,
+    /// Host tempo, if the host reports one.
+    pub tempo_bpm: Option<f64>,
+    /// Host position in beats at the block's first sample, if reported.
+    pub pos_beats: Option<f64>,
+}
+
+/// How generated pitches are kept in key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KeyLock {
+    /// No constraint.
+    Off,
+    /// The key detected from the phrase being continued.
+    Detect,
+    /// A given scale.
+    Fixed(Scale),
+}
+
+/// A request from the audio thread to the worker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PhraseRequest {
+    /// Generate continuations of the history.
+    Generate {
+        /// Beat the trigger happened at.
+        trigger_beat: f64,
+        /// Host tempo then (to turn the lead time into beats).
+        tempo_bpm: f64,
+        /// Constraints and sampling settings.
+        settings: GenerationSettings,
+        /// Key lock mode.
+        key_lock: KeyLock,
+        /// How many different continuations to make.
+        variations: u8,
+        /// Which one plays (0-based).
+        selected: u8,
+    },
+    /// Play another of the variations already generated.
+    Select {
+        /// 0-based variation.
+        variation: u8,
+    },
+}
+
+/// Worker control messages from non-real-time threads.
+#[derive(Debug)]
+pub enum PhraseCommand {
+    /// Reply with a copy of the finished notes.
+    Snapshot(Sender<Vec<RecordedNote>>),
+    /// Forget the history.
+    Clear,
+}
+
+/// Where the worker finds its continuation model.
+#[derive(Debug, Clone)]
+pub struct ModelSource {
+    /// Model name or manifest path.
+    pub name: String,
+    /// Directories to look in.
+    pub dirs: ModelDirs,
+    /// Inference backend.
+    pub backend: BackendChoice,
+}
+
+/// Receives status lines from the worker (the plugin logs them).
+pub type StatusCallback = Box<dyn Fn(&str) + Send>;
+
+/// Starts the phrase engine: the audio-thread half, the worker, and the shared values.
+///
+/// # Errors
+/// When the worker thread cannot be created.
+pub fn start(
+    sample_rate: f32,
+    history_beats: f64,
+    model: ModelSource,
+    on_status: StatusCallback,
+) -> std::io::Result<(
+    PhraseRealtime,
+    WorkerHandle<PhraseCommand>,
+    Arc<PhraseShared>,
+)> {
+    let (events_in, events_out) = RingBuffer::new(EVENT_CAPACITY);
+    let (requests_in, requests_out) = RingBuffer::new(64);
+    let (notes_in, notes_out) = RingBuffer::new(NOTE_CAPACITY);
+    let shared = Arc::new(PhraseShared {
+        history_beats: AtomicF64::new(history_beats),
+        notes_recorded: AtomicU64::new(0),
+        events_dropped: AtomicU64::new(0),
+        last_event_beat: AtomicF64::new(0.0),
+        generations: AtomicU64::new(0),
+        model_ready: AtomicBool::new(false),
+        first_note_ms: AtomicF32::new(0.0),
+        status: Mutex::new(String::new()),
+    });
+    let worker = PhraseWorker {
+        events: events_out,
+        requests: requests_out,
+        notes: notes_in,
+        history: PhraseHistory::new(history_beats),
+        shared: shared.clone(),
+        model_source: Some(model),
+        model: None,
+        on_status,
+        variations: Vec::new(),
+        generation: 0,
+        rng: Rng::new(0),
+    };
+    let handle = WorkerHandle::spawn("continuo-phrase-worker", worker)?;
+    let realtime = PhraseRealtime {
+        events: events_in,
+        requests: requests_in,
+        notes: notes_out,
+        player: Player::new(PLAYER_CAPACITY),
+        output: EventList::new(BLOCK_EVENT_CAPACITY),
+        sample_rate: f64::from(sample_rate),
+        free_beat: 0.0,
+        block_start_beat: 0.0,
+        beats_per_sample: 0.0,
+        tempo_bpm: DEFAULT_TEMPO_BPM,
+        was_playing: false,
+        shared: shared.clone(),
+    };
+    Ok((realtime, handle, shared))
+}
+
+/// The audio thread's half. Real-time safe: no allocation, lock or syscall.
+pub struct PhraseRealtime {
+    events: Producer<NoteInput>,
+    requests: Producer<PhraseRequest>,
+    notes: Consumer<ScheduledNote>,
+    player: Player,
+    output: EventList,
+    sample_rate: f64,
+    /// Beat clock that runs on at the tempo while the transport is stopped (free time).
+    free_beat: f64,
+    block_start_beat: f64,
+    beats_per_sample: f64,
+    tempo_bpm: f64,
+    was_playing: bool,
+    shared: Arc<PhraseShared>,
+}
+
+impl PhraseRealtime {
+    /// Sets the beat clock for a block of `block_len` samples from the host transport. A
+    /// playing transport's position is used as is; a stopped one lets the clock run freely.
+    /// When the transport stops, everything generated is released.
+    pub fn begin_block(&mut self, transport: TransportInfo, block_len: usize) {
+        self.tempo_bpm = transport
+            .tempo_bpm
+            .filter(|tempo| tempo.is_finite() && *tempo > 0.0)
+            .unwrap_or(DEFAULT_TEMPO_BPM);
+        self.beats_per_sample = self.tempo_bpm / 60.0 / self.sample_rate;
+        self.block_start_beat = match transport.pos_beats {
+            Some(beat) if transport.playing && beat.is_finite() => beat,
+            _ => self.free_beat,
+        };
+        self.free_beat = self.block_start_beat + block_len as f64 * self.beats_per_sample;
+        if self.was_playing && !transport.playing {
+            self.release_all(0);
+        }
+        self.was_playing = transport.playing;
+    }
+
+    /// Beat position of the sample `timing` samples into the current block.
+    pub fn beat_at(&self, timing: u32) -> f64 {
+        self.block_start_beat + f64::from(timing) * self.beats_per_sample
+    }
+
+    /// Tempo of the current block.
+    pub fn tempo_bpm(&self) -> f64 {
+        self.tempo_bpm
+    }
+
+    /// Records an input note-on (`on`) or note-off at `timing` samples into the block.
+    pub fn capture(&mut self, timing: u32, on: bool, channel: u8, pitch: u8, velocity: f32) {
+        let event = NoteInput {
+            beat: self.beat_at(timing),
+            on,
+            channel,
+            pitch,
+            velocity,
+        };
+        if self.events.push(event).is_err() {
+            self.count_dropped(1);
+        }
+    }
+
+    /// Sends a request to the worker (dropped and counted if its queue is full).
+    pub fn request(&mut self, request: PhraseRequest) {
+        if self.requests.push(request).is_err() {
+            self.count_dropped(1);
+        }
+    }
+
+    /// Ends every generated note (at `timing`) and forgets the scheduled ones.
+    pub fn release_all(&mut self, timing: u32) {
+        self.player.release_all(timing, &mut self.output);
+    }
+
+    /// Takes newly generated notes and adds this block's note events to [`Self::output`].
+    pub fn render(&mut self, block_len: u32) {
+        while let Ok(note) = self.notes.pop() {
+            self.player.schedule(note, 0, &mut self.output);
+        }
+        self.player.render(
+            self.block_start_beat,
+            self.beats_per_sample,
+            block_len,
+            &mut self.output,
+        );
+    }
+
+    /// This block's outgoing events (pass-through events may be added too); drain sorted.
+    pub fn output(&mut self) -> &mut EventList {
+        &mut self.output
+    }
+
+    /// Counts events lost to full queues.
+    pub fn count_dropped(&self, count: u64) {
+        self.shared
+            .events_dropped
+            .fetch_add(count, Ordering::Relaxed);
+    }
+}
+
+/// The worker's half: history, model, generation.
+struct PhraseWorker {
+    events: Consumer<NoteInput>,
+    requests: Consumer<PhraseRequest>,
+    notes: Producer<ScheduledNote>,
+    history: PhraseHistory,
+    shared: Arc<PhraseShared>,
+    /// Taken on the first poll, when the model is loaded (off the plugin's activation path).
+    model_source: Option<ModelSource>,
+    model: Option<TokenModel>,
+    on_status: StatusCallback,
+    /// The variations of the latest continuation.
+    variations: Vec<Vec<crate::midi::Note>>,
+    generation: u32,
+    rng: Rng,
+}
+
+impl PhraseWorker {
+    fn report(&self, status: String) {
+        (self.on_status)(&status);
+        if let Ok(mut current) = self.shared.status.lock() {
+            *current = status;
+        }
+    }
+
+    fn load_model(&mut self, source: ModelSource) {
+        match load_token_model(&source.name, &source.dirs, source.backend) {
+            Ok(model) => {
+                let status = format!("continuation model {} ready", model.path().display());
+                self.model = Some(model);
+                self.shared.model_ready.store(true, Ordering::Relaxed);
+                self.report(status);
+            }
+            Err(error) => self.report(format!("no continuation model: {error}")),
+        }
+    }
+
+    fn generate(&mut self, request: PhraseRequest) {
+        let PhraseRequest::Generate {
+            trigger_beat,
+            tempo_bpm,
+            mut settings,
+            key_lock,
+            variations,
+            selected,
+        } = request
+        else {
+            return;
+        };
+        let picked_up = Instant::now();
+        let Some(model) = self.model.as_mut() else {
+            self.report("Generate ignored: no continuation model is loaded".into());
+            return;
+        };
+        let prompt: Vec<crate::midi::Note> =
+            self.history.notes().map(|note| (*note).into()).collect();
+        if prompt.is_empty() {
+            self.report("Generate ignored: nothing has been played yet".into());
+            return;
+        }
+        settings.scale = match key_lock {
+            KeyLock::Off => None,
+            KeyLock::Detect => detect_key(&prompt).map(|key| key.scale()),
+            KeyLock::Fixed(scale) => Some(scale),
+        };
+        let bar = settings.beats_per_bar;
+        let lead_beats = MIN_LEAD_SECONDS * tempo_bpm / 60.0;
+        let start_beat = bar_floor(trigger_beat + lead_beats, bar) + bar;
+        self.generation += 1;
+        self.variations.clear();
+        let mut first_note_ms = None;
+        for variation in 0..variations.max(1) {
+            let mut notes = Vec::new();
+            let plays = variation == selected;
+            let (generation, ring, shared) = (self.generation, &mut self.notes, &self.shared);
+            let result = generate(
+                model,
+                &prompt,
+                start_beat,
+                &settings,
+                &mut self.rng,
+                |note| {
+                    if plays {
+                        first_note_ms
+                            .get_or_insert_with(|| picked_up.elapsed().as_secs_f32() * 1000.0);
+                        if ring.push(scheduled(generation, &note)).is_err() {
+                            shared.events_dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    notes.push(note);
+                },
+            );
+            if let Err(error) = result {
+                self.report(format!("generation failed: {error}"));
+                return;
+            }
+            self.variations.push(notes);
+        }
+        if let Some(ms) = first_note_ms {
+            self.shared.first_note_ms.store(ms, Ordering::Relaxed);
+        }
+        self.shared.generations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn select(&mut self, variation: u8) {
+        let Some(notes) = self.variations.get(usize::from(variation)) else {
+            return;
+        };
+        self.generation += 1;
+        for note in notes {
+            if self.notes.push(scheduled(self.generation, note)).is_err() {
+                self.shared.events_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn scheduled(generation: u32, note: &crate::midi::Note) -> ScheduledNote {
+    ScheduledNote {
+        generation,
+        pitch: note.pitch,
+        channel: note.channel,
+        velocity: note.velocity_unit(),
+        start_beat: note.start_beat,
+        end_beat: note.end_beat,
+    }
+}
+
+impl Worker for PhraseWorker {
+    type Command = PhraseCommand;
+
+    fn handle(&mut self, command: PhraseCommand) {
+        match command {
+            PhraseCommand::Snapshot(reply) => {
+                // The requester may have given up waiting; nothing to do then.
+                let _ = reply.send(self.history.notes().copied().collect());
+            }
+            PhraseCommand::Clear => self.history.clear(),
+        }
+    }
+
+    fn poll(&mut self) -> bool {
+        if let Some(source) = self.model_source.take() {
+            self.load_model(source);
+        }
+        self.history
+            .set_length_beats(self.shared.history_beats.load(Ordering::Relaxed));
+        let mut worked = false;
+        while let Ok(event) = self.events.pop() {
+            self.history.add(event);
+            self.shared
+                .last_event_beat
+                .store(event.beat, Ordering::Relaxed);
+            worked = true;
+        }
+        self.shared
+            .notes_recorded
+            .store(self.history.len() as u64, Ordering::Relaxed);
+        while let Ok(request) = self.requests.pop() {
+            match request {
+                PhraseRequest::Generate { .. } => self.generate(request),
+                PhraseRequest::Select { variation } => self.select(variation),
+            }
+            worked = true;
+        }
+        worked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn no_model() -> ModelSource {
+        ModelSource {
+            name: "no-such-model".into(),
+            dirs: ModelDirs::new(Vec::new()),
+            backend: BackendChoice::Tract,
+        }
+    }
+
+    #[test]
+    fn notes_reach_the_history_with_host_beat_positions() {
+        let (mut realtime, worker, _shared) =
+            start(48_000.0, 32.0, no_model(), Box::new(|_| {})).expect("worker");
+        // 120 BPM at 48 kHz: one beat = 24 000 samples. Block starts at beat 8.
+        let playing = TransportInfo {
+            playing: true,
+            tempo_bpm: Some(120.0),
+            pos_beats: Some(8.0),
+        };
+        realtime.begin_block(playing, 48_000);
+        realtime.capture(0, true, 0, 60, 1.0);
+        realtime.capture(12_000, false, 0, 60, 0.0);
+        realtime.capture(24_000, true, 0, 62, 0.5);
+        realtime.capture(47_999, false, 0, 62, 0.0);
+        let (reply, notes) = crossbeam_channel::bounded(1);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(worker.send(PhraseCommand::Snapshot(reply)));
+        let notes = notes
+            .recv_timeout(Duration::from_secs(2))
+            .expect("snapshot");
+        assert_eq!(notes.len(), 2);
+        assert_eq!(
+            (notes[0].pitch, notes[0].start_beat, notes[0].end_beat),
+            (60, 8.0, 8.5)
+        );
+        assert_eq!(notes[1].start_beat, 9.0);
+        assert!((notes[1].end_beat - (9.0 + 23_999.0 / 24_000.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn stopped_transport_runs_a_free_beat_clock() {
+        let (mut realtime, _worker, _shared) =
+            start(48_000.0, 32.0, no_model(), Box::new(|_| {})).expect("worker");
+        let stopped = TransportInfo {
+            playing: false,
+            tempo_bpm: Some(60.0),
+            pos_beats: Some(100.0),
+        };
+        realtime.begin_block(stopped, 48_000);
+        assert_eq!(realtime.beat_at(0), 0.0);
+        realtime.begin_block(stopped, 48_000);
+        assert!(
+            (realtime.beat_at(0) - 1.0).abs() < 1e-12,
+            "one second at 60 BPM is one beat"
+        );
+        realtime.begin_block(
+            TransportInfo {
+                playing: false,
+                tempo_bpm: None,
+                pos_beats: None,
+            },
+            48_000,
+        );
+        assert!(
+            (realtime.beat_at(24_000) - 3.0).abs() < 1e-12,
+            "no host tempo: 120 BPM"
+        );
+    }
+
+    #[test]
+    fn missing_model_is_reported_and_generate_is_ignored_with_a_reason() {
+        let (lines_in, lines) = crossbeam_channel::unbounded();
+        let report = Box::new(move |line: &str| {
+            let _ = lines_in.send(line.to_owned());
+        });
+        let (mut realtime, _worker, shared) =
+            start(48_000.0, 32.0, no_model(), report).expect("worker");
+        let line = lines.recv_timeout(Duration::from_secs(5)).expect("status");
+        assert!(
+            line.contains("no continuation model named `no-such-model`"),
+            "{line}"
+        );
+        assert!(!shared.model_ready.load(Ordering::Relaxed));
+        realtime.request(PhraseRequest::Generate {
+            trigger_beat: 0.0,
+            tempo_bpm: 120.0,
+            settings: GenerationSettings::default(),
+            key_lock: KeyLock::Off,
+            variations: 1,
+            selected: 0,
+        });
+        let line = lines.recv_timeout(Duration::from_secs(5)).expect("status");
+        assert!(line.contains("no continuation model is loaded"), "{line}");
+        realtime.render(512);
+        assert_eq!(
+            realtime.output().drain_sorted().count(),
+            0,
+            "no output without a model"
+        );
+    }
+}

@@ -1,0 +1,322 @@
+//! Continuo Phrase: a note effect that listens to what is played on its track, in host beats,
+//! and plays continuations from a token model as sample-accurate MIDI out.
+
+mod params;
+
+use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use nice_plug::midi::{Channel, Key, VoiceID};
+use nice_plug::prelude::*;
+
+pub use params::PhraseParams;
+
+use crate::engine::worker::WorkerHandle;
+use crate::model::{BackendChoice, ModelDirs};
+use crate::phrase::engine::{
+    self, ModelSource, PhraseCommand, PhraseRealtime, PhraseRequest, PhraseShared, TransportInfo,
+};
+use crate::phrase::generate::{GenerationSettings, DEFAULT_MODEL};
+use crate::phrase::player::NoteOut;
+use crate::phrase::trigger::{TriggerInput, TriggerState};
+
+/// The running engine; dropping it stops and joins the worker.
+struct Running {
+    engine: PhraseRealtime,
+    shared: Arc<PhraseShared>,
+    triggers: TriggerState,
+    /// Variation the player was last told to play (0-based).
+    selected: u8,
+    was_bypassed: bool,
+    _worker: WorkerHandle<PhraseCommand>,
+}
+
+/// The Continuo Phrase plugin.
+#[derive(Default)]
+pub struct ContinuoPhrase {
+    params: Arc<PhraseParams>,
+    /// Present between `activate` and `deactivate`.
+    running: Option<Running>,
+}
+
+impl Plugin for ContinuoPhrase {
+    const NAME: &'static str = "Continuo Phrase";
+    const VENDOR: &'static str = super::VENDOR;
+    const URL: &'static str = super::URL;
+    const EMAIL: &'static str = super::EMAIL;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    // A silent stereo output first: VST3 hosts (and several CLAP hosts) only run instruments that
+    // have an audio output. Hosts that support pure note effects can pick the port-less layout.
+    const AUDIO_IO_LAYOUTS: &'static [AudioIOLayout] = &[
+        AudioIOLayout {
+            main_output_channels: NonZeroU32::new(2),
+            ..AudioIOLayout::const_default()
+        },
+        AudioIOLayout::const_default(),
+    ];
+    const MIDI_INPUT: MidiConfig = MidiConfig::Basic;
+    const MIDI_OUTPUT: MidiConfig = MidiConfig::Basic;
+    const SAMPLE_ACCURATE_AUTOMATION: bool = false;
+
+    type SysExMessage = ();
+    type BackgroundTask = ();
+    type Editor = ();
+
+    fn params(&self) -> Arc<dyn Params> {
+        self.params.clone()
+    }
+
+    fn activate(
+        &mut self,
+        _audio_io_layout: &AudioIOLayout,
+        buffer_config: &BufferConfig,
+        _context: &mut impl ActivateContext<Self>,
+    ) -> bool {
+        self.running = None;
+        let model = ModelSource {
+            name: DEFAULT_MODEL.into(),
+            dirs: ModelDirs::standard(&[]),
+            backend: BackendChoice::Auto,
+        };
+        let report = Box::new(|status: &str| nice_log!("Continuo Phrase: {status}"));
+        match engine::start(
+            buffer_config.sample_rate,
+            self.history_beats(4.0),
+            model,
+            report,
+        ) {
+            Ok((engine, worker, shared)) => {
+                self.running = Some(Running {
+                    engine,
+                    shared,
+                    triggers: TriggerState::default(),
+                    selected: self.selected_variation(),
+                    was_bypassed: false,
+                    _worker: worker,
+                });
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn reset(&mut self) {
+        if let Some(running) = &mut self.running {
+            running.engine.release_all(0);
+        }
+    }
+
+    fn process(
+        &mut self,
+        buffer: &mut Buffer,
+        _aux: &mut AuxiliaryBuffers,
+        context: &mut impl ProcessContext<Self>,
+    ) -> ProcessStatus {
+        for channel in buffer.as_slice() {
+            channel.fill(0.0);
+        }
+        let block_len = buffer.samples() as u32;
+        let transport = context.transport();
+        let beats_per_bar = beats_per_bar(transport);
+        let info = TransportInfo {
+            playing: transport.playing,
+            tempo_bpm: transport.tempo,
+            pos_beats: transport.pos_beats(),
+        };
+        let history_beats = self.history_beats(beats_per_bar);
+        let selected = self.selected_variation();
+        let params = &self.params;
+        let Some(running) = &mut self.running else {
+            return ProcessStatus::Normal;
+        };
+        running
+            .shared
+            .history_beats
+            .store(history_beats, Ordering::Relaxed);
+        running.engine.begin_block(info, block_len as usize);
+
+        let bypassed = params.bypass.value();
+        if bypassed && !running.was_bypassed {
+            running.engine.release_all(0);
+        }
+        running.was_bypassed = bypassed;
+
+        capture_input(running, context, params.thru.value() || bypassed, bypassed);
+        if !bypassed {
+            start_continuations(running, params, beats_per_bar, block_len, selected);
+            running.engine.render(block_len);
+        }
+        send_output(running, context);
+        ProcessStatus::Normal
+    }
+
+    fn deactivate(&mut self) {
+        self.running = None;
+    }
+}
+
+impl ContinuoPhrase {
+    fn history_beats(&self, beats_per_bar: f64) -> f64 {
+        f64::from(self.params.history_bars.value()) * beats_per_bar
+    }
+
+    fn selected_variation(&self) -> u8 {
+        (self.params.variation.value() - 1).clamp(0, 7) as u8
+    }
+}
+
+/// Quarter notes per bar from the host's time signature (4/4 when unknown).
+fn beats_per_bar(transport: &Transport) -> f64 {
+    match (transport.time_sig_numerator, transport.time_sig_denominator) {
+        (Some(numerator), Some(denominator)) if numerator > 0 && denominator > 0 => {
+            (f64::from(numerator) * 4.0 / f64::from(denominator)).clamp(0.5, 8.0)
+        }
+        _ => 4.0,
+    }
+}
+
+/// Records incoming notes (history and triggers) and queues them for thru.
+fn capture_input(
+    running: &mut Running,
+    context: &mut impl ProcessContext<ContinuoPhrase>,
+    thru: bool,
+    bypassed: bool,
+) {
+    while let Some(event) = context.next_event() {
+        let (timing, on, channel, key, velocity) = match event {
+            NoteEvent::NoteOn {
+                timing,
+                channel,
+                key,
+                velocity,
+                ..
+            } => (timing, true, channel, key, velocity),
+            NoteEvent::NoteOff {
+                timing,
+                channel,
+                key,
+                velocity,
+                ..
+            } => (timing, false, channel, key, velocity),
+            _ => continue,
+        };
+        let (Some(channel), Some(pitch)) = (channel.number(), key.number()) else {
+            continue;
+        };
+        if !bypassed {
+            running.engine.capture(timing, on, channel, pitch, velocity);
+            let beat = running.engine.beat_at(timing);
+            running.triggers.note(on, beat);
+        }
+        if thru {
+            running.engine.output().push(NoteOut {
+                timing,
+                on,
+                channel,
+                pitch,
+                velocity,
+            });
+        }
+    }
+}
+
+/// Asks the worker for a continuation when a trigger fires, or for another variation.
+fn start_continuations(
+    running: &mut Running,
+    params: &PhraseParams,
+    beats_per_bar: f64,
+    block_len: u32,
+    selected: u8,
+) {
+    let block_beats = (running.engine.beat_at(0), running.engine.beat_at(block_len));
+    let trigger = running.triggers.update(&TriggerInput {
+        mode: params.trigger.value().into(),
+        button: params.generate.value(),
+        block_beats,
+        beats_per_bar,
+        auto_beats: f64::from(params.auto_beats.value()),
+        every_bars: params.every_bars.value().max(1) as u32,
+    });
+    if let Some(trigger_beat) = trigger {
+        let density = params.density.value();
+        let settings = GenerationSettings {
+            bars: params.bars.value().max(1) as u32,
+            beats_per_bar,
+            temperature: params.temperature.value(),
+            top_p: params.top_p.value(),
+            density_notes_per_beat: (density > 0.0).then_some(density),
+            scale: None,
+            pitch_range: (
+                params.pitch_low.value().clamp(0, 127) as u8,
+                params.pitch_high.value().clamp(0, 127) as u8,
+            ),
+            velocity_scale: params.velocity_scale.value(),
+            quantize_beats: params.quantize.value().beats(),
+            channel: 0,
+        };
+        running.engine.request(PhraseRequest::Generate {
+            trigger_beat,
+            tempo_bpm: running.engine.tempo_bpm(),
+            settings,
+            key_lock: params.key_lock(),
+            variations: params.variations.value().clamp(1, 8) as u8,
+            selected,
+        });
+        running.selected = selected;
+    } else if selected != running.selected {
+        running.selected = selected;
+        running.engine.request(PhraseRequest::Select {
+            variation: selected,
+        });
+    }
+}
+
+/// Sends this block's events (thru and generated) to the host, in time order.
+fn send_output(running: &mut Running, context: &mut impl ProcessContext<ContinuoPhrase>) {
+    let mut failed = 0;
+    for event in running.engine.output().drain_sorted() {
+        let channel = Channel::Number(event.channel);
+        let key = Key::Number(event.pitch);
+        let note = if event.on {
+            NoteEvent::NoteOn {
+                timing: event.timing,
+                voice_id: VoiceID::Wildcard,
+                channel,
+                key,
+                velocity: event.velocity,
+            }
+        } else {
+            NoteEvent::NoteOff {
+                timing: event.timing,
+                voice_id: VoiceID::Wildcard,
+                channel,
+                key,
+                velocity: event.velocity,
+            }
+        };
+        if context.try_send_event(note).is_err() {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        running.engine.count_dropped(failed);
+    }
+}
+
+impl ClapPlugin for ContinuoPhrase {
+    const CLAP_ID: &'static str = "org.continuo.phrase";
+    const CLAP_DESCRIPTION: Option<&'static str> =
+        Some("Continues the phrases played on its track");
+    const CLAP_MANUAL_URL: Option<&'static str> = None;
+    const CLAP_SUPPORT_URL: Option<&'static str> = None;
+    const CLAP_FEATURES: &'static [ClapFeature] = &[ClapFeature::NoteEffect, ClapFeature::Utility];
+}
+
+impl Vst3Plugin for ContinuoPhrase {
+    const VST3_CLASS_ID: [u8; 16] = *b"ContinuoPhrase1!";
+    // Hosts only send MIDI to VST3 plugins that declare themselves instruments.
+    const VST3_SUBCATEGORIES: &'static [Vst3SubCategory] =
+        &[Vst3SubCategory::Instrument, Vst3SubCategory::Tools];
+}

@@ -1,0 +1,231 @@
+//! Continuo Phrase's parameters. IDs are stable: never rename them (sessions refer to them).
+
+use nice_plug::prelude::*;
+
+use crate::midi::key::Scale;
+use crate::phrase::engine::KeyLock;
+use crate::phrase::trigger::TriggerMode;
+
+/// When a continuation starts.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerParam {
+    /// Only when Generate is switched on.
+    #[name = "Button"]
+    Button,
+    /// When the player pauses.
+    #[name = "Auto (pause)"]
+    Auto,
+    /// Every N bars (call and response).
+    #[name = "Every N bars"]
+    EveryBars,
+}
+
+impl From<TriggerParam> for TriggerMode {
+    fn from(value: TriggerParam) -> Self {
+        match value {
+            TriggerParam::Button => TriggerMode::Button,
+            TriggerParam::Auto => TriggerMode::Auto,
+            TriggerParam::EveryBars => TriggerMode::EveryBars,
+        }
+    }
+}
+
+/// Key lock.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyLockParam {
+    /// Any pitch.
+    #[name = "Off"]
+    Off,
+    /// The key detected from what was played.
+    #[name = "From input"]
+    Detect,
+    /// The key set by Key Root and Key Mode.
+    #[name = "Set"]
+    Set,
+}
+
+/// Major or minor, for a set key.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyModeParam {
+    /// Major scale.
+    #[name = "Major"]
+    Major,
+    /// Natural minor scale.
+    #[name = "Minor"]
+    Minor,
+}
+
+/// Grid generated note starts snap to.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantizeParam {
+    /// The model's own grid (1/48 note: sixteenths and triplets).
+    #[name = "Off"]
+    Off,
+    /// Quarter notes.
+    #[name = "1/4"]
+    Quarter,
+    /// Eighth notes.
+    #[name = "1/8"]
+    Eighth,
+    /// Eighth-note triplets.
+    #[name = "1/8T"]
+    EighthTriplet,
+    /// Sixteenth notes.
+    #[name = "1/16"]
+    Sixteenth,
+}
+
+impl QuantizeParam {
+    /// Grid in beats, `None` for off.
+    pub fn beats(self) -> Option<f64> {
+        match self {
+            Self::Off => None,
+            Self::Quarter => Some(1.0),
+            Self::Eighth => Some(0.5),
+            Self::EighthTriplet => Some(1.0 / 3.0),
+            Self::Sixteenth => Some(0.25),
+        }
+    }
+}
+
+/// Parameters.
+#[derive(Params)]
+pub struct PhraseParams {
+    /// Starts a continuation when switched on (a momentary button in most hosts).
+    #[id = "generate"]
+    pub generate: BoolParam,
+    /// When continuations start.
+    #[id = "trigger"]
+    pub trigger: EnumParam<TriggerParam>,
+    /// Pause (beats) that triggers in Auto mode.
+    #[id = "auto_beats"]
+    pub auto_beats: IntParam,
+    /// Bar interval in Every-N-bars mode.
+    #[id = "every_bars"]
+    pub every_bars: IntParam,
+    /// Bars generated per continuation.
+    #[id = "bars"]
+    pub bars: IntParam,
+    /// Sampling temperature.
+    #[id = "temperature"]
+    pub temperature: FloatParam,
+    /// Nucleus sampling mass.
+    #[id = "top_p"]
+    pub top_p: FloatParam,
+    /// Continuations generated per trigger.
+    #[id = "variations"]
+    pub variations: IntParam,
+    /// Which variation plays.
+    #[id = "variation"]
+    pub variation: IntParam,
+    /// Target notes per beat; 0 leaves it to the model.
+    #[id = "density"]
+    pub density: FloatParam,
+    /// Key lock mode.
+    #[id = "key_lock"]
+    pub key_lock: EnumParam<KeyLockParam>,
+    /// Root of a set key (0 = C).
+    #[id = "key_root"]
+    pub key_root: IntParam,
+    /// Mode of a set key.
+    #[id = "key_mode"]
+    pub key_mode: EnumParam<KeyModeParam>,
+    /// Lowest generated pitch.
+    #[id = "pitch_low"]
+    pub pitch_low: IntParam,
+    /// Highest generated pitch.
+    #[id = "pitch_high"]
+    pub pitch_high: IntParam,
+    /// Velocity multiplier for generated notes.
+    #[id = "velocity"]
+    pub velocity_scale: FloatParam,
+    /// Grid for generated note starts.
+    #[id = "quantize"]
+    pub quantize: EnumParam<QuantizeParam>,
+    /// Bars of playing the history keeps.
+    #[id = "history"]
+    pub history_bars: IntParam,
+    /// Pass incoming notes to the output.
+    #[id = "thru"]
+    pub thru: BoolParam,
+    /// Host bypass: releases generated notes and passes input through.
+    #[id = "bypass"]
+    pub bypass: BoolParam,
+}
+
+const NOTE_NAMES: [&str; 12] = [
+    "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B",
+];
+
+impl Default for PhraseParams {
+    fn default() -> Self {
+        Self {
+            generate: BoolParam::new("Generate", false),
+            trigger: EnumParam::new("Trigger", TriggerParam::Button),
+            auto_beats: IntParam::new("Auto Pause", 2, IntRange::Linear { min: 1, max: 16 })
+                .with_unit(" beats"),
+            every_bars: IntParam::new("Every", 4, IntRange::Linear { min: 1, max: 16 })
+                .with_unit(" bars"),
+            bars: IntParam::new("Bars", 2, IntRange::Linear { min: 1, max: 16 }).with_unit(" bars"),
+            temperature: FloatParam::new(
+                "Temperature",
+                1.0,
+                FloatRange::Linear { min: 0.1, max: 2.0 },
+            )
+            .with_value_to_string(formatters::v2s_f32_rounded(2)),
+            top_p: FloatParam::new("Top-p", 0.95, FloatRange::Linear { min: 0.1, max: 1.0 })
+                .with_value_to_string(formatters::v2s_f32_rounded(2)),
+            variations: IntParam::new("Variations", 1, IntRange::Linear { min: 1, max: 8 }),
+            variation: IntParam::new("Variation", 1, IntRange::Linear { min: 1, max: 8 }),
+            density: FloatParam::new("Density", 0.0, FloatRange::Linear { min: 0.0, max: 8.0 })
+                .with_unit(" notes/beat")
+                .with_value_to_string(std::sync::Arc::new(|value| {
+                    if value <= 0.0 {
+                        "model".into()
+                    } else {
+                        format!("{value:.2}")
+                    }
+                })),
+            key_lock: EnumParam::new("Key Lock", KeyLockParam::Off),
+            key_root: IntParam::new("Key Root", 0, IntRange::Linear { min: 0, max: 11 })
+                .with_value_to_string(std::sync::Arc::new(|value| {
+                    NOTE_NAMES[value.clamp(0, 11) as usize].into()
+                })),
+            key_mode: EnumParam::new("Key Mode", KeyModeParam::Major),
+            pitch_low: IntParam::new("Lowest Note", 36, IntRange::Linear { min: 0, max: 127 })
+                .with_value_to_string(formatters::v2s_i32_key_formatter()),
+            pitch_high: IntParam::new("Highest Note", 96, IntRange::Linear { min: 0, max: 127 })
+                .with_value_to_string(formatters::v2s_i32_key_formatter()),
+            velocity_scale: FloatParam::new(
+                "Velocity",
+                1.0,
+                FloatRange::Linear { min: 0.0, max: 2.0 },
+            )
+            .with_unit("%")
+            .with_value_to_string(formatters::v2s_f32_percentage(0))
+            .with_string_to_value(formatters::s2v_f32_percentage()),
+            quantize: EnumParam::new("Quantize", QuantizeParam::Off),
+            history_bars: IntParam::new("History", 8, IntRange::Linear { min: 1, max: 64 })
+                .with_unit(" bars"),
+            thru: BoolParam::new("Thru", true),
+            bypass: BoolParam::new("Bypass", false).make_bypass(),
+        }
+    }
+}
+
+impl PhraseParams {
+    /// The key lock the parameters describe.
+    pub fn key_lock(&self) -> KeyLock {
+        match self.key_lock.value() {
+            KeyLockParam::Off => KeyLock::Off,
+            KeyLockParam::Detect => KeyLock::Detect,
+            KeyLockParam::Set => {
+                let root = self.key_root.value().clamp(0, 11) as u8;
+                KeyLock::Fixed(match self.key_mode.value() {
+                    KeyModeParam::Major => Scale::major(root),
+                    KeyModeParam::Minor => Scale::natural_minor(root),
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Continuo Phrase generating in a real CLAP host (clack-host), on the built bundle (debug,
+//! `assert_process_allocs`: any allocation in `process()` aborts this test).
+//!
+//! A copy of the bundle gets a generated token model as its default continuation model. At two
+//! tempi a phrase is played in with the transport running, Generate is pressed, and the note
+//! output is read: generated notes start on the model's grid (1/12 beat) at the tempo, inside
+//! the bars asked for, every note-on has its note-off, and stopping the transport releases
+//! everything and silences the plugin.
+
+mod clap_support;
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent};
+use clack_host::events::Match;
+use clack_host::prelude::*;
+use clap_support::*;
+use continuo::midi::tokenizer::vocab_size;
+use continuo::midi::VOCAB_VERSION;
+use continuo::model::{Manifest, ModelKind, VocabularyInfo};
+
+const SAMPLE_RATE: f64 = 48_000.0;
+const BLOCK: u32 = 256;
+
+/// Puts a random token-step model in the copied bundle as `continuo-chorales`.
+fn install_test_model(data_dir: &Path) {
+    let models = data_dir.join("models");
+    std::fs::create_dir_all(&models).expect("models dir");
+    let mut rng = common::Rng::new(11);
+    let weights = common::random_token_weights(&mut rng, vocab_size(), 32);
+    let (graph, inputs, outputs) = common::token_graph(&weights);
+    let path = common::write_model(
+        &models,
+        "continuo-chorales",
+        &graph,
+        ModelKind::Continuation,
+        inputs,
+        outputs,
+    );
+    let mut manifest = Manifest::load(&path).expect("manifest");
+    manifest.vocabulary = Some(VocabularyInfo {
+        version: VOCAB_VERSION.into(),
+        size: vocab_size() as u32,
+    });
+    manifest.save(&path).expect("save");
+}
+
+fn log_count(log: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .matches(needle)
+        .count()
+}
+
+fn wait_for_count(log: &Path, needle: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while log_count(log, needle) < count {
+        assert!(
+            Instant::now() < deadline,
+            "`{needle}` did not appear in the log"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// An output note event at an absolute sample position.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Out {
+    sample: u64,
+    on: bool,
+    key: u16,
+}
+
+/// Plays a phrase at `tempo`, presses Generate, and returns (all output events, the sample
+/// where the transport stopped).
+fn session(entry: &PluginEntry, tempo: f64, log: &Path) -> (Vec<Out>, u64) {
+    let mut plugin = instance(entry, PHRASE_ID);
+    let ready_before = log_count(log, "continuation model");
+    let generate = param_id(&mut plugin, "Generate");
+    let bars = param_id(&mut plugin, "Bars");
+    let config = PluginAudioConfiguration {
+        sample_rate: SAMPLE_RATE,
+        min_frames_count: 1,
+        max_frames_count: BLOCK,
+    };
+    let processor = plugin.activate(|_, _| (), config).expect("activate");
+    // The worker loads the model after activation; a musician would not press Generate in
+    // the first milliseconds either.
+    wait_for_count(log, "continuation model", ready_before + 1);
+    assert!(
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains("ready"),
+        "model loaded"
+    );
+    let samples_per_beat = SAMPLE_RATE * 60.0 / tempo;
+    let sample_of_beat = |beat: f64| (beat * samples_per_beat).round() as u64;
+    // The transport stops in the middle of the continuation (beats 12–20).
+    let stop_beat = 16.0;
+
+    let (processor, events) = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let mut processor = processor.start_processing().expect("start processing");
+                let mut output_ports = AudioPorts::with_capacity(2, 1);
+                let mut left = vec![0.0f32; BLOCK as usize];
+                let mut right = vec![0.0f32; BLOCK as usize];
+                let mut events = Vec::new();
+                // Input: an arpeggio of eighth notes over the first two bars.
+                let melody = [
+                    60u16, 64, 67, 72, 67, 64, 60, 55, 57, 60, 64, 69, 64, 60, 57, 52,
+                ];
+                let mut sample: u64 = 0;
+                let mut pressed = false;
+                let mut waited = false;
+                while sample < sample_of_beat(stop_beat + 4.0) {
+                    let beat = sample as f64 / samples_per_beat;
+                    let block_end = sample + u64::from(BLOCK);
+                    let playing = beat < stop_beat;
+                    let mut input = EventBuffer::new();
+                    if sample == 0 {
+                        input.push(&ParamValueEvent::new(0, bars, Pckn::match_all(), 2.0));
+                    }
+                    for (index, &key) in melody.iter().enumerate() {
+                        for (at_beat, on) in [
+                            (index as f64 * 0.5, true),
+                            (index as f64 * 0.5 + 0.4, false),
+                        ] {
+                            let at = sample_of_beat(at_beat);
+                            if (sample..block_end).contains(&at) {
+                                let time = (at - sample) as u32;
+                                let pckn = Pckn::new(0u16, 0u16, key, Match::All);
+                                if on {
+                                    input.push(&NoteOnEvent::new(time, pckn, 0.8));
+                                } else {
+                                    input.push(&NoteOffEvent::new(time, pckn, 0.0));
+                                }
+                            }
+                        }
+                    }
+                    if !pressed && beat >= 8.5 {
+                        input.push(&ParamValueEvent::new(0, generate, Pckn::match_all(), 1.0));
+                        pressed = true;
+                    }
+                    let mut output = EventBuffer::new();
+                    {
+                        let mut output_events = OutputEvents::from_buffer(&mut output);
+                        let mut audio_out = output_ports.with_output_buffers([AudioPortBuffer {
+                            latency: 0,
+                            channels: AudioPortBufferType::f32_output_only(
+                                [left.as_mut_slice(), right.as_mut_slice()].into_iter(),
+                            ),
+                        }]);
+                        let transport = transport(tempo, beat, playing);
+                        processor
+                            .process(
+                                &InputAudioBuffers::empty(),
+                                &mut audio_out,
+                                &input.as_input(),
+                                &mut output_events,
+                                None,
+                                Some(&transport),
+                            )
+                            .expect("process");
+                    }
+                    for event in output.iter() {
+                        if let Some(on) = event.as_event::<NoteOnEvent>() {
+                            let key = on.pckn().key.into_specific().unwrap_or(999);
+                            events.push(Out {
+                                sample: sample + u64::from(on.header().time()),
+                                on: true,
+                                key,
+                            });
+                        } else if let Some(off) = event.as_event::<NoteOffEvent>() {
+                            let key = off.pckn().key.into_specific().unwrap_or(999);
+                            events.push(Out {
+                                sample: sample + u64::from(off.header().time()),
+                                on: false,
+                                key,
+                            });
+                        }
+                    }
+                    // A real host would take seconds to reach the continuation's bar; this one
+                    // is faster than real time, so it gives the worker that time once.
+                    if pressed && !waited {
+                        std::thread::sleep(Duration::from_millis(500));
+                        waited = true;
+                    }
+                    sample = block_end;
+                }
+                (processor.stop_processing(), events)
+            })
+            .join()
+            .expect("audio thread")
+    });
+    plugin.deactivate(processor);
+    (events, sample_of_beat(stop_beat))
+}
+
+#[test]
+fn phrase_generates_on_the_tempo_grid_and_releases_every_note() {
+    std::env::remove_var("ORT_DYLIB_PATH");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = copy_bundle(dir.path(), "PhraseTest", true);
+    install_test_model(&dir.path().join("Continuo-data"));
+    let log = dir.path().join("phrase.log");
+    std::env::set_var("NICE_LOG", &log);
+    let entry = load_bundle(&bundle);
+
+    for tempo in [90.0, 140.0] {
+        let (events, stop_sample) = session(&entry, tempo, &log);
+        let samples_per_beat = SAMPLE_RATE * 60.0 / tempo;
+        let input_keys = [
+            60u16, 64, 67, 72, 67, 64, 60, 55, 57, 60, 64, 69, 64, 60, 57, 52,
+        ];
+        let thru_end = (8.0 * samples_per_beat) as u64;
+        let (thru, generated): (Vec<Out>, Vec<Out>) =
+            events.iter().partition(|e| e.sample < thru_end);
+        assert_eq!(
+            thru.iter().filter(|e| e.on).count(),
+            input_keys.len(),
+            "{tempo} BPM: input passes through"
+        );
+
+        // Trigger at beat 8.5 → the continuation starts at the next bar line, beat 12, and
+        // lasts the 2 bars asked for.
+        let first_on = generated
+            .iter()
+            .find(|e| e.on)
+            .unwrap_or_else(|| panic!("{tempo} BPM: nothing generated"));
+        assert!(
+            first_on.sample as f64 >= 12.0 * samples_per_beat - 1.0,
+            "{tempo} BPM: starts at bar 4: {first_on:?}"
+        );
+        for event in generated.iter().filter(|e| e.on) {
+            let beat = event.sample as f64 / samples_per_beat;
+            assert!(
+                beat < 16.0,
+                "{tempo} BPM: nothing starts after the transport stopped: beat {beat}"
+            );
+            let grid = beat * 12.0;
+            let off_grid_samples = (grid - grid.round()).abs() * samples_per_beat / 12.0;
+            assert!(
+                off_grid_samples <= 1.0,
+                "{tempo} BPM: note-on at beat {beat} is off the 1/12-beat grid"
+            );
+        }
+        // Every note-on is followed by a note-off for the same key: stopping released them.
+        let mut open: Vec<u16> = Vec::new();
+        for event in &generated {
+            if event.on {
+                open.push(event.key);
+            } else if let Some(index) = open.iter().position(|k| *k == event.key) {
+                open.remove(index);
+            }
+        }
+        assert!(open.is_empty(), "{tempo} BPM: hanging notes {open:?}");
+        assert!(
+            generated
+                .iter()
+                .all(|e| e.sample < stop_sample + u64::from(BLOCK)),
+            "{tempo} BPM: nothing is emitted after the stop block"
+        );
+    }
+}
