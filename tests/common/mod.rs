@@ -20,7 +20,7 @@ pub fn ort_dylib() -> PathBuf {
         .unwrap_or_else(|| {
             panic!(
                 "ORT_DYLIB_PATH is not set: this test needs the ONNX Runtime 1.31 library. \
-             Run `./fetch-ort.sh DIR` and set ORT_DYLIB_PATH=DIR/libonnxruntime.so.1.31.1"
+             Run `cargo xtask test`, or `bash xtask/fetch-ort.sh DIR` and set ORT_DYLIB_PATH=DIR/libonnxruntime.so.1.31.1"
             )
         });
     let p = PathBuf::from(p);
