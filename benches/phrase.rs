@@ -6,15 +6,13 @@
 //! `cargo bench --bench phrase` (set ORT_DYLIB_PATH for the ONNX Runtime rows).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use continuo::midi::tokenizer::vocab_size;
-use continuo::midi::{Note, Scale, VOCAB_VERSION};
-use continuo::model::{load_model, BackendChoice, Manifest, ModelKind, VocabularyInfo};
+use continuo::midi::{Note, Scale};
+use continuo::model::{load_model, BackendChoice, ModelKind};
 use continuo::phrase::generate::{generate, GenerationSettings, Rng, TokenModel};
 
 fn model_path(scratch: &Path) -> (PathBuf, &'static str) {
@@ -22,13 +20,7 @@ fn model_path(scratch: &Path) -> (PathBuf, &'static str) {
     if shipped.exists() {
         return (shipped, "default model");
     }
-    let mut rng = common::Rng::new(3);
-    let weights = common::random_token_weights(&mut rng, vocab_size(), 256);
-    let (graph, inputs, outputs) = common::token_graph(&weights);
-    let path = common::write_model(scratch, "bench", &graph, ModelKind::Continuation, inputs, outputs);
-    let mut manifest = Manifest::load(&path).expect("manifest");
-    manifest.vocabulary = Some(VocabularyInfo { version: VOCAB_VERSION.into(), size: vocab_size() as u32 });
-    manifest.save(&path).expect("save");
+    let path = common::random_continuation_model(scratch, "bench", 3, 256);
     (path, "generated GRU(256)")
 }
 
@@ -39,16 +31,31 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn main() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let (path, which) = model_path(scratch.path());
-    let prompt: Vec<Note> = [60u8, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62, 60, 59]
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| Note::new(p, 90, 0, i as f64 * 0.5, i as f64 * 0.5 + 0.45))
-        .collect();
-    let settings = GenerationSettings { bars: 4, scale: Some(Scale::major(0)), ..GenerationSettings::default() };
+    let prompt: Vec<Note> = [
+        60u8, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62, 60, 59,
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, &p)| Note::new(p, 90, 0, i as f64 * 0.5, i as f64 * 0.5 + 0.45))
+    .collect();
+    let settings = GenerationSettings {
+        bars: 4,
+        scale: Some(Scale::major(0)),
+        ..GenerationSettings::default()
+    };
 
-    println!("Continuo Phrase generation, one core ({which}: {})", path.display());
-    println!("{:<14} {:>12} {:>16} {:>16}", "backend", "tokens/s", "first note p50", "first note p99");
-    for (name, backend) in [("ONNX Runtime", BackendChoice::OnnxRuntime), ("tract", BackendChoice::Tract)] {
+    println!(
+        "Continuo Phrase generation, one core ({which}: {})",
+        path.display()
+    );
+    println!(
+        "{:<14} {:>12} {:>16} {:>16}",
+        "backend", "tokens/s", "first note p50", "first note p99"
+    );
+    for (name, backend) in [
+        ("ONNX Runtime", BackendChoice::OnnxRuntime),
+        ("tract", BackendChoice::Tract),
+    ] {
         let loaded = match load_model(&path, ModelKind::Continuation, backend) {
             Ok(loaded) => loaded,
             Err(error) => {
@@ -63,9 +70,16 @@ fn main() {
         for seed in 0..20 {
             let trigger = Instant::now();
             let mut first = None;
-            let stats = generate(&mut model, &prompt, 8.0, &settings, &mut Rng::new(seed), |_| {
-                first.get_or_insert_with(|| trigger.elapsed().as_secs_f64() * 1000.0);
-            })
+            let stats = generate(
+                &mut model,
+                &prompt,
+                8.0,
+                &settings,
+                &mut Rng::new(seed),
+                |_| {
+                    first.get_or_insert_with(|| trigger.elapsed().as_secs_f64() * 1000.0);
+                },
+            )
             .expect("generate");
             tokens += stats.tokens;
             first_note_ms.extend(first);

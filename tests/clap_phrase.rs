@@ -17,9 +17,6 @@ use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent
 use clack_host::events::Match;
 use clack_host::prelude::*;
 use clap_support::*;
-use continuo::midi::tokenizer::vocab_size;
-use continuo::midi::VOCAB_VERSION;
-use continuo::model::{Manifest, ModelKind, VocabularyInfo};
 
 const SAMPLE_RATE: f64 = 48_000.0;
 const BLOCK: u32 = 256;
@@ -28,23 +25,7 @@ const BLOCK: u32 = 256;
 fn install_test_model(data_dir: &Path) {
     let models = data_dir.join("models");
     std::fs::create_dir_all(&models).expect("models dir");
-    let mut rng = common::Rng::new(11);
-    let weights = common::random_token_weights(&mut rng, vocab_size(), 32);
-    let (graph, inputs, outputs) = common::token_graph(&weights);
-    let path = common::write_model(
-        &models,
-        "continuo-chorales",
-        &graph,
-        ModelKind::Continuation,
-        inputs,
-        outputs,
-    );
-    let mut manifest = Manifest::load(&path).expect("manifest");
-    manifest.vocabulary = Some(VocabularyInfo {
-        version: VOCAB_VERSION.into(),
-        size: vocab_size() as u32,
-    });
-    manifest.save(&path).expect("save");
+    common::random_continuation_model(&models, "continuo-chorales", 11, 32);
 }
 
 fn log_count(log: &Path, needle: &str) -> usize {

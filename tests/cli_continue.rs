@@ -5,9 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use continuo::midi::tokenizer::vocab_size;
-use continuo::midi::{Note, VOCAB_VERSION};
-use continuo::model::{Manifest, ModelKind, VocabularyInfo};
+use continuo::midi::Note;
 
 fn continuo(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_continuo"))
@@ -21,24 +19,7 @@ fn stderr(output: &Output) -> String {
 }
 
 fn random_model(dir: &Path) -> PathBuf {
-    let mut rng = common::Rng::new(7);
-    let weights = common::random_token_weights(&mut rng, vocab_size(), 32);
-    let (graph, inputs, outputs) = common::token_graph(&weights);
-    let path = common::write_model(
-        dir,
-        "tiny-phrase",
-        &graph,
-        ModelKind::Continuation,
-        inputs,
-        outputs,
-    );
-    let mut manifest = Manifest::load(&path).expect("manifest");
-    manifest.vocabulary = Some(VocabularyInfo {
-        version: VOCAB_VERSION.into(),
-        size: vocab_size() as u32,
-    });
-    manifest.save(&path).expect("save");
-    path
+    common::random_continuation_model(dir, "tiny-phrase", 7, 32)
 }
 
 fn melody(dir: &Path, tempo: f64) -> PathBuf {

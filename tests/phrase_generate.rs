@@ -6,29 +6,17 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use continuo::midi::key::Scale;
-use continuo::midi::tokenizer::vocab_size;
 use continuo::midi::{Note, VOCAB_VERSION};
-use continuo::model::{load_model, BackendChoice, Manifest, ModelKind, VocabularyInfo};
+use continuo::model::{load_model, BackendChoice, Manifest, ModelKind};
 use continuo::phrase::generate::{generate, GenerateError, GenerationSettings, Rng, TokenModel};
 
-/// Writes a random token model with this build's vocabulary; returns its manifest path.
+/// A random token model declaring `vocabulary` as its vocabulary version.
 fn random_model(dir: &Path, vocabulary: &str) -> PathBuf {
-    let mut rng = common::Rng::new(42);
-    let weights = common::random_token_weights(&mut rng, vocab_size(), 32);
-    let (graph, inputs, outputs) = common::token_graph(&weights);
-    let path = common::write_model(
-        dir,
-        "random",
-        &graph,
-        ModelKind::Continuation,
-        inputs,
-        outputs,
-    );
+    let path = common::random_continuation_model(dir, "random", 42, 32);
     let mut manifest = Manifest::load(&path).expect("manifest");
-    manifest.vocabulary = Some(VocabularyInfo {
-        version: vocabulary.into(),
-        size: vocab_size() as u32,
-    });
+    if let Some(info) = manifest.vocabulary.as_mut() {
+        info.version = vocabulary.into();
+    }
     manifest.save(&path).expect("save");
     path
 }

@@ -403,3 +403,20 @@ pub fn write_model(
     manifest.save(&path).unwrap();
     path
 }
+
+/// A token-step model with random weights and this build's vocabulary (so the generator and
+/// the plugin accept it), hidden size `hidden`; returns its manifest path.
+pub fn random_continuation_model(dir: &Path, stem: &str, seed: u64, hidden: usize) -> PathBuf {
+    use continuo::midi::tokenizer::{vocab_size, VOCAB_VERSION};
+    let mut rng = Rng::new(seed);
+    let weights = random_token_weights(&mut rng, vocab_size(), hidden);
+    let (graph, inputs, outputs) = token_graph(&weights);
+    let path = write_model(dir, stem, &graph, ModelKind::Continuation, inputs, outputs);
+    let mut manifest = Manifest::load(&path).unwrap();
+    manifest.vocabulary = Some(VocabularyInfo {
+        version: VOCAB_VERSION.into(),
+        size: vocab_size() as u32,
+    });
+    manifest.save(&path).unwrap();
+    path
+}
