@@ -338,12 +338,14 @@ pub fn generate(
     while stats.tokens < max_tokens {
         let elapsed_beats = (decoder.current_beat() - start_beat).max(0.0);
         let pitch_bias = density_bias(settings.density_notes_per_beat, stats.notes, elapsed_beats);
+        let notes_allowed =
+            !over_density_budget(settings.density_notes_per_beat, stats.notes, elapsed_beats);
         let Some(token) = sample(
             &logits,
             &mut weights,
             settings,
             pitch_bias,
-            |token| allowed(token, &decoder, settings),
+            |token| allowed(token, &decoder, settings, notes_allowed),
             rng,
         ) else {
             break;
@@ -367,14 +369,20 @@ pub fn generate(
 }
 
 /// Grammar (the decoder's) plus the musician's constraints.
-fn allowed(token: u32, decoder: &DecodeState, settings: &GenerationSettings) -> bool {
+fn allowed(
+    token: u32,
+    decoder: &DecodeState,
+    settings: &GenerationSettings,
+    notes_allowed: bool,
+) -> bool {
     if token == EOS || !decoder.is_allowed(token) {
         // The length is ours to decide: never stop early.
         return false;
     }
     match token_kind(token) {
         TokenKind::Pitch(pitch) => {
-            (settings.pitch_range.0..=settings.pitch_range.1).contains(&pitch)
+            notes_allowed
+                && (settings.pitch_range.0..=settings.pitch_range.1).contains(&pitch)
                 && settings
                     .scale
                     .as_ref()
@@ -384,7 +392,17 @@ fn allowed(token: u32, decoder: &DecodeState, settings: &GenerationSettings) -> 
     }
 }
 
-/// Logit bias for `PITCH` tokens that steers the note rate towards the target.
+/// Whether the phrase already holds as many notes as the target density allows by now (with a
+/// beat of slack): then no new note may start until time moves on. A hard cap, because a model
+/// that is sure of its chords (a four-voice chorale model) overrides any soft bias.
+fn over_density_budget(target: Option<f32>, notes: usize, elapsed_beats: f64) -> bool {
+    target
+        .filter(|t| *t > 0.0)
+        .is_some_and(|target| notes as f64 >= f64::from(target) * (elapsed_beats + 1.0))
+}
+
+/// Logit bias for `PITCH` tokens that steers the note rate towards the target (mostly useful
+/// when the model is sparser than asked; the budget above handles the other side).
 fn density_bias(target: Option<f32>, notes: usize, elapsed_beats: f64) -> f32 {
     let Some(target) = target.filter(|t| *t > 0.0) else {
         return 0.0;
