@@ -13,6 +13,8 @@
 //! 5. [`style`], [`phrase`]: what each product does, run by the engine.
 //! 6. [`wav`]: audio files for the CLI and trainer.
 //! 7. [`plugin`]: nice-plug glue only.
+//!
+//! With the `train` feature, `train` holds the offline trainer (burn) behind `continuo-train`.
 
 pub mod dsp;
 pub mod engine;
@@ -21,6 +23,8 @@ pub mod model;
 pub mod phrase;
 pub mod plugin;
 pub mod style;
+#[cfg(feature = "train")]
+pub mod train;
 pub mod wav;
 
 pub use plugin::phrase::ContinuoPhrase;

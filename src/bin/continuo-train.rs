@@ -1,0 +1,351 @@
+//! `continuo-train`: the offline trainer for Continuo's models. Argument parsing only; the work
+//! is in `train::pipeline`.
+//!
+//! Exit codes: 0 success; 1 failure (message on stderr); 2 bad arguments; 3 `--assert-bar` and
+//! the model misses the quality bar; 130 interrupted by Ctrl-C (a checkpoint was saved).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use continuo::midi::tokenizer::vocab_size;
+use continuo::model::backend::{BackendChoice, RuntimeSearch};
+use continuo::train::check::{check_folder, FolderCheck};
+use continuo::train::eval::{HeldOut, QUALITY_BAR};
+use continuo::train::pipeline::{run_continuation, run_eval, ContinuationJob};
+use continuo::train::training::TrainingConfig;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "continuo-train",
+    version,
+    about = "Train Continuo's models from your own files"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Scan a folder: MIDI and WAV files, durations, and problems per file. Exits non-zero
+    /// when nothing is usable.
+    Check {
+        /// Folder to scan (recursively).
+        dir: PathBuf,
+        /// MIDI files with fewer melodic notes count as too short.
+        #[arg(long, default_value_t = 8)]
+        min_notes: usize,
+        /// Print every file, not only the problems.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Train a continuation model (Continuo Phrase) on a folder of MIDI files and write
+    /// models/NAME.onnx, .json, .report.md and .loss.png.
+    Continuation(ContinuationArgs),
+    /// Held-out metrics of an existing continuation model on a MIDI folder.
+    Eval {
+        /// The model: models/NAME (or NAME.json).
+        model: PathBuf,
+        /// MIDI folder (its held-out split is used, as recorded in the manifest).
+        dir: PathBuf,
+        /// Inference backend.
+        #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+        backend: BackendArg,
+        /// Exit with code 3 if the model misses the quality bar (25 % below the 4-gram).
+        #[arg(long)]
+        assert_bar: bool,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ContinuationArgs {
+    /// Folder of MIDI files (searched recursively).
+    dir: PathBuf,
+    /// Output path without extension, e.g. models/my-style.
+    #[arg(long)]
+    out: PathBuf,
+    /// Passes over the training files.
+    #[arg(long, default_value_t = 13)]
+    epochs: usize,
+    /// Stop after this many optimiser steps (even if epochs remain).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Seed for weights and batch order.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Parallel token streams per batch.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Tokens per training window (truncated back-propagation length).
+    #[arg(long, default_value_t = 64)]
+    seq_len: usize,
+    /// GRU hidden size.
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+    /// GRU layers.
+    #[arg(long, default_value_t = 1)]
+    layers: usize,
+    /// Token embedding width.
+    #[arg(long, default_value_t = 64)]
+    embed: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 3e-3)]
+    lr: f64,
+    /// Transposition augmentation: up to ± this many semitones (0 = off).
+    #[arg(long, default_value_t = 3)]
+    transpose: u8,
+    /// Percentage of files held out for evaluation (by file-name hash).
+    #[arg(long, default_value_t = 10)]
+    valid_percent: u32,
+    /// Save a checkpoint every N steps (0 = only at the end and on Ctrl-C).
+    #[arg(long, default_value_t = 250)]
+    checkpoint_every: usize,
+    /// Evaluate held-out loss every N steps for the loss curve (0 = only at the end).
+    #[arg(long, default_value_t = 400)]
+    eval_every: usize,
+    /// Continue from models/NAME.ckpt (uses the checkpoint's saved settings).
+    #[arg(long)]
+    resume: bool,
+    /// Fail if ONNX Runtime cannot be loaded (default: verify on tract only and say so).
+    #[arg(long)]
+    require_ort: bool,
+    /// Exit with code 3 if the model misses the quality bar (25 % below the 4-gram).
+    #[arg(long)]
+    assert_bar: bool,
+    /// No progress bars.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum BackendArg {
+    /// ONNX Runtime if its library loads, else tract.
+    Auto,
+    /// ONNX Runtime only.
+    Ort,
+    /// tract only.
+    Tract,
+}
+
+impl From<BackendArg> for BackendChoice {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Ort => BackendChoice::OnnxRuntime,
+            BackendArg::Tract => BackendChoice::Tract,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check {
+            dir,
+            min_notes,
+            verbose,
+        } => check(&dir, min_notes, verbose),
+        Command::Continuation(args) => continuation(args),
+        Command::Eval {
+            model,
+            dir,
+            backend,
+            assert_bar,
+        } => eval(&model, &dir, backend, assert_bar),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check(dir: &std::path::Path, min_notes: usize, verbose: bool) -> anyhow::Result<ExitCode> {
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a folder", dir.display());
+    }
+    let result = check_folder(dir, min_notes, |_| {})?;
+    for (kind, files) in [("MIDI", &result.midi), ("WAV", &result.wav)] {
+        let usable = files.iter().filter(|f| f.usable()).count();
+        println!(
+            "{kind}: {} files, {usable} usable, {:.1} min usable",
+            files.len(),
+            FolderCheck::usable_seconds(files) / 60.0
+        );
+        if kind == "WAV" && !files.is_empty() {
+            let mut rates: Vec<String> = files
+                .iter()
+                .filter(|f| f.usable())
+                .map(|f| f.detail.split(',').next().unwrap_or("").to_owned())
+                .collect();
+            rates.sort();
+            rates.dedup();
+            println!("  sample rates: {}", rates.join(", "));
+        }
+        for file in files {
+            match &file.problem {
+                Some(problem) => println!("  problem: {problem}"),
+                None if verbose => println!(
+                    "  ok: {} ({}, {:.1} s)",
+                    file.path.display(),
+                    file.detail,
+                    file.seconds.unwrap_or(0.0)
+                ),
+                None => {}
+            }
+        }
+    }
+    if result.anything_usable() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let named: Vec<String> = result
+            .midi
+            .iter()
+            .chain(&result.wav)
+            .map(|f| f.path.display().to_string())
+            .collect();
+        eprintln!(
+            "error: nothing usable in {} ({} MIDI, {} WAV files{})",
+            dir.display(),
+            result.midi.len(),
+            result.wav.len(),
+            if named.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", named.join(", "))
+            }
+        );
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn print_held_out(h: &HeldOut) {
+    println!("held-out tokens: {}", h.model.tokens);
+    println!("{:<10} {:>11} {:>11}", "model", "perplexity", "bits/token");
+    for (label, e) in [
+        ("GRU", h.model),
+        ("4-gram", h.four_gram),
+        ("unigram", h.unigram),
+    ] {
+        println!(
+            "{label:<10} {:>11.3} {:>11.3}",
+            e.perplexity(),
+            e.bits_per_token()
+        );
+    }
+    println!(
+        "GRU perplexity is {:.1} % below the 4-gram's (bar: {:.0} %): {}",
+        100.0 * h.improvement_over_four_gram(),
+        100.0 * QUALITY_BAR,
+        if h.meets_bar() { "met" } else { "MISSED" }
+    );
+}
+
+fn continuation(args: ContinuationArgs) -> anyhow::Result<ExitCode> {
+    let mut config = TrainingConfig::recipe(vocab_size());
+    config.model.d_hidden = args.hidden;
+    config.model.layers = args.layers;
+    config.model.d_embed = args.embed;
+    config.seed = args.seed;
+    config.epochs = args.epochs;
+    config.max_steps = args.steps;
+    config.batch_size = args.batch_size;
+    config.seq_len = args.seq_len;
+    config.learning_rate = args.lr;
+    config.transpose = args.transpose;
+    config.valid_percent = args.valid_percent;
+    config.checkpoint_every = args.checkpoint_every;
+    config.eval_every = args.eval_every;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                eprintln!("\ninterrupted again: exiting without a checkpoint");
+                std::process::exit(130);
+            }
+            eprintln!(
+                "\ninterrupt: saving a checkpoint after this step (Ctrl-C again to quit now)"
+            );
+        })?;
+    }
+    let job = ContinuationJob {
+        data_dir: args.dir,
+        out: args.out,
+        config,
+        resume: args.resume,
+        progress: !args.quiet,
+        stop,
+        stop_at_step: None,
+        runtime: RuntimeSearch::default(),
+        require_onnx_runtime: args.require_ort,
+    };
+    let result = run_continuation(&job)?;
+    if result.outcome.interrupted {
+        eprintln!(
+            "stopped at step {} of {}; checkpoint saved in {}. Continue with the same command \
+             and --resume.",
+            result.outcome.state.step,
+            result.outcome.total_steps,
+            result.files.checkpoint.display()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    for note in &result.notes {
+        eprintln!("note: {note}");
+    }
+    let state = &result.outcome.state;
+    println!(
+        "trained {} steps ({} epochs, {} tokens) in {:.1} min",
+        state.step,
+        state.epoch,
+        state.tokens_seen,
+        state.elapsed_secs / 60.0
+    );
+    for v in &result.verifications {
+        println!(
+            "export verified on {}: max error {:.2e} (≤ {:.0e})",
+            v.backend,
+            v.max_error(),
+            continuo::train::export::TOLERANCE
+        );
+    }
+    for (backend, tps) in &result.speed {
+        println!("{backend}: {tps:.0} tokens/s (one token per call)");
+    }
+    let held_out = result.held_out.expect("completed runs are evaluated");
+    print_held_out(&held_out);
+    println!(
+        "wrote {}, {}, {}, {}",
+        result.files.onnx.display(),
+        result.files.manifest.display(),
+        result.files.report.display(),
+        result.files.plot.display()
+    );
+    if args.assert_bar && !held_out.meets_bar() {
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval(
+    model: &std::path::Path,
+    dir: &std::path::Path,
+    backend: BackendArg,
+    assert_bar: bool,
+) -> anyhow::Result<ExitCode> {
+    let (held_out, used, tokens_per_second) =
+        run_eval(model, dir, backend.into(), &RuntimeSearch::default(), true)?;
+    println!("backend: {used}, {tokens_per_second:.0} tokens/s (one token per call)");
+    print_held_out(&held_out);
+    if assert_bar && !held_out.meets_bar() {
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}

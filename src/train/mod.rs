@@ -1,0 +1,25 @@
+//! The offline trainer behind `continuo-train` (feature `train`): continuation models for
+//! Continuo Phrase, trained with burn on the CPU and exported to the plugin's ONNX contract.
+//!
+//! | module | what it does |
+//! | --- | --- |
+//! | [`data`] | MIDI folder → token sequences (library tokenizer), split by file-name hash, batches |
+//! | [`model`] | embedding → GRU stack → logits, with ONNX's GRU parameter layout |
+//! | [`training`] | config with seed, TBPTT loop, checkpoints, exact resume, Ctrl-C |
+//! | [`export`] | burn weights → one-token-step ONNX, verified against burn on both backends |
+//! | [`eval`] | held-out perplexity / bits per token vs the library's unigram and 4-gram |
+//! | [`report`] | `NAME.report.md` and a text-free `NAME.loss.png` |
+//! | [`check`] | what a data folder holds (MIDI and WAV), file by file |
+//! | [`pipeline`] | the binary's commands as functions |
+//!
+//! One source of truth: tokenization, n-gram baselines, the manifest, the ONNX writer and the
+//! inference runtime all come from the library; the trainer only adds the network.
+
+pub mod check;
+pub mod data;
+pub mod eval;
+pub mod export;
+pub mod model;
+pub mod pipeline;
+pub mod report;
+pub mod training;

@@ -1,0 +1,499 @@
+//! The training loop: config (with seed), truncated BPTT over [`super::data::epoch_batches`],
+//! Adam with warm-up + cosine decay and gradient-norm clipping, checkpoints, exact resume, and
+//! a stop flag (Ctrl-C) that saves a checkpoint before returning.
+//!
+//! **Determinism.** Weights come from the seeded device; batches from `(seed, epoch)`; the
+//! learning rate from the step number. A checkpoint holds the weights, Adam's state, the
+//! position in the epoch and the hidden state carried between batches, so resuming from it
+//! continues bit for bit as if the run had never stopped (tested in `tests/trainer.rs`).
+//!
+//! **Checkpoint folder** (written to a temporary folder, then renamed into place):
+//! `config.json` (this [`TrainingConfig`]), `model.bpk` and `optim.bpk` (burnpack records),
+//! `state.json` ([`TrainState`]) and `carried.bin` (little-endian f32 `[L, B, H]`).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::midi::ngram::Evaluation;
+use anyhow::{bail, Context, Result};
+use burn::config::Config;
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use super::data::{epoch_batches, padded_groups, Corpus, CorpusOptions, Split};
+use super::model::{ContinuationModel, ContinuationModelConfig};
+
+/// Everything that decides a training run. Saved as `config.json` in every checkpoint and
+/// summarised in the manifest.
+#[derive(Config, Debug)]
+pub struct TrainingConfig {
+    /// Model sizes.
+    pub model: ContinuationModelConfig,
+    /// Adam settings (gradient clipping included).
+    pub optimizer: AdamConfig,
+    /// Seed for weights and batch order.
+    #[config(default = 42)]
+    pub seed: u64,
+    /// Parallel streams per batch.
+    #[config(default = 16)]
+    pub batch_size: usize,
+    /// Tokens per window (truncated BPTT length).
+    #[config(default = 64)]
+    pub seq_len: usize,
+    /// Passes over the training files.
+    #[config(default = 10)]
+    pub epochs: usize,
+    /// Stop after this many optimiser steps even if epochs remain.
+    pub max_steps: Option<usize>,
+    /// Peak learning rate.
+    #[config(default = 3e-3)]
+    pub learning_rate: f64,
+    /// Final learning rate as a fraction of the peak (cosine decay).
+    #[config(default = 0.05)]
+    pub final_lr_fraction: f64,
+    /// Linear warm-up steps.
+    #[config(default = 50)]
+    pub warmup_steps: usize,
+    /// Save a checkpoint every this many steps (0 = only at the end and on Ctrl-C).
+    #[config(default = 250)]
+    pub checkpoint_every: usize,
+    /// Record the mean training loss every this many steps.
+    #[config(default = 10)]
+    pub log_every: usize,
+    /// Evaluate held-out loss every this many steps (0 = only at the end).
+    #[config(default = 250)]
+    pub eval_every: usize,
+    /// Percentage of files held out.
+    #[config(default = 10)]
+    pub valid_percent: u32,
+    /// Largest training transposition in semitones (0 = none).
+    #[config(default = 0)]
+    pub transpose: u8,
+    /// Files with fewer melodic notes are skipped.
+    #[config(default = 8)]
+    pub min_notes: usize,
+}
+
+impl TrainingConfig {
+    /// The default recipe for a continuation model over `vocab_size` tokens.
+    pub fn recipe(vocab_size: usize) -> Self {
+        TrainingConfig::new(
+            ContinuationModelConfig::new(vocab_size),
+            AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(1.0))),
+        )
+    }
+
+    /// The corpus options this config trains with.
+    pub fn corpus_options(&self) -> CorpusOptions {
+        CorpusOptions {
+            valid_percent: self.valid_percent,
+            transpose: self.transpose,
+            min_notes: self.min_notes,
+        }
+    }
+
+    /// Learning rate at `step` (0-based) of `total` steps: linear warm-up, then cosine decay
+    /// to `final_lr_fraction` of the peak.
+    pub fn learning_rate_at(&self, step: usize, total: usize) -> f64 {
+        let warmup = self.warmup_steps.min(total / 10).max(1);
+        if step < warmup {
+            return self.learning_rate * (step + 1) as f64 / warmup as f64;
+        }
+        let progress = (step - warmup) as f64 / (total.saturating_sub(warmup)).max(1) as f64;
+        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos());
+        self.learning_rate * (self.final_lr_fraction + (1.0 - self.final_lr_fraction) * cosine)
+    }
+}
+
+/// One point of the loss curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LossPoint {
+    /// Optimiser steps done.
+    pub step: usize,
+    /// Mean training cross-entropy (nats/token) since the previous point.
+    pub train: f64,
+    /// Held-out cross-entropy (nats/token), when evaluated at this step.
+    pub valid: Option<f64>,
+}
+
+/// Where a run is; saved in checkpoints.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimiser steps done.
+    pub step: usize,
+    /// Current epoch (0-based).
+    pub epoch: usize,
+    /// Batches of the current epoch already done.
+    pub batch_in_epoch: usize,
+    /// The loss curve so far.
+    pub history: Vec<LossPoint>,
+    /// Training tokens consumed.
+    pub tokens_seen: u64,
+    /// Wall time spent training before this session (seconds), for resumed runs.
+    pub elapsed_secs: f64,
+    /// Sum and count of training losses since the last history point.
+    pub pending_loss: (f64, usize),
+}
+
+/// How to run (not part of the recipe).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Checkpoint folder.
+    pub checkpoint_dir: PathBuf,
+    /// Continue from the checkpoint if there is one.
+    pub resume: bool,
+    /// Set (e.g. by a Ctrl-C handler) to save a checkpoint and stop after the current step.
+    pub stop: Arc<AtomicBool>,
+    /// Show a progress bar.
+    pub progress: bool,
+    /// Behave as if `stop` were set after this many total steps (tests).
+    pub stop_at_step: Option<usize>,
+}
+
+impl RunOptions {
+    /// Options with a checkpoint folder, no resume, no progress bar.
+    pub fn new(checkpoint_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            checkpoint_dir: checkpoint_dir.into(),
+            resume: false,
+            stop: Arc::new(AtomicBool::new(false)),
+            progress: false,
+            stop_at_step: None,
+        }
+    }
+}
+
+/// The result of [`train`].
+#[derive(Debug)]
+pub struct TrainOutcome {
+    /// The trained model, without autodiff.
+    pub model: ContinuationModel,
+    /// Final state (history, steps, tokens, wall time).
+    pub state: TrainState,
+    /// Steps the run was planned for.
+    pub total_steps: usize,
+    /// Stopped early by the stop flag (a checkpoint was saved).
+    pub interrupted: bool,
+    /// Whether this run started from a checkpoint.
+    pub resumed_from: Option<usize>,
+}
+
+/// The CPU device training runs on (burn's pure-Rust `flex` backend, multi-threaded).
+pub fn cpu_device() -> Device {
+    Device::flex()
+}
+
+/// Masked next-token cross-entropy: (sum of −log p over targets ≠ `PAD`, their count).
+///
+/// # Shapes
+/// - `logits`: `[B, T, V]`
+/// - `targets`: `[B, T]`
+pub fn cross_entropy_sum(logits: Tensor<3>, targets: Tensor<2, Int>) -> (Tensor<1>, Tensor<1>) {
+    let [b, t, v] = logits.dims();
+    let log_p = log_softmax(logits.reshape([b * t, v]), 1);
+    let targets = targets.reshape([b * t, 1]);
+    let mask = targets.clone().not_equal_elem(0).float();
+    let picked = log_p.gather(1, targets);
+    let nll = -(picked * mask.clone()).sum();
+    (nll, mask.sum())
+}
+
+/// Held-out cross-entropy of a model over whole sequences (state from zeros at `BOS`,
+/// every later token predicted), batched; the same quantity as
+/// [`crate::midi::ngram::TokenModel::evaluate`].
+pub fn evaluate_model(
+    model: &ContinuationModel,
+    sequences: &[Vec<u32>],
+    device: &Device,
+) -> Evaluation {
+    let mut evaluation = Evaluation::default();
+    for (batch, len, tokens) in padded_groups(sequences, 16) {
+        let all = Tensor::<2, Int>::from_data(TensorData::new(tokens, [batch, len]), device);
+        let inputs = all.clone().narrow(1, 0, len - 1);
+        let targets = all.narrow(1, 1, len - 1);
+        let (logits, _) = model.forward(inputs, None);
+        let (nll, count) = cross_entropy_sum(logits, targets);
+        evaluation.nats += f64::from(nll.into_scalar::<f32>());
+        evaluation.tokens += count.into_scalar::<f32>() as usize;
+    }
+    evaluation
+}
+
+fn tensor_f32(t: Tensor<3>) -> Vec<f32> {
+    t.into_data()
+        .try_to_vec::<f32>()
+        .expect("float tensors hold f32")
+}
+
+/// Paths inside a checkpoint folder.
+struct CheckpointPaths {
+    dir: PathBuf,
+}
+
+impl CheckpointPaths {
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// Whether `dir` holds a complete checkpoint.
+pub fn checkpoint_exists(dir: &Path) -> bool {
+    ["config.json", "model.bpk", "optim.bpk", "state.json"]
+        .iter()
+        .all(|f| dir.join(f).is_file())
+}
+
+fn save_checkpoint(
+    dir: &Path,
+    config: &TrainingConfig,
+    model: &ContinuationModel,
+    optim: &burn::optim::ModuleOptimizer,
+    state: &TrainState,
+    carried: Option<&Tensor<3>>,
+) -> Result<()> {
+    let tmp = dir.with_extension("tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
+    }
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let paths = CheckpointPaths { dir: tmp.clone() };
+    config
+        .save(paths.file("config.json"))
+        .with_context(|| format!("writing {}", paths.file("config.json").display()))?;
+    model
+        .clone()
+        .save_file(paths.file("model.bpk"))
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", paths.file("model.bpk").display()))?;
+    optim
+        .save(paths.file("optim.bpk"))
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", paths.file("optim.bpk").display()))?;
+    std::fs::write(
+        paths.file("state.json"),
+        serde_json::to_string_pretty(state)?,
+    )?;
+    if let Some(carried) = carried {
+        let bytes: Vec<u8> = tensor_f32(carried.clone())
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        std::fs::write(paths.file("carried.bin"), bytes)?;
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::rename(&tmp, dir).with_context(|| format!("renaming to {}", dir.display()))?;
+    Ok(())
+}
+
+/// Reads the training config saved in a checkpoint.
+///
+/// # Errors
+/// If the file is missing or does not parse.
+pub fn load_checkpoint_config(dir: &Path) -> Result<TrainingConfig> {
+    let path = dir.join("config.json");
+    TrainingConfig::load(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))
+}
+
+/// Trains a continuation model on the training split of `corpus`.
+///
+/// With `run.resume` and a checkpoint in `run.checkpoint_dir`, the checkpoint's config must
+/// equal `config` (the binary loads it from there) and training continues exactly where it
+/// stopped.
+///
+/// # Errors
+/// No training files, unreadable or mismatched checkpoints, or I/O errors writing checkpoints.
+pub fn train(config: &TrainingConfig, corpus: &Corpus, run: &RunOptions) -> Result<TrainOutcome> {
+    let plain = cpu_device();
+    let device = plain.clone().autodiff();
+    device.seed(config.seed);
+
+    let files: Vec<&[Vec<u32>]> = corpus
+        .split(Split::Train)
+        .map(|f| f.variants.as_slice())
+        .collect();
+    if files.is_empty() {
+        bail!("no usable training files (every file is held out or was skipped)");
+    }
+    let valid = corpus.sequences(Split::Valid);
+    let (batch_size, seq_len) = (config.batch_size, config.seq_len);
+    let batches_per_epoch = epoch_batches(&files, batch_size, seq_len, config.seed, 0).len();
+    if batches_per_epoch == 0 {
+        bail!(
+            "the training files hold too few tokens for one batch of {batch_size} × {seq_len}; \
+             lower --batch-size or --seq-len"
+        );
+    }
+    let mut total_steps = config.epochs * batches_per_epoch;
+    if let Some(max) = config.max_steps {
+        total_steps = total_steps.min(max);
+    }
+
+    let mut model = config.model.init(&device);
+    let mut optim = config.optimizer.init();
+    let mut state = TrainState::default();
+    let mut carried: Option<Tensor<3>> = None;
+    let mut resumed_from = None;
+    if run.resume && checkpoint_exists(&run.checkpoint_dir) {
+        let dir = &run.checkpoint_dir;
+        let saved = load_checkpoint_config(dir)?;
+        if saved.to_string() != config.to_string() {
+            bail!(
+                "the checkpoint in {} was made with a different config; resume with its own \
+                 config or delete the checkpoint",
+                dir.display()
+            );
+        }
+        model = model
+            .try_load_file(dir.join("model.bpk"))
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.join("model.bpk").display()))?;
+        optim = optim
+            .load(dir.join("optim.bpk"))
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.join("optim.bpk").display()))?;
+        let text = std::fs::read_to_string(dir.join("state.json"))?;
+        state = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {}", dir.join("state.json").display()))?;
+        let carried_path = dir.join("carried.bin");
+        if state.batch_in_epoch > 0 && carried_path.is_file() {
+            let bytes = std::fs::read(&carried_path)?;
+            let values: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let shape = [config.model.layers, batch_size, config.model.d_hidden];
+            if values.len() != shape.iter().product::<usize>() {
+                bail!("{} has the wrong size", carried_path.display());
+            }
+            carried = Some(Tensor::from_data(TensorData::new(values, shape), &device));
+        }
+        resumed_from = Some(state.step);
+    }
+
+    let bar = if run.progress {
+        let bar = ProgressBar::new(total_steps as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} training [{elapsed_precise}] {wide_bar} {pos}/{len} steps, ETA {eta} {msg}",
+            )
+            .expect("valid template"),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_position(state.step as u64);
+
+    let session_start = Instant::now();
+    let elapsed_before = state.elapsed_secs;
+    let mut interrupted = false;
+    let save = |model: &ContinuationModel,
+                optim: &burn::optim::ModuleOptimizer,
+                state: &mut TrainState,
+                carried: Option<&Tensor<3>>| {
+        state.elapsed_secs = elapsed_before + session_start.elapsed().as_secs_f64();
+        save_checkpoint(&run.checkpoint_dir, config, model, optim, state, carried)
+    };
+
+    'epochs: while state.step < total_steps {
+        let batches = epoch_batches(&files, batch_size, seq_len, config.seed, state.epoch);
+        if state.batch_in_epoch >= batches.len() {
+            state.epoch += 1;
+            state.batch_in_epoch = 0;
+            carried = None;
+            continue;
+        }
+        for (index, batch) in batches.iter().enumerate().skip(state.batch_in_epoch) {
+            if state.step >= total_steps {
+                break 'epochs;
+            }
+            let shape = [batch.batch_size, batch.seq_len];
+            let inputs =
+                Tensor::<2, Int>::from_data(TensorData::new(batch.inputs.clone(), shape), &device);
+            let targets =
+                Tensor::<2, Int>::from_data(TensorData::new(batch.targets.clone(), shape), &device);
+            let (logits, h_n) = model.forward(inputs, carried.take());
+            let (nll, count) = cross_entropy_sum(logits, targets);
+            let loss = nll / count;
+            let loss_value = f64::from(loss.clone().into_scalar::<f32>());
+            if !loss_value.is_finite() {
+                bail!(
+                    "training diverged at step {} (loss {loss_value}); lower --lr",
+                    state.step
+                );
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let lr = config.learning_rate_at(state.step, total_steps);
+            model = optim.step(lr, model, grads);
+            carried = Some(h_n.detach());
+
+            state.step += 1;
+            state.batch_in_epoch = index + 1;
+            state.tokens_seen += (batch.batch_size * batch.seq_len) as u64;
+            state.pending_loss.0 += loss_value;
+            state.pending_loss.1 += 1;
+            let eval_now = config.eval_every > 0 && state.step % config.eval_every == 0;
+            if state.step % config.log_every.max(1) == 0 || eval_now || state.step == total_steps {
+                let (sum, n) = state.pending_loss;
+                let valid_loss = (eval_now || state.step == total_steps) && !valid.is_empty();
+                let valid_loss = valid_loss
+                    .then(|| evaluate_model(&model.valid(), &valid, &plain).nats_per_token());
+                state.history.push(LossPoint {
+                    step: state.step,
+                    train: sum / n.max(1) as f64,
+                    valid: valid_loss,
+                });
+                state.pending_loss = (0.0, 0);
+                bar.set_message(match valid_loss {
+                    Some(v) => format!("loss {:.3}, held-out {v:.3}", sum / n.max(1) as f64),
+                    None => format!("loss {:.3}", sum / n.max(1) as f64),
+                });
+            }
+            bar.set_position(state.step as u64);
+
+            let stop = run.stop.load(Ordering::SeqCst) || run.stop_at_step == Some(state.step);
+            let periodic = config.checkpoint_every > 0 && state.step % config.checkpoint_every == 0;
+            if stop || periodic || state.step == total_steps {
+                save(&model, &optim, &mut state, carried.as_ref())?;
+            }
+            if stop {
+                interrupted = true;
+                break 'epochs;
+            }
+        }
+        if state.batch_in_epoch >= batches.len() {
+            state.epoch += 1;
+            state.batch_in_epoch = 0;
+            carried = None;
+        }
+    }
+    state.elapsed_secs = elapsed_before + session_start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    Ok(TrainOutcome {
+        model: model.valid(),
+        state,
+        total_steps,
+        interrupted,
+        resumed_from,
+    })
+}
+
+/// Loads the model weights of a checkpoint onto the plain CPU device (for export/eval of an
+/// interrupted run).
+///
+/// # Errors
+/// Missing or unreadable checkpoint.
+pub fn load_checkpoint_model(dir: &Path) -> Result<(TrainingConfig, ContinuationModel)> {
+    let config = load_checkpoint_config(dir)?;
+    let model = config
+        .model
+        .init(&cpu_device())
+        .try_load_file(dir.join("model.bpk"))
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.join("model.bpk").display()))?;
+    Ok((config, model))
+}

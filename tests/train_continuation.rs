@@ -1,0 +1,422 @@
+#![cfg(feature = "train")]
+//! The trainer end to end on tiny synthetic corpora written by the test itself: learning,
+//! export verification (and its negative control), exact resume, bad files, the whole
+//! `continuation` pipeline, and the binary's `check`.
+//!
+//! Tests that run ONNX Runtime need `ORT_DYLIB_PATH` and fail (never skip) without it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use continuo::midi::tokenizer::vocab_size;
+use continuo::midi::{file, Note};
+use continuo::model::backend::{onnx_runtime, Backend, BackendChoice, RuntimeSearch};
+use continuo::model::manifest::{Manifest, ModelKind};
+use continuo::train::data::{load_corpus, CorpusOptions, Split};
+use continuo::train::export::{
+    export_verified, extract, session_for_bytes, step_graph, swap_update_reset, verify, TOLERANCE,
+};
+use continuo::train::pipeline::{run_continuation, run_eval, ContinuationJob};
+use continuo::train::training::{cpu_device, train, RunOptions, TrainingConfig};
+
+/// The ONNX Runtime library; fails the test with instructions when it is not configured.
+fn ort_search() -> RuntimeSearch {
+    let path = std::env::var_os("ORT_DYLIB_PATH")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| {
+            panic!(
+                "ORT_DYLIB_PATH is not set: this test needs the ONNX Runtime 1.31 library, e.g. \
+                 ORT_DYLIB_PATH=/work/main/target/onnxruntime/libonnxruntime.so.1.31.1"
+            )
+        });
+    let path = PathBuf::from(path);
+    assert!(
+        path.is_file(),
+        "ORT_DYLIB_PATH={} does not exist",
+        path.display()
+    );
+    let search = RuntimeSearch::explicit(path);
+    onnx_runtime(&search).unwrap_or_else(|e| panic!("ONNX Runtime did not load: {e}"));
+    search
+}
+
+/// A repetitive melody: an eight-note motif transposed per file, in eighth notes.
+fn melody(file: usize, bars: usize) -> Vec<Note> {
+    let motif = [0u8, 2, 4, 5, 7, 5, 4, 2];
+    let base = 55 + (file % 5) as u8;
+    (0..bars * 8)
+        .map(|i| {
+            let start = i as f64 * 0.5;
+            let long = i % 8 == 7;
+            Note::new(
+                base + motif[i % 8],
+                90,
+                0,
+                start,
+                start + if long { 0.5 } else { 0.25 },
+            )
+        })
+        .collect()
+}
+
+/// Writes `count` melody files into `dir` and returns their paths.
+fn write_corpus(dir: &Path, count: usize, bars: usize) -> Vec<PathBuf> {
+    (0..count)
+        .map(|i| {
+            let path = dir.join(format!("tune{i:02}.mid"));
+            file::write(&path, &melody(i, bars), 120.0, 480).unwrap();
+            path
+        })
+        .collect()
+}
+
+/// A tiny, fast recipe.
+fn tiny_config(layers: usize) -> TrainingConfig {
+    let mut config = TrainingConfig::recipe(vocab_size());
+    config.model.d_embed = 8;
+    config.model.d_hidden = 16;
+    config.model.layers = layers;
+    config.batch_size = 4;
+    config.seq_len = 16;
+    config.learning_rate = 1e-2;
+    config.valid_percent = 30;
+    config.log_every = 4;
+    config.eval_every = 8;
+    config.checkpoint_every = 0;
+    config
+}
+
+fn corpus_dir(count: usize, bars: usize) -> (tempfile::TempDir, continuo::train::data::Corpus) {
+    let dir = tempfile::tempdir().unwrap();
+    write_corpus(dir.path(), count, bars);
+    let corpus = load_corpus(dir.path(), &tiny_config(1).corpus_options(), |_| {}).unwrap();
+    assert!(
+        corpus.split(Split::Valid).count() > 0,
+        "the test corpus needs a held-out file"
+    );
+    assert!(corpus.split(Split::Train).count() > 0);
+    (dir, corpus)
+}
+
+#[test]
+fn loss_decreases_on_a_repetitive_corpus() {
+    let (_dir, corpus) = corpus_dir(10, 8);
+    let mut config = tiny_config(1);
+    config.max_steps = Some(80);
+    config.epochs = 1000;
+    let ckpt = tempfile::tempdir().unwrap();
+    let outcome = train(&config, &corpus, &RunOptions::new(ckpt.path().join("c"))).unwrap();
+    assert_eq!(outcome.state.step, 80);
+    let history = &outcome.state.history;
+    let first = history.first().unwrap().train;
+    let last = history.last().unwrap().train;
+    let uniform = (vocab_size() as f64).ln();
+    assert!(
+        first > 0.8 * uniform,
+        "starts near uniform: {first} vs {uniform}"
+    );
+    assert!(last < 0.4 * first, "training loss {first} → {last}");
+    let valid: Vec<f64> = history.iter().filter_map(|p| p.valid).collect();
+    assert!(valid.len() >= 2, "{history:?}");
+    assert!(
+        valid.last().unwrap() < &(0.5 * uniform),
+        "held-out loss {valid:?}"
+    );
+}
+
+#[test]
+fn export_matches_burn_on_both_backends_and_swapped_gates_fail() {
+    let search = ort_search();
+    let device = cpu_device();
+    device.seed(3);
+    for layers in [1, 2] {
+        let model = tiny_config(layers).model.init(&device);
+        let (bytes, params, checks) = export_verified(
+            &model,
+            "tiny",
+            &[Backend::OnnxRuntime, Backend::Tract],
+            &search,
+        )
+        .unwrap();
+        assert!(!bytes.is_empty());
+        assert_eq!(params as usize, tiny_config(layers).model.parameter_count());
+        assert_eq!(checks.len(), 2);
+        for check in &checks {
+            assert!(check.passes(TOLERANCE), "{check:?}");
+            assert!(check.max_error() < 1e-5, "{check:?}");
+        }
+
+        // Negative control: the z/r-swapped export runs but must fail verification.
+        let wrong = step_graph(&swap_update_reset(&extract(&model)), "wrong").to_bytes();
+        for backend in [Backend::OnnxRuntime, Backend::Tract] {
+            let mut session = session_for_bytes(&wrong, backend, &search).unwrap();
+            let check = verify(&mut session, &model, 32, 7).unwrap();
+            assert!(
+                !check.passes(TOLERANCE) && check.max_error() > 1e-3,
+                "{layers} layer(s), {backend}: swapped gates were not caught: {check:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn resume_reproduces_an_uninterrupted_run() {
+    let (_dir, corpus) = corpus_dir(6, 4);
+    let mut config = tiny_config(2);
+    config.max_steps = Some(24);
+    config.epochs = 1000;
+    let dirs = tempfile::tempdir().unwrap();
+
+    let straight = train(&config, &corpus, &RunOptions::new(dirs.path().join("a"))).unwrap();
+    assert!(!straight.interrupted);
+
+    let mut options = RunOptions::new(dirs.path().join("b"));
+    options.stop_at_step = Some(11);
+    let first = train(&config, &corpus, &options).unwrap();
+    assert!(first.interrupted);
+    assert_eq!(first.state.step, 11);
+    assert!(
+        first.state.batch_in_epoch > 0,
+        "stop mid-epoch so the carried state is exercised"
+    );
+    options.stop_at_step = None;
+    options.resume = true;
+    let resumed = train(&config, &corpus, &options).unwrap();
+    assert_eq!(resumed.resumed_from, Some(11));
+    assert!(!resumed.interrupted);
+    assert!(resumed.state.epoch >= 2, "the run crosses epoch boundaries");
+
+    assert_eq!(resumed.state.step, straight.state.step);
+    assert_eq!(resumed.state.history, straight.state.history, "same losses");
+    let (a, b) = (extract(&straight.model), extract(&resumed.model));
+    assert_eq!(a, b, "same weights, bit for bit");
+}
+
+#[test]
+fn bad_files_are_reported_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_corpus(dir.path(), 3, 2);
+    std::fs::write(
+        dir.path().join("garbage.mid"),
+        b"this is not a MIDI file at all",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("empty.mid"), b"").unwrap();
+    let drums: Vec<Note> = (0..16)
+        .map(|i| Note::new(36, 100, 9, i as f64, i as f64 + 0.5))
+        .collect();
+    file::write(dir.path().join("drums.mid"), &drums, 120.0, 480).unwrap();
+    file::write(
+        dir.path().join("short.mid"),
+        &[Note::new(60, 90, 0, 0.0, 1.0)],
+        120.0,
+        480,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"ignored").unwrap();
+
+    let corpus = load_corpus(dir.path(), &CorpusOptions::default(), |_| {}).unwrap();
+    assert_eq!(corpus.files.len(), good.len());
+    let reasons: Vec<&str> = corpus.skipped.iter().map(|s| s.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    let find = |name: &str| {
+        corpus
+            .skipped
+            .iter()
+            .find(|s| s.path.ends_with(name))
+            .unwrap_or_else(|| panic!("{name} not reported: {reasons:?}"))
+            .reason
+            .clone()
+    };
+    assert!(find("drums.mid").contains("drum-only"));
+    assert!(find("short.mid").contains("too short"));
+    assert!(find("garbage.mid").contains("garbage.mid"));
+    assert!(find("empty.mid").contains("empty.mid"));
+}
+
+#[test]
+fn continuation_pipeline_writes_a_loadable_evaluated_model() {
+    let search = ort_search();
+    let data = tempfile::tempdir().unwrap();
+    write_corpus(data.path(), 10, 6);
+    std::fs::write(data.path().join("broken.mid"), b"MThd garbage").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut config = tiny_config(1);
+    config.max_steps = Some(40);
+    config.epochs = 1000;
+    let job = ContinuationJob {
+        data_dir: data.path().to_path_buf(),
+        out: out.path().join("models").join("tiny"),
+        config,
+        resume: false,
+        progress: false,
+        stop: Default::default(),
+        stop_at_step: None,
+        runtime: search.clone(),
+        require_onnx_runtime: true,
+    };
+    let result = run_continuation(&job).unwrap();
+    assert_eq!(result.corpus.skipped.len(), 1);
+    assert_eq!(result.verifications.len(), 2);
+    let held_out = result.held_out.unwrap();
+    assert!(held_out.model.tokens > 0);
+    assert_eq!(held_out.model.tokens, held_out.four_gram.tokens);
+    for path in [
+        &result.files.onnx,
+        &result.files.manifest,
+        &result.files.report,
+        &result.files.plot,
+    ] {
+        assert!(path.is_file(), "{} missing", path.display());
+    }
+    let png = std::fs::read(&result.files.plot).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let manifest = Manifest::load(&result.files.manifest).unwrap();
+    assert_eq!(manifest.kind, ModelKind::Continuation);
+    assert_eq!(
+        manifest.vocabulary.as_ref().unwrap().size as usize,
+        vocab_size()
+    );
+    for key in [
+        "perplexity",
+        "bits_per_token",
+        "four_gram_perplexity",
+        "unigram_perplexity",
+    ] {
+        assert!(manifest.metrics[key].is_finite(), "{key}");
+    }
+    let training = manifest.training.unwrap();
+    assert_eq!(training["steps"], 40);
+    assert_eq!(training["seed"], 42);
+    let report = std::fs::read_to_string(&result.files.report).unwrap();
+    assert!(report.contains("broken.mid"), "skipped files are listed");
+
+    // `eval` on the written model reproduces the pipeline's numbers on both backends.
+    for backend in [BackendChoice::OnnxRuntime, BackendChoice::Tract] {
+        let (again, _, tokens_per_second) =
+            run_eval(&job.out, data.path(), backend, &search, false).unwrap();
+        assert_eq!(again.model.tokens, held_out.model.tokens);
+        assert!((again.model.perplexity() - held_out.model.perplexity()).abs() < 1e-3);
+        assert!(tokens_per_second > 0.0);
+    }
+}
+
+fn run_check(dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_continuo-train"))
+        .arg("check")
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_exits_non_zero_on_empty_and_garbage_folders() {
+    let empty = tempfile::tempdir().unwrap();
+    let output = run_check(empty.path());
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("nothing usable"), "{stderr}");
+
+    let garbage = tempfile::tempdir().unwrap();
+    std::fs::write(garbage.path().join("noise.mid"), b"\x00\x01\x02garbage").unwrap();
+    std::fs::write(garbage.path().join("noise.wav"), b"RIFF....WAVEjunk").unwrap();
+    let output = run_check(garbage.path());
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for name in ["noise.mid", "noise.wav"] {
+        assert!(stdout.contains(name), "problem lines name {name}: {stdout}");
+        assert!(stderr.contains(name), "the error names {name}: {stderr}");
+    }
+
+    // A usable folder passes and reports WAV details.
+    let good = tempfile::tempdir().unwrap();
+    write_corpus(good.path(), 2, 4);
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 44_100,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut wav = hound::WavWriter::create(good.path().join("tone.wav"), spec).unwrap();
+    for i in 0..88_200 {
+        wav.write_sample(((i as f32 * 0.05).sin() * 10_000.0) as i16)
+            .unwrap();
+    }
+    wav.finalize().unwrap();
+    let output = run_check(good.path());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("MIDI: 2 files, 2 usable"), "{stdout}");
+    assert!(stdout.contains("WAV: 1 files, 1 usable"), "{stdout}");
+    assert!(stdout.contains("44100 Hz"), "{stdout}");
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_resume_finishes() {
+    let data = tempfile::tempdir().unwrap();
+    write_corpus(data.path(), 10, 6);
+    let out = tempfile::tempdir().unwrap();
+    let model = out.path().join("tiny");
+    let args = |extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_continuo-train"));
+        command
+            .args(["continuation", "--quiet", "--hidden", "8", "--embed", "4"])
+            .args([
+                "--batch-size",
+                "2",
+                "--seq-len",
+                "8",
+                "--valid-percent",
+                "30",
+            ])
+            .arg(data.path())
+            .arg("--out")
+            .arg(&model)
+            .args(extra);
+        command
+    };
+    let child = args(&["--epochs", "100000", "--checkpoint-every", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let it install the handler and start training, then interrupt it like Ctrl-C does.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("checkpoint saved"), "{stderr}");
+    let checkpoint = out.path().join("tiny.ckpt");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(checkpoint.join("state.json")).unwrap())
+            .unwrap();
+    let stopped_at = state["step"].as_u64().unwrap();
+    assert!(stopped_at >= 1);
+
+    // --resume continues with the checkpoint's saved config (its 100000 epochs win over the
+    // command line's), from the saved step: interrupt it again and check that it went on.
+    let child = args(&["--resume", "--epochs", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(checkpoint.join("state.json")).unwrap())
+            .unwrap();
+    assert!(
+        state["step"].as_u64().unwrap() > stopped_at,
+        "resumed and went on"
+    );
+}
