@@ -7,7 +7,7 @@ the corpus ships inside the music21 package.
 
 Usage:
     python3 -m venv venv && venv/bin/pip install 'music21==10.5.1'
-    venv/bin/python scripts/chorales_to_midi.py /work/data/chorales
+    target/venv/bin/python xtask/scripts/chorales_to_midi.py target/chorales
 
 Writes one `<work>.mid` per chorale (BWV number from the corpus file name). When the corpus
 holds several encodings of one work (e.g. `.mxl` and `.krn`), the first that converts wins.
