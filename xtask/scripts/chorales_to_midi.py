@@ -6,7 +6,7 @@ chorale encodings in its corpus are public-domain music. Nothing is downloaded a
 the corpus ships inside the music21 package.
 
 Usage:
-    python3 -m venv venv && venv/bin/pip install 'music21==10.5.1'
+    python3 -m venv target/venv && target/venv/bin/pip install 'music21==10.5.1'
     target/venv/bin/python xtask/scripts/chorales_to_midi.py target/chorales
 
 Writes one `<work>.mid` per chorale (BWV number from the corpus file name). When the corpus
