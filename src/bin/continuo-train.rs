@@ -45,7 +45,11 @@ enum Command {
     /// Train a continuation model (Continuo Phrase) on a folder of MIDI files and write
     /// models/NAME.onnx, .json, .report.md and .loss.png.
     Continuation(ContinuationArgs),
-    /// Held-out metrics of an existing continuation model on a MIDI folder.
+    /// Train a timbre model (Continuo Style) on a folder of monophonic WAV recordings of one
+    /// instrument or voice; writes models/NAME.onnx, .json, .report.md and .loss.png.
+    Timbre(TimbreArgs),
+    /// Held-out metrics of an existing model: a continuation model on a MIDI folder, or a
+    /// timbre model on a folder of paired renders (`source/` and `target/`, same file names).
     Eval {
         /// The model: models/NAME (or NAME.json).
         model: PathBuf,
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
             backend,
             assert_bar,
         } => eval(&model, &dir, backend, assert_bar),
+        Command::Timbre(args) => timbre(args),
     };
     match result {
         Ok(code) => code,
@@ -334,12 +339,78 @@ fn continuation(args: ContinuationArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `continuo-train timbre` options (the defaults reproduce the shipped timbre models).
+#[derive(clap::Args, Debug)]
+struct TimbreArgs {
+    /// Folder of WAV files (one instrument or voice).
+    dir: PathBuf,
+    /// Output path without extension, e.g. models/continuo-violin.
+    #[arg(long)]
+    out: PathBuf,
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 2000)]
+    steps: usize,
+    /// Random seed (initialisation, batches).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Stop (and export) after this many minutes of training, counted across resumes.
+    #[arg(long, default_value_t = 14.0)]
+    max_minutes: f64,
+    /// Continue from the checkpoint next to --out.
+    #[arg(long)]
+    resume: bool,
+}
+
+fn timbre(args: TimbreArgs) -> anyhow::Result<ExitCode> {
+    use continuo::train::timbre::model::TimbreModelConfig;
+    use continuo::train::timbre::{train_timbre, TimbreTrainArgs, TimbreTrainingConfig};
+    let config = TimbreTrainingConfig::new(TimbreModelConfig::new())
+        .with_steps(args.steps)
+        .with_seed(args.seed)
+        .with_max_minutes(args.max_minutes);
+    let outcome = train_timbre(&TimbreTrainArgs {
+        data_dir: args.dir,
+        out: args.out,
+        config,
+        resume: args.resume,
+        progress: true,
+        stop_after: None,
+        skip_export: false,
+    })?;
+    for skipped in &outcome.skipped {
+        println!("skipped {}: {}", skipped.path.display(), skipped.reason);
+    }
+    println!(
+        "{} steps in {:.1} min; final training loss {:.4}{}",
+        outcome.state.step,
+        outcome.state.train_seconds / 60.0,
+        outcome.final_train_loss,
+        if outcome.time_limited {
+            " (time budget reached)"
+        } else {
+            ""
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn eval(
     model: &std::path::Path,
     dir: &std::path::Path,
     backend: BackendArg,
     assert_bar: bool,
 ) -> anyhow::Result<ExitCode> {
+    let manifest_path = if model.extension().is_some_and(|e| e == "json") {
+        model.to_path_buf()
+    } else {
+        model.with_extension("json")
+    };
+    let manifest = continuo::model::Manifest::load(&manifest_path)?;
+    if manifest.kind == continuo::model::ModelKind::Timbre {
+        let report = continuo::train::timbre::eval_timbre(&manifest_path, dir)?;
+        println!("{report}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let (held_out, used, tokens_per_second) =
         run_eval(model, dir, backend.into(), &RuntimeSearch::default(), true)?;
     println!("backend: {used}, {tokens_per_second:.0} tokens/s (one token per call)");

@@ -22,4 +22,5 @@ pub mod export;
 pub mod model;
 pub mod pipeline;
 pub mod report;
+pub mod timbre;
 pub mod training;

@@ -1,0 +1,356 @@
+//! Training data: a folder of WAV files → 16 kHz mono audio plus per-frame features computed by
+//! `crate::dsp` (the plugin's own analysis), a deterministic split by file, and random
+//! training windows.
+//!
+//! Bad files (unreadable, empty, too short, failing analysis) are skipped and listed in
+//! [`LoadedFolder::skipped`] with the reason; loading fails only when nothing usable is left.
+
+use std::path::{Path, PathBuf};
+
+use crate::dsp::analysis::analyze;
+use crate::dsp::resample::StreamingResampler;
+use crate::model::FeatureConfig;
+use anyhow::{bail, Context, Result};
+
+use super::{timbre_analysis_config, FeatureNormalizer, HOP_SIZE, SAMPLE_RATE_HZ};
+
+/// One audio file, analysed.
+#[derive(Debug, Clone)]
+pub struct Clip {
+    /// File name (no directory), used for the split and in reports.
+    pub name: String,
+    /// Mono audio at 16 kHz.
+    pub audio: Vec<f32>,
+    /// Model inputs per frame: `[f0_norm, loudness_norm]`.
+    pub features: Vec<[f32; 2]>,
+    /// Held f0 per frame, Hz (what drives the synthesiser).
+    pub f0_hz: Vec<f32>,
+    /// Raw analysis f0 per frame, Hz.
+    pub raw_f0_hz: Vec<f32>,
+    /// Voicing decision per frame.
+    pub voiced: Vec<bool>,
+    /// Loudness per frame, dB.
+    pub loudness_db: Vec<f32>,
+}
+
+impl Clip {
+    /// Number of frames (`len / hop + 1`).
+    pub fn frames(&self) -> usize {
+        self.features.len()
+    }
+}
+
+/// A file that was not used, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkippedFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// Result of [`load_folder`].
+#[derive(Debug, Clone)]
+pub struct LoadedFolder {
+    /// Usable clips, sorted by file name.
+    pub clips: Vec<Clip>,
+    /// Files skipped, with the reason.
+    pub skipped: Vec<SkippedFile>,
+}
+
+/// Reads a WAV file as 16 kHz mono (channels averaged, resampled when needed).
+///
+/// # Errors
+/// Unreadable file, unsupported format, no audio, resampler failure; each names the file.
+pub fn read_mono_16k(path: &Path) -> Result<Vec<f32>> {
+    let audio = crate::wav::read(path)?;
+    let frames = audio.frames();
+    let channels = audio.channels.len().max(1);
+    let mut mono = vec![0.0f32; frames];
+    for channel in &audio.channels {
+        for (m, &x) in mono.iter_mut().zip(channel) {
+            *m += x / channels as f32;
+        }
+    }
+    if audio.sample_rate != SAMPLE_RATE_HZ {
+        mono = StreamingResampler::resample(&mono, audio.sample_rate, SAMPLE_RATE_HZ)
+            .map_err(|e| anyhow::anyhow!("{}: cannot resample: {e}", path.display()))?;
+    }
+    Ok(mono)
+}
+
+/// Analyses 16 kHz mono audio into a [`Clip`] with the contract's analysis and normalisation.
+///
+/// # Errors
+/// When the analysis rejects its configuration (a bug, not a data problem).
+pub fn analyse_clip(name: &str, audio: Vec<f32>, features: &FeatureConfig) -> Result<Clip> {
+    let analysis = analyze(&audio, SAMPLE_RATE_HZ as f32, &timbre_analysis_config())
+        .map_err(|e| anyhow::anyhow!("{name}: analysis failed: {e}"))?;
+    let mut normalizer = FeatureNormalizer::new(features.clone());
+    let n = analysis.frames.len();
+    let mut clip = Clip {
+        name: name.to_owned(),
+        audio,
+        features: Vec::with_capacity(n),
+        f0_hz: Vec::with_capacity(n),
+        raw_f0_hz: Vec::with_capacity(n),
+        voiced: Vec::with_capacity(n),
+        loudness_db: Vec::with_capacity(n),
+    };
+    for frame in &analysis.frames {
+        let (x, f0) = normalizer.push(frame);
+        clip.features.push(x);
+        clip.f0_hz.push(f0);
+        clip.raw_f0_hz.push(frame.f0_hz);
+        clip.voiced.push(frame.voicing >= 0.5);
+        clip.loudness_db.push(frame.loudness_db);
+    }
+    Ok(clip)
+}
+
+/// WAV files directly in `dir` (not recursive), sorted by name.
+///
+/// # Errors
+/// When the folder cannot be listed.
+pub fn wav_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav")))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Minimum clip length: one second (shorter files cannot fill a training window).
+pub const MIN_CLIP_SAMPLES: usize = SAMPLE_RATE_HZ as usize;
+
+/// Loads and analyses every WAV in `dir`; `on_file` is called after each file (progress).
+///
+/// # Errors
+/// When the folder cannot be listed or no file is usable (the reasons are listed).
+pub fn load_folder(
+    dir: &Path,
+    features: &FeatureConfig,
+    mut on_file: impl FnMut(&Path),
+) -> Result<LoadedFolder> {
+    let files = wav_files(dir)?;
+    if files.is_empty() {
+        bail!("{}: no .wav files found", dir.display());
+    }
+    let mut clips = Vec::new();
+    let mut skipped = Vec::new();
+    for path in files {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let result = read_mono_16k(&path).and_then(|audio| {
+            if audio.len() < MIN_CLIP_SAMPLES {
+                bail!(
+                    "too short ({:.2} s at 16 kHz; at least 1 s needed)",
+                    audio.len() as f32 / SAMPLE_RATE_HZ as f32
+                );
+            }
+            if audio.iter().all(|&x| x == 0.0) {
+                bail!("silent (all samples are 0)");
+            }
+            analyse_clip(&name, audio, features)
+        });
+        match result {
+            Ok(clip) => clips.push(clip),
+            Err(e) => skipped.push(SkippedFile {
+                path: path.clone(),
+                reason: format!("{e:#}"),
+            }),
+        }
+        on_file(&path);
+    }
+    if clips.is_empty() {
+        let reasons: Vec<String> = skipped
+            .iter()
+            .map(|s| format!("  {}: {}", s.path.display(), s.reason))
+            .collect();
+        bail!(
+            "{}: no usable audio file; skipped:\n{}",
+            dir.display(),
+            reasons.join("\n")
+        );
+    }
+    Ok(LoadedFolder { clips, skipped })
+}
+
+/// FNV-1a of a string, for the split (stable across platforms and Rust versions).
+fn fnv1a(text: &str, seed: u64) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Deterministic split by file name: a file is held out when its hash falls under
+/// `heldout_fraction`. With two or more files at least one is held out and one kept.
+/// Returns (train indices, held-out indices).
+pub fn split_by_file(
+    names: &[String],
+    heldout_fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let score = |name: &str| (fnv1a(name, seed) % 1_000_000) as f64 / 1_000_000.0;
+    let (mut train, mut heldout): (Vec<usize>, Vec<usize>) =
+        (0..names.len()).partition(|&i| score(&names[i]) >= heldout_fraction);
+    if names.len() >= 2 && heldout_fraction > 0.0 && heldout.is_empty() {
+        // Hold out the file with the lowest score.
+        let (pos, _) = train
+            .iter()
+            .enumerate()
+            .min_by(|a, b| score(&names[*a.1]).total_cmp(&score(&names[*b.1])))
+            .expect("train is not empty");
+        heldout.push(train.remove(pos));
+    }
+    if train.is_empty() && !heldout.is_empty() {
+        train.push(heldout.pop().expect("not empty"));
+    }
+    (train, heldout)
+}
+
+/// Small deterministic PRNG (SplitMix64) for window sampling and training noise: every random
+/// draw of a training step derives from `(seed, step)`, so a resumed run repeats exactly.
+#[derive(Debug, Clone)]
+pub struct SplitMix(u64);
+
+impl SplitMix {
+    /// A generator for `(seed, stream)`.
+    pub fn new(seed: u64, stream: u64) -> Self {
+        let mut s = SplitMix(seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        s.next_u64();
+        s
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `[-1, 1)` as f32.
+    pub fn symmetric(&mut self) -> f32 {
+        (self.unit() * 2.0 - 1.0) as f32
+    }
+
+    /// Uniform integer in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.unit() * n as f64) as usize).min(n.saturating_sub(1))
+    }
+}
+
+/// A batch of training windows, flattened row-major, ready to become tensors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowBatch {
+    /// Windows in the batch.
+    pub batch: usize,
+    /// Frames per window.
+    pub frames: usize,
+    /// `[B, T, 2]` model inputs.
+    pub features: Vec<f32>,
+    /// `[B, T]` held f0, Hz.
+    pub f0_hz: Vec<f32>,
+    /// `[B, T·hop]` target audio, delayed by one hop to match the synthesiser's latency.
+    pub target: Vec<f32>,
+}
+
+/// Picks `batch` random windows of `frames` frames from `clips` (weighted by length; windows
+/// quieter than −60 dB on more than 70 % of their frames are redrawn a few times).
+///
+/// Frame `i` of a window is the clip's frame `start + i`; the target audio is
+/// `audio[(start + i − 1)·hop ..]`, i.e. delayed by one hop, because the synthesiser reaches a
+/// frame's values at the end of the hop it is rendered into (latency = one hop).
+///
+/// # Panics
+/// If `clips` is empty or no clip has `frames + 2` frames.
+pub fn sample_windows(
+    clips: &[&Clip],
+    batch: usize,
+    frames: usize,
+    rng: &mut SplitMix,
+) -> WindowBatch {
+    let usable: Vec<&Clip> = clips
+        .iter()
+        .copied()
+        .filter(|c| c.frames() >= frames + 2 && c.audio.len() >= (c.frames() - 1) * HOP_SIZE)
+        .collect();
+    assert!(
+        !usable.is_empty(),
+        "no clip is long enough for {frames}-frame windows"
+    );
+    let weights: Vec<f64> = usable
+        .iter()
+        .map(|c| (c.frames() - frames - 1) as f64)
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let hop = HOP_SIZE;
+    let mut out = WindowBatch {
+        batch,
+        frames,
+        features: Vec::with_capacity(batch * frames * 2),
+        f0_hz: Vec::with_capacity(batch * frames),
+        target: Vec::with_capacity(batch * frames * hop),
+    };
+    for _ in 0..batch {
+        let (mut clip, mut start) = (usable[0], 1);
+        for _attempt in 0..8 {
+            let mut pick = rng.unit() * total;
+            let mut index = 0;
+            while index + 1 < usable.len() && pick >= weights[index] {
+                pick -= weights[index];
+                index += 1;
+            }
+            clip = usable[index];
+            start = 1 + rng.below(clip.frames() - frames - 1);
+            let quiet = clip.loudness_db[start..start + frames]
+                .iter()
+                .filter(|&&l| l < -60.0)
+                .count();
+            if (quiet as f32) < 0.7 * frames as f32 {
+                break;
+            }
+        }
+        for i in start..start + frames {
+            out.features.extend_from_slice(&clip.features[i]);
+            out.f0_hz.push(clip.f0_hz[i]);
+        }
+        let a = (start - 1) * hop;
+        for n in a..a + frames * hop {
+            out.target.push(clip.audio.get(n).copied().unwrap_or(0.0));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_deterministic_and_non_empty() {
+        let names: Vec<String> = (0..20).map(|i| format!("f{i}.wav")).collect();
+        let a = split_by_file(&names, 0.2, 1);
+        let b = split_by_file(&names, 0.2, 1);
+        assert_eq!(a, b);
+        assert!(!a.0.is_empty() && !a.1.is_empty());
+        assert_eq!(a.0.len() + a.1.len(), 20);
+        let two = vec!["a.wav".to_string(), "b.wav".to_string()];
+        let (t, h) = split_by_file(&two, 0.1, 3);
+        assert_eq!((t.len(), h.len()), (1, 1));
+    }
+}

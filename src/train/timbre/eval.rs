@@ -1,0 +1,452 @@
+//! Paired evaluation of timbre transfer.
+//!
+//! `paired_dir` holds `source/` and `target/` with WAVs of the same names: the same notes
+//! played by the source instrument and by the instrument the model was trained on (sample
+//! aligned, e.g. two FluidSynth renders of one MIDI file). For each pair the source audio is
+//! analysed with the plugin's analysis, run through the exported model (ONNX, streamed in
+//! chunks carrying `h_n`, exactly as the plugin does) and rendered by
+//! `crate::dsp::synth::HarmonicNoiseSynth`. Figures, all with `crate::dsp::metrics`:
+//! - multi-scale spectral distance to the target of: the model output; baseline (a) the
+//!   untransformed source; baseline (b) a non-neural additive resynthesis with the training
+//!   data's average harmonic profile ([`HarmonicProfile`]), driven by the same f0/loudness;
+//! - f0 kept: raw pitch accuracy (50 cents) of the output against the source's f0 on the
+//!   source's voiced frames;
+//! - loudness kept: mean |loudness(output) − loudness(source)| in dB over all frames with both
+//!   curves floored at the model's `loudness_min_db` (and, for information, over voiced frames).
+//!
+//! The synth reaches a frame's values one hop late; the output is advanced by one hop before
+//! any comparison (the plugin reports that hop as latency).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::dsp::analysis::analyze;
+use crate::dsp::metrics::{loudness_l1_db, multiscale_spectral_distance, raw_pitch_accuracy};
+use crate::dsp::synth::{FrameControls, HarmonicNoiseSynth, SynthConfig};
+use crate::model::{load_model, BackendChoice, Manifest, ModelKind, Session, TensorView};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::data::{analyse_clip, read_mono_16k, wav_files, Clip};
+use super::{timbre_analysis_config, HOP_SIZE, SAMPLE_RATE_HZ};
+
+/// The non-neural baseline: an instrument's average harmonic distribution and a loudness →
+/// amplitude calibration, measured on its training audio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HarmonicProfile {
+    /// Mean normalised harmonic amplitudes (sums to 1).
+    pub distribution: Vec<f32>,
+    /// Median of (Σ harmonic amplitudes) / 10^(loudness_db / 20).
+    pub amplitude_per_loudness: f32,
+    /// Frames the profile was measured on.
+    pub frames_measured: usize,
+}
+
+impl HarmonicProfile {
+    /// Measures the profile on voiced frames louder than −50 dB (every 32nd frame), with a
+    /// 512-sample Hann window and a DFT evaluated at `k·f0`.
+    pub fn measure(clips: &[&Clip], harmonics: usize) -> Self {
+        let window_len = 512usize;
+        let window: Vec<f64> = (0..window_len)
+            .map(|j| 0.5 - 0.5 * (std::f64::consts::TAU * j as f64 / window_len as f64).cos())
+            .collect();
+        let window_sum: f64 = window.iter().sum();
+        let nyquist = f64::from(SAMPLE_RATE_HZ) / 2.0;
+        let mut sums = vec![0.0f64; harmonics];
+        let mut ratios = Vec::new();
+        for clip in clips {
+            for i in (0..clip.frames()).step_by(32) {
+                let f0 = f64::from(clip.raw_f0_hz[i]);
+                if !clip.voiced[i] || clip.loudness_db[i] < -50.0 || f0 <= 0.0 {
+                    continue;
+                }
+                let Some(start) = (i * HOP_SIZE).checked_sub(window_len / 2) else {
+                    continue;
+                };
+                let Some(segment) = clip.audio.get(start..start + window_len) else {
+                    continue;
+                };
+                let mut amps = vec![0.0f64; harmonics];
+                for (k, amp) in amps.iter_mut().enumerate() {
+                    let f = (k + 1) as f64 * f0;
+                    if f >= nyquist {
+                        break;
+                    }
+                    let w = std::f64::consts::TAU * f / f64::from(SAMPLE_RATE_HZ);
+                    let (step_re, step_im) = (w.cos(), -w.sin());
+                    let (mut re, mut im) = (1.0f64, 0.0f64);
+                    let (mut acc_re, mut acc_im) = (0.0f64, 0.0f64);
+                    for (x, win) in segment.iter().zip(&window) {
+                        let v = f64::from(*x) * win;
+                        acc_re += v * re;
+                        acc_im += v * im;
+                        (re, im) = (re * step_re - im * step_im, re * step_im + im * step_re);
+                    }
+                    *amp = 2.0 * (acc_re * acc_re + acc_im * acc_im).sqrt() / window_sum;
+                }
+                let total: f64 = amps.iter().sum();
+                if total <= 0.0 {
+                    continue;
+                }
+                for (s, a) in sums.iter_mut().zip(&amps) {
+                    *s += a / total;
+                }
+                ratios.push(total / 10f64.powf(f64::from(clip.loudness_db[i]) / 20.0));
+            }
+        }
+        let count = ratios.len();
+        ratios.sort_by(f64::total_cmp);
+        let norm: f64 = sums.iter().sum::<f64>().max(1e-12);
+        Self {
+            distribution: sums.iter().map(|s| (s / norm) as f32).collect(),
+            amplitude_per_loudness: ratios.get(count / 2).copied().unwrap_or(1.0) as f32,
+            frames_measured: count,
+        }
+    }
+
+    /// Renders the baseline for a clip: profile × calibrated amplitude, held f0, no noise.
+    pub fn render(&self, clip: &Clip, loudness_min_db: f32) -> Result<Vec<f32>> {
+        let mut synth = HarmonicNoiseSynth::new(SynthConfig::new(
+            SAMPLE_RATE_HZ as f32,
+            HOP_SIZE,
+            self.distribution.len(),
+            0,
+        ))?;
+        let amplitudes: Vec<f32> = clip
+            .loudness_db
+            .iter()
+            .map(|&l| {
+                if l <= loudness_min_db {
+                    0.0
+                } else {
+                    self.amplitude_per_loudness * 10f32.powf(l / 20.0)
+                }
+            })
+            .collect();
+        let frames: Vec<FrameControls> = clip
+            .f0_hz
+            .iter()
+            .zip(&amplitudes)
+            .map(|(&f0_hz, &amplitude)| FrameControls {
+                f0_hz,
+                amplitude,
+                harmonic_distribution: &self.distribution,
+                noise_magnitudes: &[],
+            })
+            .collect();
+        Ok(synth.render(&frames))
+    }
+}
+
+/// Figures for one pair.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairResult {
+    /// File name.
+    pub name: String,
+    /// Seconds of audio.
+    pub seconds: f32,
+    /// Spectral distance model output → target.
+    pub msd_model: f32,
+    /// Spectral distance untransformed source → target (baseline a).
+    pub msd_source: f32,
+    /// Spectral distance additive baseline → target (baseline b).
+    pub msd_additive: Option<f32>,
+    /// Raw pitch accuracy of the output against the source.
+    pub rpa: f32,
+    /// Loudness L1 output vs source, all frames floored at `loudness_min_db`.
+    pub loudness_l1_db: f32,
+    /// The same over the source's voiced frames only.
+    pub loudness_l1_voiced_db: f32,
+}
+
+/// Result of [`eval_timbre`].
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    /// Model manifest evaluated.
+    pub model: PathBuf,
+    /// Folder of pairs.
+    pub paired_dir: PathBuf,
+    /// Backend that ran the model.
+    pub backend: String,
+    /// One row per pair.
+    pub pairs: Vec<PairResult>,
+    /// Pairs skipped (missing twin, unreadable), with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+fn mean(values: impl Iterator<Item = f32>) -> f32 {
+    let (s, n) = values.fold((0.0f64, 0usize), |(s, n), v| (s + f64::from(v), n + 1));
+    if n == 0 {
+        0.0
+    } else {
+        (s / n as f64) as f32
+    }
+}
+
+impl EvalReport {
+    /// Mean spectral distance of the model output.
+    pub fn msd_model(&self) -> f32 {
+        mean(self.pairs.iter().map(|p| p.msd_model))
+    }
+    /// Mean spectral distance of baseline (a).
+    pub fn msd_source(&self) -> f32 {
+        mean(self.pairs.iter().map(|p| p.msd_source))
+    }
+    /// Mean spectral distance of baseline (b), if it could be computed.
+    pub fn msd_additive(&self) -> Option<f32> {
+        let v: Vec<f32> = self.pairs.iter().filter_map(|p| p.msd_additive).collect();
+        (!v.is_empty()).then(|| mean(v.into_iter()))
+    }
+    /// Mean raw pitch accuracy.
+    pub fn rpa(&self) -> f32 {
+        mean(self.pairs.iter().map(|p| p.rpa))
+    }
+    /// Mean loudness L1 (all frames).
+    pub fn loudness_l1_db(&self) -> f32 {
+        mean(self.pairs.iter().map(|p| p.loudness_l1_db))
+    }
+    /// Mean loudness L1 (voiced frames).
+    pub fn loudness_l1_voiced_db(&self) -> f32 {
+        mean(self.pairs.iter().map(|p| p.loudness_l1_voiced_db))
+    }
+    /// Relative reduction `1 − model / baseline`.
+    pub fn improvement_over(baseline: f32, model: f32) -> f32 {
+        if baseline > 0.0 {
+            1.0 - model / baseline
+        } else {
+            0.0
+        }
+    }
+    /// Every bar of the design (≥ 30 % below both baselines, RPA ≥ 95 %, loudness ≤ 1 dB).
+    pub fn bars(&self) -> Vec<(String, bool)> {
+        let m = self.msd_model();
+        let mut bars = vec![(
+            format!(
+                "spectral distance ≥ 30 % below untransformed source ({:.1} %)",
+                100.0 * Self::improvement_over(self.msd_source(), m)
+            ),
+            Self::improvement_over(self.msd_source(), m) >= 0.30,
+        )];
+        match self.msd_additive() {
+            Some(b) => bars.push((
+                format!(
+                    "spectral distance ≥ 30 % below additive baseline ({:.1} %)",
+                    100.0 * Self::improvement_over(b, m)
+                ),
+                Self::improvement_over(b, m) >= 0.30,
+            )),
+            None => bars.push((
+                "additive baseline unavailable (no profile in the manifest)".into(),
+                false,
+            )),
+        }
+        bars.push((
+            format!("RPA ≥ 95 % ({:.1} %)", 100.0 * self.rpa()),
+            self.rpa() >= 0.95,
+        ));
+        bars.push((
+            format!("loudness L1 ≤ 1 dB ({:.2} dB)", self.loudness_l1_db()),
+            self.loudness_l1_db() <= 1.0,
+        ));
+        bars
+    }
+
+    /// The report as Markdown (appended to `<model>.report.md` by the CLI).
+    pub fn to_markdown(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!(
+            "## Paired evaluation: `{}` ({} pairs, {:.1} min, backend {})\n\n",
+            self.paired_dir.display(),
+            self.pairs.len(),
+            self.pairs.iter().map(|p| p.seconds).sum::<f32>() / 60.0,
+            self.backend
+        ));
+        s.push_str("| file | MSD model | MSD source (a) | MSD additive (b) | RPA | loudness L1 dB (all / voiced) |\n");
+        s.push_str("| --- | --- | --- | --- | --- | --- |\n");
+        for p in &self.pairs {
+            s.push_str(&format!(
+                "| {} | {:.3} | {:.3} | {} | {:.1} % | {:.2} / {:.2} |\n",
+                p.name,
+                p.msd_model,
+                p.msd_source,
+                p.msd_additive.map_or("n/a".into(), |v| format!("{v:.3}")),
+                100.0 * p.rpa,
+                p.loudness_l1_db,
+                p.loudness_l1_voiced_db
+            ));
+        }
+        s.push_str(&format!(
+            "| **mean** | **{:.3}** | **{:.3}** | **{}** | **{:.1} %** | **{:.2} / {:.2}** |\n\n",
+            self.msd_model(),
+            self.msd_source(),
+            self.msd_additive()
+                .map_or("n/a".into(), |v| format!("{v:.3}")),
+            100.0 * self.rpa(),
+            self.loudness_l1_db(),
+            self.loudness_l1_voiced_db()
+        ));
+        s.push_str("Bars:\n");
+        for (text, ok) in self.bars() {
+            s.push_str(&format!("- [{}] {text}\n", if ok { "x" } else { " " }));
+        }
+        for (path, reason) in &self.skipped {
+            s.push_str(&format!("- skipped `{}`: {reason}\n", path.display()));
+        }
+        s
+    }
+}
+
+impl fmt::Display for EvalReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_markdown())
+    }
+}
+
+/// Runs the model over a clip, streamed in chunks of `chunk` frames carrying the state, and
+/// renders the controls with the library synth. Returns audio aligned with the input (the
+/// synth's one-hop delay removed).
+///
+/// # Errors
+/// Model run failures, or outputs that do not match the manifest.
+pub fn transfer(
+    session: &mut Session,
+    manifest: &Manifest,
+    clip: &Clip,
+    chunk: usize,
+) -> Result<Vec<f32>> {
+    let synth_spec = manifest
+        .synth
+        .as_ref()
+        .context("timbre manifest without `synth`")?;
+    let (n, m) = (
+        synth_spec.harmonics as usize,
+        synth_spec.noise_bands as usize,
+    );
+    let hidden = manifest.inputs[1].shape[2]
+        .fixed()
+        .context("h0 must have a fixed width")?;
+    let mut state = vec![0.0f32; hidden];
+    let (mut amplitude, mut harmonics, mut noise) = (Vec::new(), Vec::new(), Vec::new());
+    let flat: Vec<f32> = clip.features.iter().flatten().copied().collect();
+    for start in (0..clip.frames()).step_by(chunk.max(1)) {
+        let len = chunk.min(clip.frames() - start);
+        let shape_x = [1, len, 2];
+        let shape_h = [1, 1, hidden];
+        let out = session.run(&[
+            TensorView::f32(&shape_x, &flat[start * 2..(start + len) * 2]),
+            TensorView::f32(&shape_h, &state),
+        ])?;
+        amplitude.extend_from_slice(out[0].as_f32().context("amplitude")?);
+        harmonics.extend_from_slice(out[1].as_f32().context("harmonics")?);
+        noise.extend_from_slice(out[2].as_f32().context("noise")?);
+        state = out[3].as_f32().context("h_n")?.to_vec();
+    }
+    let mut synth =
+        HarmonicNoiseSynth::new(SynthConfig::new(SAMPLE_RATE_HZ as f32, HOP_SIZE, n, m))?;
+    let frames: Vec<FrameControls> = (0..clip.frames())
+        .map(|i| FrameControls {
+            f0_hz: clip.f0_hz[i],
+            amplitude: amplitude[i],
+            harmonic_distribution: &harmonics[i * n..(i + 1) * n],
+            noise_magnitudes: &noise[i * m..(i + 1) * m],
+        })
+        .collect();
+    let audio = synth.render(&frames);
+    Ok(advance_one_hop(audio, clip.audio.len()))
+}
+
+fn advance_one_hop(mut audio: Vec<f32>, len: usize) -> Vec<f32> {
+    audio.drain(..HOP_SIZE.min(audio.len()));
+    audio.resize(len, 0.0);
+    audio
+}
+
+/// Evaluates a timbre model on a folder of pairs; see the [module docs](self).
+///
+/// # Errors
+/// The manifest does not load, is not a timbre model, or no pair is usable.
+pub fn eval_timbre(model_manifest: &Path, paired_dir: &Path) -> Result<EvalReport> {
+    let mut loaded = load_model(model_manifest, ModelKind::Timbre, BackendChoice::Auto)
+        .with_context(|| format!("cannot load {}", model_manifest.display()))?;
+    let manifest = loaded.manifest.clone();
+    let features = manifest
+        .features
+        .clone()
+        .context("timbre manifest without `features`")?;
+    let profile: Option<HarmonicProfile> = manifest
+        .training
+        .as_ref()
+        .and_then(|t| t.get("baseline_harmonic_profile"))
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    let source_dir = paired_dir.join("source");
+    let target_dir = paired_dir.join("target");
+    let mut report = EvalReport {
+        model: model_manifest.to_path_buf(),
+        paired_dir: paired_dir.to_path_buf(),
+        backend: loaded.backend.to_string(),
+        pairs: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let analysis = timbre_analysis_config();
+    for source_path in wav_files(&source_dir)? {
+        let name = source_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let target_path = target_dir.join(&name);
+        let result = (|| -> Result<PairResult> {
+            if !target_path.exists() {
+                bail!("no twin {}", target_path.display());
+            }
+            let source = read_mono_16k(&source_path)?;
+            let target = read_mono_16k(&target_path)?;
+            let clip = analyse_clip(&name, source, &features)?;
+            let output = transfer(&mut loaded.session, &manifest, &clip, 250)?;
+            let additive = match &profile {
+                Some(p) => Some(advance_one_hop(
+                    p.render(&clip, features.loudness_min_db)?,
+                    clip.audio.len(),
+                )),
+                None => None,
+            };
+            let out_analysis = analyze(&output, SAMPLE_RATE_HZ as f32, &analysis)?;
+            let out_f0: Vec<f32> = out_analysis.frames.iter().map(|f| f.f0_hz).collect();
+            let floor = |l: f32| l.max(features.loudness_min_db);
+            let src_l: Vec<f32> = clip.loudness_db.iter().map(|&l| floor(l)).collect();
+            let out_l: Vec<f32> = out_analysis
+                .frames
+                .iter()
+                .map(|f| floor(f.loudness_db))
+                .collect();
+            let (src_lv, out_lv): (Vec<f32>, Vec<f32>) = src_l
+                .iter()
+                .zip(&out_l)
+                .zip(&clip.voiced)
+                .filter(|(_, &v)| v)
+                .map(|((a, b), _)| (*a, *b))
+                .unzip();
+            Ok(PairResult {
+                name: name.clone(),
+                seconds: clip.audio.len() as f32 / SAMPLE_RATE_HZ as f32,
+                msd_model: multiscale_spectral_distance(&target, &output),
+                msd_source: multiscale_spectral_distance(&target, &clip.audio),
+                msd_additive: additive.map(|a| multiscale_spectral_distance(&target, &a)),
+                rpa: raw_pitch_accuracy(&clip.raw_f0_hz, &clip.voiced, &out_f0),
+                loudness_l1_db: loudness_l1_db(&src_l, &out_l),
+                loudness_l1_voiced_db: loudness_l1_db(&src_lv, &out_lv),
+            })
+        })();
+        match result {
+            Ok(row) => report.pairs.push(row),
+            Err(e) => report.skipped.push((source_path.clone(), format!("{e:#}"))),
+        }
+    }
+    if report.pairs.is_empty() {
+        bail!(
+            "{}: no usable pair (expected source/*.wav with target/*.wav twins); skipped: {:?}",
+            paired_dir.display(),
+            report.skipped
+        );
+    }
+    Ok(report)
+}

@@ -1,0 +1,588 @@
+//! Training: [`TimbreTrainingConfig`] (nesting the model config, with seed and defaults), the
+//! loop (Adam, multi-scale spectral loss through the differentiable synth), checkpoints every
+//! N steps, `--resume`, a checkpoint on Ctrl-C, then export + verification + report.
+//!
+//! Reproducibility: the device is seeded before the model is built, and every random draw of
+//! step `s` (window choice, synth noise) comes from `SplitMix(seed, s)`, so a run resumed from
+//! a checkpoint repeats the uninterrupted run step for step.
+//!
+//! Checkpoint folder `<out>.checkpoint/`: `config.json` (written first), `model.bpk`,
+//! `optim.bpk`, `state.json` (step, loss history) written last, so a half-written checkpoint is
+//! never mistaken for a complete one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
+use std::time::Instant;
+
+use crate::dsp::synth::SynthConfig;
+use anyhow::{bail, ensure, Context, Result};
+use burn::config::Config;
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use super::data::{
+    load_folder, sample_windows, split_by_file, Clip, SkippedFile, SplitMix, WindowBatch,
+};
+use super::eval::HarmonicProfile;
+use super::export::{negative_control, to_vec, verify, write_model, Verification};
+use super::loss::SpectralLoss;
+use super::model::{TimbreModel, TimbreModelConfig};
+use super::synth::{DiffSynth, HarmonicPlan};
+use super::{timbre_feature_config, HOP_SIZE, SAMPLE_RATE_HZ};
+
+/// Everything that defines a training run (saved as `config.json` in the checkpoint).
+#[derive(Config, Debug)]
+pub struct TimbreTrainingConfig {
+    /// Model sizes.
+    pub model: TimbreModelConfig,
+    /// Seed of weights, window sampling and synth noise.
+    #[config(default = 42)]
+    pub seed: u64,
+    /// Optimiser steps.
+    #[config(default = 2000)]
+    pub steps: usize,
+    /// Windows per batch.
+    #[config(default = 16)]
+    pub batch_size: usize,
+    /// Frames per window (250 = 1 s).
+    #[config(default = 125)]
+    pub frames_per_example: usize,
+    /// Adam learning rate at step 0.
+    #[config(default = 2e-3)]
+    pub learning_rate: f64,
+    /// Learning rate at the last step as a fraction of the first (exponential decay).
+    #[config(default = 0.1)]
+    pub final_lr_fraction: f64,
+    /// Gradient norm clip.
+    #[config(default = 2.0)]
+    pub grad_clip_norm: f32,
+    /// Checkpoint period, steps.
+    #[config(default = 250)]
+    pub checkpoint_every: usize,
+    /// Validation period, steps (0 = only at the end).
+    #[config(default = 500)]
+    pub validate_every: usize,
+    /// Fraction of files held out for validation (split by file name hash).
+    #[config(default = 0.1)]
+    pub heldout_fraction: f64,
+    /// Wall-clock budget; training stops early (and says so) when it is exceeded.
+    #[config(default = 14.0)]
+    pub max_minutes: f64,
+}
+
+impl TimbreTrainingConfig {
+    /// The synthesiser the model drives (linear bands up to 8 kHz at 16 kHz).
+    pub fn synth_config(&self) -> SynthConfig {
+        SynthConfig::new(
+            SAMPLE_RATE_HZ as f32,
+            HOP_SIZE,
+            self.model.harmonics,
+            self.model.noise_bands,
+        )
+    }
+
+    fn learning_rate_at(&self, step: usize) -> f64 {
+        let progress = step as f64 / self.steps.max(1) as f64;
+        self.learning_rate * self.final_lr_fraction.powf(progress)
+    }
+}
+
+/// Arguments of [`train_timbre`] (the CLI's `continuo-train timbre DIR --out models/NAME`).
+#[derive(Debug, Clone)]
+pub struct TimbreTrainArgs {
+    /// Folder of WAV files of one instrument.
+    pub data_dir: PathBuf,
+    /// Output base: writes `<out>.onnx`, `.json`, `.report.md`, `.loss.png`.
+    pub out: PathBuf,
+    /// Run configuration (ignored with `resume`: the checkpoint's config wins).
+    pub config: TimbreTrainingConfig,
+    /// Continue from `<out>.checkpoint/`.
+    pub resume: bool,
+    /// Show progress bars.
+    pub progress: bool,
+    /// Stop after this many steps of *this* invocation (tests; `None` = run to the end).
+    pub stop_after: Option<usize>,
+    /// Skip export, verification and report (tests of the loop itself).
+    pub skip_export: bool,
+}
+
+/// Loss history and position, saved in every checkpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TrainState {
+    /// Steps completed.
+    pub step: usize,
+    /// Training loss per step.
+    pub train_loss: Vec<f32>,
+    /// (step, validation loss).
+    pub valid_loss: Vec<(usize, f32)>,
+    /// Seconds spent training over all invocations.
+    pub train_seconds: f64,
+}
+
+/// What [`train_timbre`] did.
+#[derive(Debug, Clone)]
+pub struct TimbreTrainOutcome {
+    /// `<out>.json`, when exported.
+    pub manifest: Option<PathBuf>,
+    /// Loss history.
+    pub state: TrainState,
+    /// Mean training loss over the last 50 steps.
+    pub final_train_loss: f32,
+    /// Last validation loss.
+    pub final_valid_loss: Option<f32>,
+    /// Files skipped while loading, with reasons.
+    pub skipped: Vec<SkippedFile>,
+    /// Stopped by Ctrl-C (a checkpoint was written; rerun with `--resume`).
+    pub interrupted: bool,
+    /// Stopped by the time budget.
+    pub time_limited: bool,
+    /// Export verification.
+    pub verification: Option<Verification>,
+    /// Final trained model (for tests).
+    pub model: TimbreModel,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static HANDLER: Once = Once::new();
+
+fn install_interrupt_handler() {
+    HANDLER.call_once(|| {
+        if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)) {
+            eprintln!(
+                "warning: cannot install the Ctrl-C handler ({e}); Ctrl-C will not checkpoint"
+            );
+        }
+    });
+}
+
+/// The checkpoint folder of an output base.
+pub fn checkpoint_dir(out: &Path) -> PathBuf {
+    let mut name = out
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".checkpoint");
+    out.with_file_name(name)
+}
+
+fn save_checkpoint(
+    dir: &Path,
+    config: &TimbreTrainingConfig,
+    model: &TimbreModel,
+    optim: &burn::optim::ModuleOptimizer,
+    state: &TrainState,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let _ = std::fs::remove_file(dir.join("state.json"));
+    config
+        .save(dir.join("config.json"))
+        .with_context(|| format!("cannot write {}", dir.join("config.json").display()))?;
+    model
+        .clone()
+        .save_file(dir.join("model.bpk"))
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e:?}", dir.join("model.bpk").display()))?;
+    optim
+        .save(dir.join("optim.bpk"))
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e:?}", dir.join("optim.bpk").display()))?;
+    std::fs::write(dir.join("state.json"), serde_json::to_string(state)?)
+        .with_context(|| format!("cannot write {}", dir.join("state.json").display()))?;
+    Ok(())
+}
+
+fn batch_tensors(batch: &WindowBatch, device: &Device) -> (Tensor<3>, Tensor<2>) {
+    let x = Tensor::from_data(
+        TensorData::new(batch.features.clone(), [batch.batch, batch.frames, 2]),
+        device,
+    );
+    let y = Tensor::from_data(
+        TensorData::new(batch.target.clone(), [batch.batch, batch.frames * HOP_SIZE]),
+        device,
+    );
+    (x, y)
+}
+
+/// The loss of one batch (graph kept when `model` is on an autodiff device). The first hop is
+/// left out: the synth fades in from silence there, while the window starts mid-note.
+pub fn batch_loss(
+    model: &TimbreModel,
+    synth: &DiffSynth,
+    loss: &SpectralLoss,
+    batch: &WindowBatch,
+    noise: &[f32],
+    device: &Device,
+) -> Tensor<1> {
+    let (x, target) = batch_tensors(batch, device);
+    let plan = HarmonicPlan::new(&batch.f0_hz, batch.batch, batch.frames, synth.config());
+    let out = model.forward(x, None);
+    let audio = synth.render(out.amplitude, out.harmonics, out.noise, &plan, noise);
+    let len = (batch.frames - 1) * HOP_SIZE;
+    loss.forward(
+        audio.narrow(1, HOP_SIZE, len),
+        target.narrow(1, HOP_SIZE, len),
+    )
+}
+
+fn noise_for(rng: &mut SplitMix, batch: &WindowBatch) -> Vec<f32> {
+    (0..batch.batch * batch.frames * 2 * HOP_SIZE)
+        .map(|_| rng.symmetric())
+        .collect()
+}
+
+fn bar(progress: bool, len: u64, what: &str) -> ProgressBar {
+    if !progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what} {{bar:30}} {{pos}}/{{len}} [{{elapsed_precise}} < {{eta_precise}}] {{msg}}"
+        ))
+        .expect("valid template"),
+    );
+    bar
+}
+
+/// Trains a timbre model on a folder of WAVs, exports it, verifies the export on ONNX Runtime
+/// and tract, and writes `<out>.{onnx,json,report.md,loss.png}`.
+///
+/// # Errors
+/// No usable audio, bad checkpoint on `--resume`, I/O errors, export verification failure.
+pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
+    install_interrupt_handler();
+    INTERRUPTED.store(false, Ordering::SeqCst);
+    let ckpt = checkpoint_dir(&args.out);
+    let config = if args.resume {
+        let path = ckpt.join("config.json");
+        TimbreTrainingConfig::load(&path)
+            .map_err(|e| anyhow::anyhow!("--resume: cannot read {}: {e}", path.display()))?
+    } else {
+        args.config.clone()
+    };
+    ensure!(
+        config.frames_per_example >= 16,
+        "frames_per_example must be at least 16"
+    );
+    ensure!(
+        config.batch_size >= 1 && config.steps >= 1,
+        "batch_size and steps must be ≥ 1"
+    );
+
+    // Data.
+    let features = timbre_feature_config();
+    let files = super::data::wav_files(&args.data_dir)?;
+    let load_bar = bar(args.progress, files.len() as u64, "analysing");
+    let loaded = load_folder(&args.data_dir, &features, |_| load_bar.inc(1))?;
+    load_bar.finish_and_clear();
+    for s in &loaded.skipped {
+        eprintln!("skipped {}: {}", s.path.display(), s.reason);
+    }
+    let names: Vec<String> = loaded.clips.iter().map(|c| c.name.clone()).collect();
+    let (train_idx, valid_idx) = split_by_file(&names, config.heldout_fraction, config.seed);
+    let train: Vec<&Clip> = train_idx.iter().map(|&i| &loaded.clips[i]).collect();
+    let valid: Vec<&Clip> = valid_idx.iter().map(|&i| &loaded.clips[i]).collect();
+    let long_enough = |c: &&Clip| c.frames() >= config.frames_per_example + 2;
+    if !train.iter().any(long_enough) {
+        bail!(
+            "{}: no training file is long enough for {}-frame windows ({:.2} s)",
+            args.data_dir.display(),
+            config.frames_per_example,
+            config.frames_per_example as f32 * HOP_SIZE as f32 / SAMPLE_RATE_HZ as f32
+        );
+    }
+
+    // Model, optimiser, state.
+    let device = Device::flex().autodiff();
+    device.seed(config.seed);
+    let mut model = config.model.init(&device);
+    let mut optim = AdamConfig::new()
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip_norm)))
+        .init();
+    let mut state = TrainState::default();
+    if args.resume {
+        let state_path = ckpt.join("state.json");
+        let text = std::fs::read_to_string(&state_path).with_context(|| {
+            format!(
+                "--resume: {} missing (no complete checkpoint)",
+                state_path.display()
+            )
+        })?;
+        state = serde_json::from_str(&text)
+            .with_context(|| format!("--resume: cannot parse {}", state_path.display()))?;
+        model = model
+            .try_load_file(ckpt.join("model.bpk"))
+            .map_err(|e| anyhow::anyhow!("--resume: cannot load model.bpk: {e:?}"))?;
+        optim = optim
+            .load(ckpt.join("optim.bpk"))
+            .map_err(|e| anyhow::anyhow!("--resume: cannot load optim.bpk: {e:?}"))?;
+    }
+    let synth = DiffSynth::new(config.synth_config(), &device);
+    let loss_fn = SpectralLoss::new(&device);
+    let plain = Device::flex();
+    let valid_synth = DiffSynth::new(config.synth_config(), &plain);
+    let valid_loss_fn = SpectralLoss::new(&plain);
+    let valid_set: Vec<&Clip> = if valid.iter().any(long_enough) {
+        valid.clone()
+    } else {
+        train.clone()
+    };
+    let mut valid_rng = SplitMix::new(config.seed, u64::MAX);
+    let valid_batch = sample_windows(
+        &valid_set,
+        config.batch_size,
+        config.frames_per_example,
+        &mut valid_rng,
+    );
+    let valid_noise = noise_for(&mut valid_rng, &valid_batch);
+    let validate = |model: &TimbreModel| -> f32 {
+        let l = batch_loss(
+            &model.valid(),
+            &valid_synth,
+            &valid_loss_fn,
+            &valid_batch,
+            &valid_noise,
+            &plain,
+        );
+        to_vec(l)[0]
+    };
+
+    let start_step = state.step;
+    let end_step = match args.stop_after {
+        Some(n) => (start_step + n).min(config.steps),
+        None => config.steps,
+    };
+    let train_bar = bar(args.progress, config.steps as u64, "training");
+    train_bar.set_position(start_step as u64);
+    let started = Instant::now();
+    let seconds_before = state.train_seconds;
+    let (mut interrupted, mut time_limited) = (false, false);
+    // indicatif draws nothing when stderr is not a terminal: log plain lines instead.
+    let log_is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    for step in start_step..end_step {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            interrupted = true;
+            break;
+        }
+        if seconds_before + started.elapsed().as_secs_f64() > config.max_minutes * 60.0 {
+            time_limited = true;
+            break;
+        }
+        let mut rng = SplitMix::new(config.seed, step as u64);
+        let batch = sample_windows(
+            &train,
+            config.batch_size,
+            config.frames_per_example,
+            &mut rng,
+        );
+        let noise = noise_for(&mut rng, &batch);
+        let loss = batch_loss(&model, &synth, &loss_fn, &batch, &noise, &device);
+        let value = to_vec(loss.clone().detach())[0];
+        ensure!(value.is_finite(), "loss became {value} at step {step}");
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(config.learning_rate_at(step), model, grads);
+        state.train_loss.push(value);
+        state.step = step + 1;
+        state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
+        if config.validate_every > 0 && state.step % config.validate_every == 0 {
+            state.valid_loss.push((state.step, validate(&model)));
+        }
+        if config.checkpoint_every > 0 && state.step % config.checkpoint_every == 0 {
+            save_checkpoint(&ckpt, &config, &model, &optim, &state)?;
+        }
+        let recent = &state.train_loss[state.train_loss.len().saturating_sub(50)..];
+        train_bar.set_message(format!(
+            "loss {:.4}",
+            recent.iter().sum::<f32>() / recent.len() as f32
+        ));
+        train_bar.set_position(state.step as u64);
+        if args.progress && !log_is_terminal && state.step % 100 == 0 {
+            eprintln!(
+                "step {}/{} loss {:.4} ({:.1} min)",
+                state.step,
+                config.steps,
+                recent.iter().sum::<f32>() / recent.len() as f32,
+                state.train_seconds / 60.0
+            );
+        }
+    }
+    train_bar.finish_and_clear();
+    if state.valid_loss.last().map(|v| v.0) != Some(state.step) && state.step > 0 {
+        state.valid_loss.push((state.step, validate(&model)));
+    }
+    save_checkpoint(&ckpt, &config, &model, &optim, &state)?;
+    let recent = &state.train_loss[state.train_loss.len().saturating_sub(50)..];
+    let final_train_loss = recent.iter().sum::<f32>() / recent.len().max(1) as f32;
+    let final_valid_loss = state.valid_loss.last().map(|v| v.1);
+    let mut outcome = TimbreTrainOutcome {
+        manifest: None,
+        state: state.clone(),
+        final_train_loss,
+        final_valid_loss,
+        skipped: loaded.skipped.clone(),
+        interrupted,
+        time_limited,
+        verification: None,
+        model: model.clone(),
+    };
+    if interrupted {
+        eprintln!(
+            "interrupted at step {}: checkpoint written to {}; rerun with --resume",
+            state.step,
+            ckpt.display()
+        );
+        return Ok(outcome);
+    }
+    if args.skip_export || state.step < config.steps && args.stop_after.is_some() {
+        return Ok(outcome);
+    }
+
+    // Export, verify, report.
+    let profile = HarmonicProfile::measure(&train, config.model.harmonics);
+    let name = args
+        .out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "timbre".into());
+    let train_minutes: f32 =
+        train.iter().map(|c| c.audio.len() as f32).sum::<f32>() / SAMPLE_RATE_HZ as f32 / 60.0;
+    let training = serde_json::json!({
+        "data_dir": args.data_dir.display().to_string(),
+        "train_files": train.len(),
+        "heldout_files": valid.len(),
+        "heldout_names": valid.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+        "train_minutes": train_minutes,
+        "skipped_files": loaded.skipped.len(),
+        "steps": state.step,
+        "train_seconds": state.train_seconds,
+        "time_limited": time_limited,
+        "config": serde_json::from_str::<serde_json::Value>(&config.to_string()).unwrap_or_default(),
+        "baseline_harmonic_profile": profile,
+    });
+    let mut metrics = BTreeMap::new();
+    metrics.insert("train_loss".to_owned(), f64::from(final_train_loss));
+    if let Some(v) = final_valid_loss {
+        metrics.insert("valid_spectral_distance".to_owned(), f64::from(v));
+    }
+    let manifest_path = write_model(
+        &model.valid(),
+        &args.out,
+        &name,
+        training.clone(),
+        metrics.clone(),
+        false,
+    )?;
+    let verification = verify(&model, &manifest_path, config.seed)?;
+    let scratch =
+        std::env::temp_dir().join(format!("continuo-timbre-negative-{}", std::process::id()));
+    let negative = negative_control(&model, &scratch, config.seed);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let negative = negative?;
+    for b in &verification.backends {
+        let key = b.backend.to_lowercase().replace(' ', "_");
+        metrics.insert(
+            format!("export_max_abs_error_{key}"),
+            f64::from(b.max_abs_error),
+        );
+        metrics.insert(
+            format!("latency_t4_median_us_{key}"),
+            b.latency_t4_median_us,
+        );
+    }
+    // Rewrite the manifest with the verification figures (the ONNX file, and so its hash, is
+    // unchanged).
+    let manifest_path = write_model(&model.valid(), &args.out, &name, training, metrics, false)?;
+    super::plot::loss_png(&args.out.with_extension("loss.png"), &state)?;
+    write_report(
+        args,
+        &config,
+        &outcome,
+        &state,
+        &verification,
+        &negative,
+        &train,
+        &valid,
+    )?;
+    outcome.manifest = Some(manifest_path);
+    outcome.verification = Some(verification);
+    Ok(outcome)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_report(
+    args: &TimbreTrainArgs,
+    config: &TimbreTrainingConfig,
+    outcome: &TimbreTrainOutcome,
+    state: &TrainState,
+    verification: &Verification,
+    negative: &str,
+    train: &[&Clip],
+    valid: &[&Clip],
+) -> Result<()> {
+    use std::fmt::Write;
+    let minutes = |clips: &[&Clip]| {
+        clips.iter().map(|c| c.audio.len()).sum::<usize>() as f32 / SAMPLE_RATE_HZ as f32 / 60.0
+    };
+    let name = args
+        .out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut r = String::new();
+    writeln!(r, "# Timbre model `{name}`\n")?;
+    writeln!(r, "Reproduce: `timbre train {} --out {} --steps {} --seed {}` (scratch binary; `continuo-train timbre` once merged).\n", args.data_dir.display(), args.out.display(), config.steps, config.seed)?;
+    writeln!(r, "## Contract\n")?;
+    writeln!(
+        r,
+        "- 16 kHz, hop 64 (250 frames/s), causal decoder (latency 0; the synth adds one hop)."
+    )?;
+    writeln!(r, "- Features: f0 {}–{} Hz (`midi/127`, held through unvoiced frames), loudness {}…{} dB → 0…1.", super::F0_MIN_HZ, super::F0_MAX_HZ, super::LOUDNESS_MIN_DB, super::LOUDNESS_MAX_DB)?;
+    writeln!(
+        r,
+        "- H = {}, N = {} harmonics, M = {} linear noise bands up to 8 kHz; {} parameters.\n",
+        config.model.hidden,
+        config.model.harmonics,
+        config.model.noise_bands,
+        config.model.parameter_count()
+    )?;
+    writeln!(r, "## Data\n")?;
+    writeln!(r, "- `{}`: {} training files ({:.1} min), {} held out ({:.1} min), split by file name hash (seed {}).", args.data_dir.display(), train.len(), minutes(train), valid.len(), minutes(valid), config.seed)?;
+    if outcome.skipped.is_empty() {
+        writeln!(r, "- Skipped files: none.\n")?;
+    } else {
+        writeln!(r, "- Skipped files:")?;
+        for s in &outcome.skipped {
+            writeln!(r, "  - `{}`: {}", s.path.display(), s.reason)?;
+        }
+        writeln!(r)?;
+    }
+    writeln!(r, "## Training\n")?;
+    writeln!(r, "- {} steps × batch {} × {} frames ({:.2} s windows), Adam lr {} → {}, clip {}; {:.1} min wall time{}.", state.step, config.batch_size, config.frames_per_example, config.frames_per_example as f32 / 250.0, config.learning_rate, config.learning_rate * config.final_lr_fraction, config.grad_clip_norm, state.train_seconds / 60.0, if outcome.time_limited { " (stopped by the time budget)" } else { "" })?;
+    writeln!(r, "- Final training loss (mean of last 50 steps): {:.4}; held-out multi-scale spectral distance: {}.", outcome.final_train_loss, outcome.final_valid_loss.map_or("n/a".into(), |v| format!("{v:.4}")))?;
+    writeln!(r, "- Loss curve: `{name}.loss.png`.\n")?;
+    writeln!(r, "## Export verification (burn forward vs `crate::model`, 23 random frames in two streamed calls)\n")?;
+    writeln!(r, "| backend | max abs error | T=4 call median | p99 |")?;
+    writeln!(r, "| --- | --- | --- | --- |")?;
+    for b in &verification.backends {
+        writeln!(
+            r,
+            "| {} | {:.2e} | {:.0} µs | {:.0} µs |",
+            b.backend, b.max_abs_error, b.latency_t4_median_us, b.latency_t4_p99_us
+        )?;
+    }
+    writeln!(
+        r,
+        "\nNegative control (z/r gates swapped) failed as required: `{negative}`\n"
+    )?;
+    std::fs::write(args.out.with_extension("report.md"), r).with_context(|| {
+        format!(
+            "cannot write {}",
+            args.out.with_extension("report.md").display()
+        )
+    })?;
+    Ok(())
+}

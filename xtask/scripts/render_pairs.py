@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Renders paired monophonic training data for Continuo's timbre models.
+
+Takes the soprano line of Bach chorales from music21's corpus (public-domain music; music21's
+code is BSD-3, nothing is downloaded at run time), writes it as a one-track MIDI file per GM
+program, and renders each with FluidSynth and the FluidR3_GM SoundFont at 16 kHz (the timbre
+model's rate). The same notes are rendered for every instrument, so the files of one chorale are
+sample-aligned pairs: ground truth for timbre-transfer evaluation.
+
+Usage (see README notes in the trainer):
+    python3 -m venv target/venv && target/venv/bin/pip install 'music21==10.5.1'
+    apt-get install -y --no-install-recommends fluidsynth fluid-soundfont-gm
+    target/venv/bin/python xtask/scripts/render_pairs.py target/timbre --count 84 --heldout-every 6
+
+Layout written under OUT:
+    midi/<instrument>/<split>/<stem>.mid
+    <instrument>/<split>/<stem>.wav          (mono 16 kHz 16-bit; split = train | heldout)
+    pairs/<src>-to-<dst>/{source,target}/     (symlinks to the held-out renders)
+
+Choices, all deterministic (seeded):
+- each chorale is transposed by a random interval in [-5, +7] semitones (more pitch coverage);
+- every note gets a random velocity in [45, 115] (the model must learn loudness-dependent
+  timbre), identical for every instrument so the pairs stay aligned;
+- reverb and chorus are off (-R 0 -C 0): the model learns the dry instrument;
+- the split is by chorale: every `--heldout-every`-th work goes to `heldout`.
+Failures are reported per file and skipped; the exit code is non-zero only if nothing was
+rendered.
+"""
+
+import argparse
+import os
+import pathlib
+import random
+import subprocess
+import sys
+import time
+import wave
+
+INSTRUMENTS = {"violin": 40, "flute": 73}
+SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+SAMPLE_RATE = 16000
+
+
+def soprano_midi(score, program, transpose, velocities, target):
+    """Writes the first part (soprano) of `score` as a one-instrument MIDI file."""
+    from music21 import instrument, stream, tempo
+
+    part = score.parts[0].flatten().notesAndRests.stream()
+    out = stream.Part()
+    inst = instrument.Instrument()
+    inst.midiProgram = program
+    inst.midiChannel = 0
+    out.insert(0, inst)
+    out.insert(0, tempo.MetronomeMark(number=90))
+    index = 0
+    for element in part:
+        if element.isNote:
+            note = element.transpose(transpose)
+            note.volume.velocity = velocities[index % len(velocities)]
+            index += 1
+            out.insert(element.offset, note)
+        elif element.isChord:  # a divisi in the soprano: keep the top note (monophonic)
+            top = max(element.pitches, key=lambda p: p.ps)
+            from music21 import note as m21note
+
+            note = m21note.Note(top, quarterLength=element.quarterLength).transpose(transpose)
+            note.volume.velocity = velocities[index % len(velocities)]
+            index += 1
+            out.insert(element.offset, note)
+    if index == 0:
+        raise ValueError("soprano part has no notes")
+    out.write("midi", fp=str(target))
+
+
+def to_mono_16bit(stereo_path, mono_path):
+    """Downmixes FluidSynth's stereo 16-bit output to mono (mean of the channels)."""
+    import array
+
+    with wave.open(str(stereo_path), "rb") as src:
+        channels, width, rate, frames = (
+            src.getnchannels(),
+            src.getsampwidth(),
+            src.getframerate(),
+            src.getnframes(),
+        )
+        if width != 2 or rate != SAMPLE_RATE:
+            raise ValueError(f"unexpected render format: {width * 8}-bit {rate} Hz")
+        data = array.array("h", src.readframes(frames))
+    mono = array.array(
+        "h",
+        (int(sum(data[i : i + channels]) / channels) for i in range(0, len(data), channels)),
+    )
+    with wave.open(str(mono_path), "wb") as dst:
+        dst.setnchannels(1)
+        dst.setsampwidth(2)
+        dst.setframerate(SAMPLE_RATE)
+        dst.writeframes(mono.tobytes())
+
+
+def render(midi_path, wav_path):
+    tmp = wav_path.with_suffix(".stereo.wav")
+    subprocess.run(
+        ["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-F", str(tmp), "-r",
+         str(SAMPLE_RATE), SOUNDFONT, str(midi_path)],
+        check=True,
+        capture_output=True,
+    )
+    to_mono_16bit(tmp, wav_path)
+    tmp.unlink()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", type=pathlib.Path)
+    parser.add_argument("--count", type=int, default=84, help="number of chorales to render")
+    parser.add_argument("--heldout-every", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=2026)
+    args = parser.parse_args()
+
+    from music21 import corpus  # late import so --help works without music21
+
+    if not pathlib.Path(SOUNDFONT).exists():
+        print(f"error: {SOUNDFONT} missing (apt-get install fluid-soundfont-gm)", file=sys.stderr)
+        return 2
+    rng = random.Random(args.seed)
+    paths = sorted({pathlib.Path(str(p)).stem: p for p in corpus.getComposer("bach")}.items())
+    rng.shuffle(paths)
+    done, failed, start = 0, [], time.monotonic()
+    for stem, path in paths:
+        if done >= args.count:
+            break
+        split = "heldout" if done % args.heldout_every == args.heldout_every - 1 else "train"
+        transpose = rng.randint(-5, 7)
+        velocities = [rng.randint(45, 115) for _ in range(256)]
+        try:
+            score = corpus.parse(str(path))
+            for name, program in INSTRUMENTS.items():
+                midi_dir = args.out_dir / "midi" / name / split
+                wav_dir = args.out_dir / name / split
+                midi_dir.mkdir(parents=True, exist_ok=True)
+                wav_dir.mkdir(parents=True, exist_ok=True)
+                midi = midi_dir / f"{stem}.mid"
+                soprano_midi(score, program, transpose, velocities, midi)
+                render(midi, wav_dir / f"{stem}.wav")
+            done += 1
+        except Exception as error:  # noqa: BLE001 - report every failure and go on
+            failed.append((stem, f"{type(error).__name__}: {error}"))
+        if done and done % 20 == 0:
+            print(f"{done}/{args.count} chorales, {time.monotonic() - start:.0f} s", flush=True)
+    for src, dst in [("flute", "violin"), ("violin", "flute")]:
+        pair = args.out_dir / "pairs" / f"{src}-to-{dst}"
+        pair.mkdir(parents=True, exist_ok=True)
+        for role, name in [("source", src), ("target", dst)]:
+            link = pair / role
+            if not link.exists():
+                os.symlink(os.path.relpath(args.out_dir / name / "heldout", pair), link)
+    print(f"rendered {done} chorales × {len(INSTRUMENTS)} instruments to {args.out_dir} in "
+          f"{time.monotonic() - start:.0f} s ({len(failed)} failed)")
+    for stem, reason in failed:
+        print(f"  failed: {stem}: {reason}", file=sys.stderr)
+    return 0 if done else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
