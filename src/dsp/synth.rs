@@ -125,6 +125,25 @@ impl SynthConfig {
     }
 }
 
+/// Centre frequencies of the noise bands (linear or mel spaced over `0..=noise_max_hz`), low
+/// to high. Shared with the trainer's differentiable synthesiser.
+pub fn noise_band_centres_hz(config: &SynthConfig) -> Vec<f32> {
+    let m = config.n_noise_bands;
+    (0..m)
+        .map(|j| {
+            let t = if m > 1 {
+                j as f32 / (m - 1) as f32
+            } else {
+                0.0
+            };
+            match config.noise_band_spacing {
+                NoiseBandSpacing::Linear => t * config.noise_max_hz,
+                NoiseBandSpacing::Mel => mel_to_hz(t * hz_to_mel(config.noise_max_hz)),
+            }
+        })
+        .collect()
+}
+
 /// Controls for one frame (borrowed, so a caller can point into its own arrays).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FrameControls<'a> {
@@ -217,19 +236,7 @@ impl HarmonicNoiseSynth {
 
         // Band centres, then each bin's position between them.
         let m = config.n_noise_bands;
-        let centres: Vec<f32> = (0..m)
-            .map(|j| {
-                let t = if m > 1 {
-                    j as f32 / (m - 1) as f32
-                } else {
-                    0.0
-                };
-                match config.noise_band_spacing {
-                    NoiseBandSpacing::Linear => t * config.noise_max_hz,
-                    NoiseBandSpacing::Mel => mel_to_hz(t * hz_to_mel(config.noise_max_hz)),
-                }
-            })
-            .collect();
+        let centres = noise_band_centres_hz(&config);
         let bin_hz = config.sample_rate_hz / segment as f32;
         let bin_band = (0..bins)
             .map(|b| {

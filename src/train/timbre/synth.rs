@@ -18,7 +18,7 @@
 //! noise samples ([`dsp_noise`]) the output equals `HarmonicNoiseSynth::render` to ~5e-7 (the
 //! test states the tolerance).
 
-use crate::dsp::synth::{NoiseBandSpacing, SynthConfig, NOISE_SEED};
+use crate::dsp::synth::{SynthConfig, NOISE_SEED};
 use burn::signal::{irfft, rfft};
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -28,14 +28,6 @@ fn clean_control(x: f32) -> f32 {
     } else {
         0.0
     }
-}
-
-fn hz_to_mel(f: f32) -> f32 {
-    2595.0 * (1.0 + f / 700.0).log10()
-}
-
-fn mel_to_hz(m: f32) -> f32 {
-    700.0 * (10f32.powf(m / 2595.0) - 1.0)
 }
 
 /// The `[M, hop + 1]` matrix mapping band magnitudes to FFT-bin gains of the `2·hop`-sample
@@ -49,19 +41,7 @@ pub fn band_interpolation(config: &SynthConfig) -> Vec<f32> {
     if m == 0 {
         return matrix;
     }
-    let centres: Vec<f32> = (0..m)
-        .map(|j| {
-            let t = if m > 1 {
-                j as f32 / (m - 1) as f32
-            } else {
-                0.0
-            };
-            match config.noise_band_spacing {
-                NoiseBandSpacing::Linear => t * config.noise_max_hz,
-                NoiseBandSpacing::Mel => mel_to_hz(t * hz_to_mel(config.noise_max_hz)),
-            }
-        })
-        .collect();
+    let centres = crate::dsp::synth::noise_band_centres_hz(config);
     let bin_hz = config.sample_rate_hz / segment as f32;
     for b in 0..bins {
         let f = b as f32 * bin_hz;
