@@ -5,9 +5,9 @@ The default training data of `continuo-train continuation`. music21's code is BS
 chorale encodings in its corpus are public-domain music. Nothing is downloaded at run time:
 the corpus ships inside the music21 package.
 
-Usage:
-    python3 -m venv target/venv && target/venv/bin/pip install 'music21==10.5.1'
-    target/venv/bin/python xtask/scripts/chorales_to_midi.py target/chorales
+Usage (`cargo xtask train-defaults` runs exactly this, into target/data/chorales):
+    python3 -m venv target/venv-data && target/venv-data/bin/pip install 'music21==10.5.1'
+    target/venv-data/bin/python xtask/scripts/chorales_to_midi.py target/data/chorales
 
 Writes one `<work>.mid` per chorale (BWV number from the corpus file name). When the corpus
 holds several encodings of one work (e.g. `.mxl` and `.krn`), the first that converts wins.

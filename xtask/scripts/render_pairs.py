@@ -7,10 +7,10 @@ program, and renders each with FluidSynth and the FluidR3_GM SoundFont at 16 kHz
 model's rate). The same notes are rendered for every instrument, so the files of one chorale are
 sample-aligned pairs: ground truth for timbre-transfer evaluation.
 
-Usage (see README notes in the trainer):
-    python3 -m venv target/venv && target/venv/bin/pip install 'music21==10.5.1'
+Usage (`cargo xtask train-defaults` runs exactly this, into target/data/timbre):
+    python3 -m venv target/venv-data && target/venv-data/bin/pip install 'music21==10.5.1'
     apt-get install -y --no-install-recommends fluidsynth fluid-soundfont-gm
-    target/venv/bin/python xtask/scripts/render_pairs.py target/timbre --count 84 --heldout-every 6
+    target/venv-data/bin/python xtask/scripts/render_pairs.py target/data/timbre --count 84 --heldout-every 6 --seed 2026
 
 Layout written under OUT:
     midi/<instrument>/<split>/<stem>.mid

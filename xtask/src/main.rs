@@ -6,12 +6,16 @@
 //! - `cargo xtask bundle continuo [--release]`: nice-plug's bundler, then the ONNX Runtime
 //!   library (from the `onnxruntime` PyPI wheel) and `models/` are placed beside the plugin
 //!   in both bundles (`Continuo.vst3/Contents/…`, `Continuo-data/` next to `Continuo.clap`).
+//! - `cargo xtask train-defaults`: reproduces the default models in `models/` from nothing
+//!   (system packages, data, trainer build, training, evaluation); see `train_defaults.rs`.
 //! - anything else: nice-plug's xtask.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+
+mod train_defaults;
 
 const PACKAGE: &str = "continuo";
 /// Features of the test bundle: debug builds abort when `process()` allocates.
@@ -22,6 +26,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("demo") => demo(),
+        Some("train-defaults") => train_defaults::main(&args[1..]),
         Some("bundle") => {
             let root = workspace_root()?;
             nice_plug_bundle(args)?;
