@@ -31,7 +31,7 @@ fn tone(frames: usize) -> Vec<f32> {
 }
 
 #[test]
-fn style_writes_an_aligned_copy_in_the_input_format() {
+fn style_at_mix_zero_writes_an_aligned_copy_in_the_input_format() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (bits, format, tolerance) in [
         (16, hound::SampleFormat::Int, 2.0 / 32768.0),
@@ -48,6 +48,8 @@ fn style_writes_an_aligned_copy_in_the_input_format() {
             output.to_str().unwrap(),
             "--block",
             "333",
+            "--mix",
+            "0",
         ]);
         assert!(run.status.success(), "{}", stderr(&run));
         assert!(String::from_utf8_lossy(&run.stdout).contains("wrote"));
@@ -114,6 +116,17 @@ fn style_reports_bad_input_files_by_name_with_nonzero_exit() {
     let run = continuo(&["style", fine.to_str().unwrap(), "-o", out, "--mix", "2"]);
     assert!(!run.status.success());
     assert!(stderr(&run).contains("--mix"), "{}", stderr(&run));
+
+    let fine = fine.to_str().unwrap();
+    let run = continuo(&["style", fine, "-o", out, "--model", "no-such-style"]);
+    assert!(!run.status.success());
+    assert!(stderr(&run).contains("no-such-style"), "{}", stderr(&run));
+    let run = continuo(&["style", fine, "-o", out, "--model", "continuo-chorales"]);
+    assert!(!run.status.success());
+    assert!(stderr(&run).contains("continuation"), "{}", stderr(&run));
+    let run = continuo(&["style", fine, "-o", out, "--pitch-shift", "30"]);
+    assert!(!run.status.success());
+    assert!(stderr(&run).contains("--pitch-shift"), "{}", stderr(&run));
 }
 
 #[test]

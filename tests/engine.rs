@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use continuo::engine::audio::{self, EngineConfig, HopProcessor, MixGain, Timing};
 use continuo::engine::offline;
-use continuo::style::StftResynthesis;
+use continuo::engine::resynthesis::StftResynthesis;
 
 const WET: MixGain = MixGain {
     mix: 1.0,

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -13,7 +14,10 @@ use continuo::engine::offline;
 use continuo::model::lookup::{scan, ModelDirs};
 use continuo::model::{describe_auto_backend, BackendChoice, RuntimeSearch};
 use continuo::phrase::generate::{generate, load_token_model, GenerationSettings, Rng};
-use continuo::style::StftResynthesis;
+use continuo::style::{
+    load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleProcessor, StyleSettings,
+    StyleStatus,
+};
 use continuo::wav;
 
 #[derive(Parser)]
@@ -36,12 +40,45 @@ enum Command {
         /// Output WAV (same sample format as the input).
         #[arg(short, long)]
         output: PathBuf,
+        /// Timbre model (style A): a name from the model directories or a manifest path.
+        #[arg(long, default_value = continuo::style::DEFAULT_STYLE)]
+        model: String,
+        /// Second style (B) to morph towards.
+        #[arg(long)]
+        morph: Option<String>,
+        /// Morph amount: 0 = the --model style, 1 = the --morph style.
+        #[arg(long, default_value_t = 0.5, requires = "morph")]
+        amount: f32,
+        /// Pitch shift in semitones, −24…24.
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        pitch_shift: f32,
+        /// Octave shift, −2…2.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        octave: i32,
+        /// Gain before analysis, dB (−24…24).
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        input_gain: f32,
+        /// Gate threshold, dB: quieter or unvoiced input fades the output out (−100 = off).
+        #[arg(long, default_value_t = -60.0, allow_negative_numbers = true)]
+        gate: f32,
+        /// Harmonic/noise balance: −1 harmonics only, 0 as modelled, 1 noise only.
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        balance: f32,
+        /// Brightness (tilt of the harmonics), −1…1.
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        brightness: f32,
+        /// Latency mode, as in the plugin.
+        #[arg(long, value_enum, default_value_t = ModeArg::Quality)]
+        mode: ModeArg,
         /// Dry/wet mix, 0–1.
         #[arg(long, default_value_t = 1.0)]
         mix: f32,
         /// Block size the engine is driven with, as a host would.
         #[arg(long, default_value_t = 512)]
         block: usize,
+        /// Extra model directory to search first (repeatable).
+        #[arg(long = "dir")]
+        dirs: Vec<PathBuf>,
     },
     /// Continue a MIDI phrase with a continuation model (input + continuation written out).
     Continue {
@@ -114,9 +151,38 @@ fn run(cli: Cli) -> Result<()> {
         Command::Style {
             input,
             output,
+            model,
+            morph,
+            amount,
+            pitch_shift,
+            octave,
+            input_gain,
+            gate,
+            balance,
+            brightness,
+            mode,
             mix,
             block,
-        } => style(&input, &output, mix, block),
+            dirs,
+        } => {
+            let settings = StyleSettings {
+                pitch_shift_st: pitch_shift,
+                octave: octave as f32,
+                input_gain_db: input_gain,
+                gate_db: gate,
+                balance,
+                brightness,
+                morph: if morph.is_some() { amount } else { 0.0 },
+            };
+            let choice = StyleChoice { a: model, b: morph };
+            let options = StyleOptions {
+                mode: mode.into(),
+                mix,
+                block,
+                dirs,
+            };
+            style(&input, &output, &choice, settings, &options)
+        }
         Command::Analyze { input, json, hop } => analyze(&input, json, hop),
         Command::Continue {
             input,
@@ -158,12 +224,59 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn style(input: &Path, output: &Path, mix: f32, block: usize) -> Result<()> {
+/// Latency mode on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ModeArg {
+    /// Shorter analysis, less latency.
+    LowLatency,
+    /// The analysis the model was trained with.
+    Quality,
+}
+
+impl From<ModeArg> for LatencyMode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::LowLatency => LatencyMode::LowLatency,
+            ModeArg::Quality => LatencyMode::Quality,
+        }
+    }
+}
+
+struct StyleOptions {
+    mode: LatencyMode,
+    mix: f32,
+    block: usize,
+    dirs: Vec<PathBuf>,
+}
+
+fn style(
+    input: &Path,
+    output: &Path,
+    choice: &StyleChoice,
+    settings: StyleSettings,
+    options: &StyleOptions,
+) -> Result<()> {
+    let StyleOptions {
+        mode, mix, block, ..
+    } = *options;
     if !(0.0..=1.0).contains(&mix) {
         bail!("--mix must be between 0 and 1, got {mix}");
     }
     if !(1..=65_536).contains(&block) {
         bail!("--block must be between 1 and 65536, got {block}");
+    }
+    for (flag, value, lo, hi) in [
+        ("--amount", settings.morph, 0.0, 1.0),
+        ("--pitch-shift", settings.pitch_shift_st, -24.0, 24.0),
+        ("--octave", settings.octave, -2.0, 2.0),
+        ("--input-gain", settings.input_gain_db, -24.0, 24.0),
+        ("--gate", settings.gate_db, -120.0, 0.0),
+        ("--balance", settings.balance, -1.0, 1.0),
+        ("--brightness", settings.brightness, -1.0, 1.0),
+    ] {
+        if !(lo..=hi).contains(&value) {
+            bail!("{flag} must be between {lo} and {hi}, got {value}");
+        }
     }
     let audio = wav::read(input)?;
     if audio.channels.len() > 2 {
@@ -187,8 +300,22 @@ fn style(input: &Path, output: &Path, mix: f32, block: usize) -> Result<()> {
         channels,
         max_block_size: block,
     };
-    let (mut engine, _worker) = audio::start(config, StftResynthesis::new(sample_rate, channels))
-        .context("starting the engine's worker")?;
+    let shared = Arc::new(SharedStyleSettings::default());
+    shared.store(&settings);
+    let status = Arc::new(StyleStatus::default());
+    let voice = load_voice(
+        choice,
+        &model_dirs(&options.dirs),
+        BackendChoice::Auto,
+        mode,
+        shared,
+        status.clone(),
+    )?;
+    let (a, b) = voice.style_names();
+    let processor = StyleProcessor::new(sample_rate, channels, mode, Some(voice))
+        .with_context(|| format!("{}: cannot restyle at {sample_rate} Hz", input.display()))?;
+    let (mut engine, _worker) =
+        audio::start(config, processor).context("starting the engine's worker")?;
     let rendered = offline::render(
         &mut engine,
         &audio.channels,
@@ -199,14 +326,26 @@ fn style(input: &Path, output: &Path, mix: f32, block: usize) -> Result<()> {
     if late > 0 {
         eprintln!("warning: the worker fell behind in {late} blocks; those stretches are dry");
     }
+    let model_errors = status.model_errors.load(Ordering::Relaxed);
+    if model_errors > 0 {
+        eprintln!(
+            "warning: {model_errors} model calls failed (silent hops): {}",
+            status.message()
+        );
+    }
     wav::write(output, &rendered, audio.spec)?;
+    let styles = match b {
+        Some(b) => format!("{a} → {b} at {:.2}", settings.morph),
+        None => a,
+    };
     println!(
-        "wrote {} ({} frames, {} ch, {} Hz; engine latency {} samples, compensated)",
+        "wrote {} ({} frames, {} ch, {} Hz; style {styles}; {mode:?} mode, latency {} samples = {:.1} ms, compensated)",
         output.display(),
         audio.frames(),
         channels,
         audio.sample_rate,
-        engine.latency_samples()
+        engine.latency_samples(),
+        1000.0 * engine.latency_samples() as f32 / sample_rate
     );
     Ok(())
 }

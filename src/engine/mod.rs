@@ -8,6 +8,7 @@
 //! | [`crossfade`], [`delay`] | audio thread | equal-power wet/dry switch, dry-path delay |
 //! | [`worker`] | worker | thread lifecycle, crossbeam control channel, idle polling |
 //! | [`offline`] | caller | whole-file rendering with latency compensation (CLI, tests) |
+//! | [`resynthesis`] | worker | reference STFT identity processor (engine tests) |
 //!
 //! Parameters cross as atomics (latest value wins); audio and note events cross as `rtrb`
 //! streams; control messages between non-real-time threads use crossbeam channels.
@@ -16,5 +17,6 @@ pub mod audio;
 pub mod crossfade;
 pub mod delay;
 pub mod offline;
+pub mod resynthesis;
 pub mod stream;
 pub mod worker;

@@ -59,6 +59,12 @@ impl<C: Send + 'static> WorkerHandle<C> {
         sent
     }
 
+    /// A sender for another non-realtime thread (e.g. a model loader). The worker stops only
+    /// when every sender is gone, so drop such threads before the handle.
+    pub fn sender(&self) -> Option<Sender<C>> {
+        self.control.clone()
+    }
+
     /// Wakes the worker if it is parked. Not for the audio thread (it is a syscall).
     pub fn wake(&self) {
         self.unparker.unpark();

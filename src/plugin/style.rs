@@ -1,18 +1,84 @@
-//! Continuo Style: restyles live audio (for now STFT analysis/resynthesis) with a
-//! latency-compensated dry/wet mix.
+//! Continuo Style: restyles live audio with a neural timbre model, latency-compensated and
+//! crossfaded with the dry signal.
+//!
+//! Threads: the audio thread (`process`) copies audio to and from the engine and publishes the
+//! style settings as atomics; the engine's worker runs [`StyleProcessor`]; a loader thread
+//! watches the Style A/B parameters and, when they change, loads the models off both real-time
+//! paths and hot-swaps a new processor in (crossfaded by the engine).
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
+use crossbeam_channel::Sender;
 use nice_plug::prelude::*;
 
 use crate::engine::audio::{self, AudioCommand, AudioEngine, EngineConfig, MixGain, Timing};
 use crate::engine::worker::WorkerHandle;
-use crate::style::StftResynthesis;
+use crate::model::{BackendChoice, ModelDirs};
+use crate::style::voice::GATE_OFF_DB;
+use crate::style::{
+    available_styles, load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleProcessor,
+    StyleSettings, StyleStatus,
+};
+
+/// Latency mode as a parameter.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeParam {
+    /// Shorter analysis, less latency.
+    #[id = "low"]
+    #[name = "Low latency"]
+    LowLatency,
+    /// The analysis the model was trained with.
+    #[id = "quality"]
+    #[name = "Quality"]
+    Quality,
+}
+
+impl From<ModeParam> for LatencyMode {
+    fn from(mode: ModeParam) -> Self {
+        match mode {
+            ModeParam::LowLatency => LatencyMode::LowLatency,
+            ModeParam::Quality => LatencyMode::Quality,
+        }
+    }
+}
 
 /// Parameters. IDs are stable: never rename them (saved sessions refer to them).
 #[derive(Params)]
 pub struct StyleParams {
+    /// Style A: index into the timbre models found when the plugin was created.
+    #[id = "style"]
+    pub style: IntParam,
+    /// Style B to morph towards: 0 = none, `i` = model `i − 1`.
+    #[id = "style_b"]
+    pub style_b: IntParam,
+    /// Morph A → B.
+    #[id = "morph"]
+    pub morph: FloatParam,
+    /// Pitch shift, semitones.
+    #[id = "pitch"]
+    pub pitch_shift: FloatParam,
+    /// Octave shift.
+    #[id = "octave"]
+    pub octave: IntParam,
+    /// Gain before analysis.
+    #[id = "in_gain"]
+    pub input_gain: FloatParam,
+    /// Gate threshold (fully left = off).
+    #[id = "gate"]
+    pub gate: FloatParam,
+    /// Harmonic/noise balance.
+    #[id = "balance"]
+    pub balance: FloatParam,
+    /// Brightness (harmonic tilt).
+    #[id = "bright"]
+    pub brightness: FloatParam,
+    /// Latency mode; applies when the plugin is (re)activated, since the host must be told.
+    #[id = "mode"]
+    pub mode: EnumParam<ModeParam>,
     /// Dry/wet balance, linear (dry and wet are phase-aligned).
     #[id = "mix"]
     pub mix: FloatParam,
@@ -24,14 +90,119 @@ pub struct StyleParams {
     pub bypass: BoolParam,
 }
 
-impl Default for StyleParams {
-    fn default() -> Self {
+impl StyleParams {
+    fn new(styles: &Arc<Vec<String>>) -> Self {
+        let count = styles.len() as i32;
+        let names = styles.clone();
+        let style_name = Arc::new(move |i: i32| {
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| names.get(i).cloned())
+                .unwrap_or_else(|| "(no model)".into())
+        });
+        let name_a = style_name.clone();
+        let percent = || {
+            (
+                formatters::v2s_f32_percentage(0),
+                formatters::s2v_f32_percentage(),
+            )
+        };
+        let (mix_v2s, mix_s2v) = percent();
+        let (morph_v2s, morph_s2v) = percent();
         Self {
+            style: IntParam::new(
+                "Style",
+                0,
+                IntRange::Linear {
+                    min: 0,
+                    max: (count - 1).max(1),
+                },
+            )
+            .with_value_to_string(Arc::new(move |i| name_a(i))),
+            style_b: IntParam::new(
+                "Style B",
+                0,
+                IntRange::Linear {
+                    min: 0,
+                    max: count.max(1),
+                },
+            )
+            .with_value_to_string(Arc::new(move |i| {
+                if i == 0 {
+                    "Off".into()
+                } else {
+                    style_name(i - 1)
+                }
+            })),
+            morph: FloatParam::new(
+                "Style Morph",
+                0.0,
+                FloatRange::Linear { min: 0.0, max: 1.0 },
+            )
+            .with_unit("%")
+            .with_value_to_string(morph_v2s)
+            .with_string_to_value(morph_s2v),
+            pitch_shift: FloatParam::new(
+                "Pitch Shift",
+                0.0,
+                FloatRange::Linear {
+                    min: -24.0,
+                    max: 24.0,
+                },
+            )
+            .with_step_size(0.01)
+            .with_unit(" st"),
+            octave: IntParam::new("Octave", 0, IntRange::Linear { min: -2, max: 2 }),
+            input_gain: FloatParam::new(
+                "Input Gain",
+                0.0,
+                FloatRange::Linear {
+                    min: -24.0,
+                    max: 24.0,
+                },
+            )
+            .with_step_size(0.1)
+            .with_unit(" dB"),
+            gate: FloatParam::new(
+                "Gate",
+                -60.0,
+                FloatRange::Linear {
+                    min: GATE_OFF_DB,
+                    max: -10.0,
+                },
+            )
+            .with_step_size(0.5)
+            .with_value_to_string(Arc::new(|db| {
+                if db <= GATE_OFF_DB {
+                    "Off".into()
+                } else {
+                    format!("{db:.1} dB")
+                }
+            })),
+            balance: FloatParam::new(
+                "Harmonic/Noise",
+                0.0,
+                FloatRange::Linear {
+                    min: -1.0,
+                    max: 1.0,
+                },
+            )
+            .with_step_size(0.01),
+            brightness: FloatParam::new(
+                "Brightness",
+                0.0,
+                FloatRange::Linear {
+                    min: -1.0,
+                    max: 1.0,
+                },
+            )
+            .with_step_size(0.01),
+            mode: EnumParam::new("Latency Mode", ModeParam::Quality).non_automatable(),
             mix: FloatParam::new("Mix", 1.0, FloatRange::Linear { min: 0.0, max: 1.0 })
                 .with_smoother(SmoothingStyle::Linear(20.0))
                 .with_unit("%")
-                .with_value_to_string(formatters::v2s_f32_percentage(0))
-                .with_string_to_value(formatters::s2v_f32_percentage()),
+                .with_value_to_string(mix_v2s)
+                .with_string_to_value(mix_s2v),
             output_gain: FloatParam::new(
                 "Output Gain",
                 util::db_to_gain(0.0),
@@ -48,18 +219,174 @@ impl Default for StyleParams {
             bypass: BoolParam::new("Bypass", false).make_bypass(),
         }
     }
+
+    /// The style settings as the worker reads them (unsmoothed: the voice smooths per frame).
+    fn style_settings(&self) -> StyleSettings {
+        StyleSettings {
+            pitch_shift_st: self.pitch_shift.value(),
+            octave: self.octave.value() as f32,
+            input_gain_db: self.input_gain.value(),
+            gate_db: self.gate.value(),
+            balance: self.balance.value(),
+            brightness: self.brightness.value(),
+            morph: self.morph.value(),
+        }
+    }
+
+    /// Styles A and B as chosen by the parameters; `None` for A when no model exists.
+    fn choice(&self, styles: &[String]) -> Option<StyleChoice> {
+        let a = styles
+            .get(usize::try_from(self.style.value()).ok()?)?
+            .clone();
+        let b = usize::try_from(self.style_b.value() - 1)
+            .ok()
+            .and_then(|i| styles.get(i).cloned())
+            .filter(|b| *b != a);
+        Some(StyleChoice { a, b })
+    }
 }
 
-/// The running engine; dropping it stops and joins the worker.
+/// Everything a processor is built from, besides the models.
+#[derive(Clone)]
+struct BuildContext {
+    sample_rate: f32,
+    channels: usize,
+    mode: LatencyMode,
+    dirs: ModelDirs,
+    settings: Arc<SharedStyleSettings>,
+    status: Arc<StyleStatus>,
+}
+
+impl BuildContext {
+    /// A processor playing `choice`, or the dry processor (same latency) with the reason logged
+    /// when it cannot be loaded.
+    fn build(&self, choice: Option<&StyleChoice>) -> Option<StyleProcessor> {
+        let voice = match choice {
+            None => {
+                self.report("no timbre model found: passing audio through dry".into());
+                None
+            }
+            Some(choice) => match load_voice(
+                choice,
+                &self.dirs,
+                BackendChoice::Auto,
+                self.mode,
+                self.settings.clone(),
+                self.status.clone(),
+            ) {
+                Ok(voice) => {
+                    self.report(format!("playing {}", describe(choice)));
+                    Some(voice)
+                }
+                Err(e) => {
+                    self.status.load_errors.fetch_add(1, Ordering::Relaxed);
+                    self.report(format!("cannot load {}: {e}", describe(choice)));
+                    None
+                }
+            },
+        };
+        match StyleProcessor::new(self.sample_rate, self.channels, self.mode, voice) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.report(format!("cannot run at {} Hz: {e}", self.sample_rate));
+                None
+            }
+        }
+    }
+
+    fn report(&self, message: String) {
+        nice_log!("Continuo Style: {message}");
+        self.status.set(message);
+    }
+}
+
+fn describe(choice: &StyleChoice) -> String {
+    match &choice.b {
+        Some(b) => format!("{} ↔ {b}", choice.a),
+        None => choice.a.clone(),
+    }
+}
+
+/// Watches Style A/B and hot-swaps a newly loaded processor in. Dropping it stops the thread.
+struct StyleLoader {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// How often the loader looks at the style parameters; a new choice must also hold this long
+/// before it is loaded, so sweeping through styles does not load every one on the way.
+const LOADER_POLL: Duration = Duration::from_millis(100);
+
+impl StyleLoader {
+    fn spawn(
+        params: Arc<StyleParams>,
+        styles: Arc<Vec<String>>,
+        build: BuildContext,
+        loaded: Option<StyleChoice>,
+        commands: Sender<AudioCommand<StyleProcessor>>,
+    ) -> Option<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = stop.clone();
+        let run = move || {
+            let mut loaded = loaded;
+            let mut pending: Option<Option<StyleChoice>> = None;
+            while !stop_flag.load(Ordering::Relaxed) {
+                std::thread::park_timeout(LOADER_POLL);
+                let wanted = params.choice(&styles);
+                if wanted == loaded {
+                    pending = None;
+                    continue;
+                }
+                if pending.as_ref() != Some(&wanted) {
+                    pending = Some(wanted);
+                    continue;
+                }
+                if let Some(processor) = build.build(wanted.as_ref()) {
+                    if commands.send(AudioCommand::Replace(processor)).is_err() {
+                        return;
+                    }
+                }
+                loaded = wanted;
+                pending = None;
+            }
+        };
+        let thread = std::thread::Builder::new()
+            .name("continuo-style-loader".into())
+            .spawn(run)
+            .ok()?;
+        Some(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for StyleLoader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The running engine. Field order is drop order: the loader (holding a command sender) stops
+/// before the worker handle joins the worker.
 struct Running {
+    _loader: Option<StyleLoader>,
     engine: AudioEngine,
-    _worker: WorkerHandle<AudioCommand<StftResynthesis>>,
+    _worker: WorkerHandle<AudioCommand<StyleProcessor>>,
     timing: Timing,
 }
 
 /// The Continuo Style plugin.
 pub struct ContinuoStyle {
     params: Arc<StyleParams>,
+    /// Timbre models found when the plugin was created (the Style parameters index it).
+    styles: Arc<Vec<String>>,
+    settings: Arc<SharedStyleSettings>,
+    status: Arc<StyleStatus>,
     /// Present between `activate` and `deactivate`.
     running: Option<Running>,
     /// 1 = processing, 0 = bypassed; smoothed so bypass never clicks.
@@ -69,8 +396,12 @@ pub struct ContinuoStyle {
 
 impl Default for ContinuoStyle {
     fn default() -> Self {
+        let styles = Arc::new(available_styles(&ModelDirs::standard(&[])));
         Self {
-            params: Arc::new(StyleParams::default()),
+            params: Arc::new(StyleParams::new(&styles)),
+            styles,
+            settings: Arc::new(SharedStyleSettings::default()),
+            status: Arc::new(StyleStatus::default()),
             running: None,
             active: Smoother::new(SmoothingStyle::Linear(20.0)),
             sample_rate: 48_000.0,
@@ -112,6 +443,8 @@ impl Plugin for ContinuoStyle {
         buffer_config: &BufferConfig,
         context: &mut impl ActivateContext<Self>,
     ) -> bool {
+        // Stop a previous worker (and loader) before starting the next.
+        self.running = None;
         let channels = audio_io_layout
             .main_output_channels
             .map_or(2, NonZeroU32::get) as usize;
@@ -120,9 +453,21 @@ impl Plugin for ContinuoStyle {
             channels,
             max_block_size: buffer_config.max_buffer_size as usize,
         };
-        let processor = StftResynthesis::new(buffer_config.sample_rate, channels);
-        // Stop a previous worker before starting the next.
-        self.running = None;
+        self.settings.store(&self.params.style_settings());
+        let build = BuildContext {
+            sample_rate: buffer_config.sample_rate,
+            channels,
+            mode: self.params.mode.value().into(),
+            dirs: ModelDirs::standard(&[]),
+            settings: self.settings.clone(),
+            status: self.status.clone(),
+        };
+        // Activation may block: the first models load here, so an offline bounce is wet from
+        // its first sample.
+        let choice = self.params.choice(&self.styles);
+        let Some(processor) = build.build(choice.as_ref()) else {
+            return false;
+        };
         let Ok((engine, worker)) = audio::start(config, processor) else {
             return false;
         };
@@ -131,13 +476,22 @@ impl Plugin for ContinuoStyle {
             ProcessMode::Offline => Timing::Offline,
             ProcessMode::Realtime | ProcessMode::Buffered => Timing::Realtime,
         };
+        let loader = worker.sender().and_then(|commands| {
+            StyleLoader::spawn(
+                self.params.clone(),
+                self.styles.clone(),
+                build,
+                choice,
+                commands,
+            )
+        });
         self.sample_rate = buffer_config.sample_rate;
         self.running = Some(Running {
+            _loader: loader,
             engine,
             _worker: worker,
             timing,
         });
-        log_model_runtime();
         true
     }
 
@@ -159,6 +513,7 @@ impl Plugin for ContinuoStyle {
             // Not activated: leave the audio untouched.
             return ProcessStatus::Normal;
         };
+        self.settings.store(&self.params.style_settings());
         let target = if self.params.bypass.value() { 0.0 } else { 1.0 };
         self.active.set_target(self.sample_rate, target);
         let params = &self.params;
@@ -174,22 +529,6 @@ impl Plugin for ContinuoStyle {
 
     fn deactivate(&mut self) {
         self.running = None;
-    }
-}
-
-/// Finds the model runtime (ONNX Runtime beside the plugin, else tract) on a short-lived
-/// thread, so activation stays quick, and logs which one models will run on.
-fn log_model_runtime() {
-    let probe = || {
-        let backend = crate::model::describe_auto_backend(&crate::model::RuntimeSearch::default());
-        nice_log!("Continuo Style: models run on {backend}");
-    };
-    if std::thread::Builder::new()
-        .name("continuo-runtime-probe".into())
-        .spawn(probe)
-        .is_err()
-    {
-        nice_log!("Continuo Style: could not start the model runtime probe");
     }
 }
 

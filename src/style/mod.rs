@@ -1,50 +1,141 @@
-//! Continuo Style's signal path as run by the engine's worker.
+//! Continuo Style's signal path, run by the engine's worker: neural timbre transfer.
 //!
-//! For now the worker runs a real STFT analysis/resynthesis that reconstructs its input: the
-//! whole pipeline (rings, worker, crossfade, latency) works end to end before any model exists.
+//! ```text
+//! host rate ─► mono ─► resample to 16 kHz ─► TimbreVoice (analysis → model → synth)
+//!          ◄─ every channel ◄─ resample to host rate ◄─┘
+//! ```
+//! - [`features`]: the feature definitions shared with the trainer (one source of truth).
+//! - [`model`]: a timbre model (ONNX + manifest) with its carried state.
+//! - [`controls`]: the musician's settings and what they do to the synth controls.
+//! - [`voice`]: the 16 kHz streaming voice, and the latency modes.
+//! - [`processor`]: the engine's [`crate::engine::audio::HopProcessor`] at the host rate, with
+//!   its latency measured exactly at construction.
 
-use crate::dsp::stft::{StftConfig, StreamingStft};
-use crate::engine::audio::HopProcessor;
+pub mod controls;
+pub mod features;
+pub mod model;
+pub mod processor;
+pub mod voice;
 
-/// STFT analysis followed by overlap-add resynthesis, one per channel.
-pub struct StftResynthesis {
-    channels: Vec<StreamingStft>,
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use thiserror::Error;
+
+use crate::dsp::DspError;
+use crate::model::ModelError;
+
+pub use controls::{SharedStyleSettings, StyleSettings};
+pub use model::TimbreModel;
+pub use processor::StyleProcessor;
+pub use voice::{LatencyMode, TimbreVoice, VoiceModels};
+
+/// The timbre model Continuo Style plays when none is chosen.
+pub const DEFAULT_STYLE: &str = "continuo-violin";
+
+/// Why a style could not be loaded or run.
+#[derive(Debug, Error)]
+pub enum StyleError {
+    /// No manifest of that name in the model directories.
+    #[error("timbre model `{name}` not found (searched: {searched})")]
+    NotFound {
+        /// Name asked for.
+        name: String,
+        /// Directories searched.
+        searched: String,
+    },
+    /// Loading failed (missing file, corrupt, wrong kind, …).
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The model loads but does not fit the timbre runtime.
+    #[error("{}: not a usable timbre model: {reason}", path.display())]
+    Unsupported {
+        /// The manifest.
+        path: PathBuf,
+        /// What does not fit.
+        reason: String,
+    },
+    /// DSP set-up failed (e.g. an unsupported sample rate).
+    #[error("signal path: {0}")]
+    Dsp(#[from] DspError),
 }
 
-impl StftResynthesis {
-    /// Window of about 21 ms at the given rate (1024 samples up to 48 kHz, 2048 above),
-    /// hop a quarter of it.
-    pub fn new(sample_rate: f32, channels: usize) -> Self {
-        let window_size = if sample_rate > 64_000.0 { 2048 } else { 1024 };
-        let config = StftConfig {
-            window_size,
-            hop_size: window_size / 4,
-        };
-        Self {
-            channels: (0..channels.max(1))
-                .map(|_| StreamingStft::new(config))
-                .collect(),
+/// What the style path reports to the plugin's UI and log: the current state in words, and
+/// counters. Written by the worker and the loader (never by the audio thread).
+#[derive(Debug, Default)]
+pub struct StyleStatus {
+    message: Mutex<String>,
+    /// Model calls that failed (each turned into a silent hop).
+    pub model_errors: AtomicU64,
+    /// Loads that failed (the previous style kept playing).
+    pub load_errors: AtomicU64,
+}
+
+impl StyleStatus {
+    /// Replaces the status message.
+    pub fn set(&self, message: impl Into<String>) {
+        if let Ok(mut m) = self.message.lock() {
+            *m = message.into();
+        }
+    }
+
+    /// The status message.
+    pub fn message(&self) -> String {
+        self.message.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Counts a failed model call; the first one of a run is kept as the message.
+    pub fn model_failed(&self, error: &StyleError) {
+        if self.model_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.set(format!("model call failed (hop played silent): {error}"));
         }
     }
 }
 
-impl HopProcessor for StftResynthesis {
-    fn hop_size(&self) -> usize {
-        self.channels[0].config().hop_size
-    }
+/// Which styles to play: A, and optionally B to morph towards (names from the model
+/// directories, or manifest paths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StyleChoice {
+    /// Style A.
+    pub a: String,
+    /// Style B, if any.
+    pub b: Option<String>,
+}
 
-    fn latency_samples(&self) -> usize {
-        self.channels[0].latency_samples()
-    }
+/// Loads the models of `choice` and builds a voice for them.
+///
+/// # Errors
+/// The first model that cannot be found or loaded, or a voice that cannot be built.
+pub fn load_voice(
+    choice: &StyleChoice,
+    dirs: &crate::model::ModelDirs,
+    backend: crate::model::BackendChoice,
+    mode: LatencyMode,
+    settings: std::sync::Arc<SharedStyleSettings>,
+    status: std::sync::Arc<StyleStatus>,
+) -> Result<TimbreVoice, StyleError> {
+    let a = TimbreModel::load(&choice.a, dirs, backend)?;
+    let b = match &choice.b {
+        Some(name) => Some(TimbreModel::load(name, dirs, backend)?),
+        None => None,
+    };
+    TimbreVoice::new(VoiceModels { a, b }, mode, settings, status)
+}
 
-    fn process_hop(&mut self, input: &[Vec<f32>], output: &mut [Vec<f32>]) {
-        for ((stft, input), output) in self.channels.iter_mut().zip(input).zip(output.iter_mut()) {
-            // The spectrum passes unchanged: the timbre model will act here.
-            stft.process_hop(input, output, |_| {});
-        }
-    }
-
-    fn reset(&mut self) {
-        self.channels.iter_mut().for_each(StreamingStft::reset);
-    }
+/// Names of the valid timbre models in `dirs` (as [`crate::model::ModelDirs::find`] takes
+/// them: the manifest's file stem), [`DEFAULT_STYLE`] first, then alphabetical; each name once.
+pub fn available_styles(dirs: &crate::model::ModelDirs) -> Vec<String> {
+    let mut names: Vec<String> = crate::model::scan(dirs)
+        .into_iter()
+        .filter(|m| {
+            m.result
+                .as_ref()
+                .is_ok_and(|manifest| manifest.kind == crate::model::ModelKind::Timbre)
+        })
+        .filter_map(|m| Some(m.path.file_stem()?.to_string_lossy().into_owned()))
+        .collect();
+    names.sort_by(|x, y| (x != DEFAULT_STYLE, x).cmp(&(y != DEFAULT_STYLE, y)));
+    names.dedup();
+    names
 }

@@ -1,0 +1,346 @@
+//! The musician's controls of Continuo Style and what they do to a frame of synthesiser
+//! controls: pitch shift, input gain, gate, harmonic/noise balance, brightness and the A↔B
+//! style morph.
+//!
+//! The plugin writes [`SharedStyleSettings`] (atomics, so the audio thread only stores) and the
+//! worker reads them once per 16 kHz frame, smoothing every value itself ([`SettingsSmoother`])
+//! so automation never steps.
+
+use atomic_float::AtomicF32;
+use std::sync::atomic::Ordering;
+
+/// Control values, in the units shown to the user.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StyleSettings {
+    /// Pitch shift in semitones, −24…24.
+    pub pitch_shift_st: f32,
+    /// Octave shift, −2…2 (added to the pitch shift).
+    pub octave: f32,
+    /// Gain before analysis, dB (changes how loud, and so how bright, the model plays).
+    pub input_gain_db: f32,
+    /// Below this loudness (A-weighted dB) or when unvoiced, the output fades out.
+    pub gate_db: f32,
+    /// −1 = harmonics only, 0 = as modelled, 1 = noise only.
+    pub balance: f32,
+    /// Spectral tilt of the harmonic distribution, −1 (darker) … 1 (brighter).
+    pub brightness: f32,
+    /// 0 = style A, 1 = style B.
+    pub morph: f32,
+}
+
+impl Default for StyleSettings {
+    fn default() -> Self {
+        Self {
+            pitch_shift_st: 0.0,
+            octave: 0.0,
+            input_gain_db: 0.0,
+            gate_db: -60.0,
+            balance: 0.0,
+            brightness: 0.0,
+            morph: 0.0,
+        }
+    }
+}
+
+impl StyleSettings {
+    /// Total shift as a frequency ratio.
+    pub fn pitch_ratio(&self) -> f32 {
+        ((self.pitch_shift_st + 12.0 * self.octave) / 12.0).exp2()
+    }
+
+    /// `(harmonic gain, noise gain)` of the balance: both 1 at the centre, one side fading out
+    /// towards either end.
+    pub fn balance_gains(&self) -> (f32, f32) {
+        let b = self.balance.clamp(-1.0, 1.0);
+        ((1.0 - b).min(1.0), (1.0 + b).min(1.0))
+    }
+}
+
+/// Settings shared between the plugin (writer) and the worker (reader), lock-free.
+#[derive(Debug)]
+pub struct SharedStyleSettings {
+    values: [AtomicF32; 7],
+}
+
+impl Default for SharedStyleSettings {
+    fn default() -> Self {
+        let shared = Self {
+            values: Default::default(),
+        };
+        shared.store(&StyleSettings::default());
+        shared
+    }
+}
+
+impl SharedStyleSettings {
+    /// Publishes new values (real-time safe: seven relaxed stores).
+    pub fn store(&self, s: &StyleSettings) {
+        let values = [
+            s.pitch_shift_st,
+            s.octave,
+            s.input_gain_db,
+            s.gate_db,
+            s.balance,
+            s.brightness,
+            s.morph,
+        ];
+        for (slot, v) in self.values.iter().zip(values) {
+            slot.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// The latest values.
+    pub fn load(&self) -> StyleSettings {
+        let v = |i: usize| self.values[i].load(Ordering::Relaxed);
+        StyleSettings {
+            pitch_shift_st: v(0),
+            octave: v(1),
+            input_gain_db: v(2),
+            gate_db: v(3),
+            balance: v(4),
+            brightness: v(5),
+            morph: v(6),
+        }
+    }
+}
+
+/// One-pole smoothing of every setting at frame rate (the gate threshold and octave jump, as a
+/// musician expects of a switch-like control; the rest glide).
+#[derive(Debug, Clone, Copy)]
+pub struct SettingsSmoother {
+    current: Option<StyleSettings>,
+    /// Fraction of the distance covered per frame.
+    coefficient: f32,
+}
+
+impl SettingsSmoother {
+    /// Smoothing with time constant `time_ms` at `frame_rate_hz`.
+    pub fn new(time_ms: f32, frame_rate_hz: f32) -> Self {
+        let frames = (time_ms / 1000.0 * frame_rate_hz).max(1e-3);
+        Self {
+            current: None,
+            coefficient: 1.0 - (-1.0 / frames).exp(),
+        }
+    }
+
+    /// Jumps to the next target on the next call.
+    pub fn reset(&mut self) {
+        self.current = None;
+    }
+
+    /// Moves towards `target` by one frame and returns the smoothed settings. Non-finite targets
+    /// are ignored (the previous value is kept).
+    pub fn next(&mut self, target: StyleSettings) -> StyleSettings {
+        let Some(current) = self.current.as_mut() else {
+            let start = sanitize(target, StyleSettings::default());
+            self.current = Some(start);
+            return start;
+        };
+        let target = sanitize(target, *current);
+        let k = self.coefficient;
+        let glide = |c: &mut f32, t: f32| *c += k * (t - *c);
+        glide(&mut current.pitch_shift_st, target.pitch_shift_st);
+        glide(&mut current.input_gain_db, target.input_gain_db);
+        glide(&mut current.balance, target.balance);
+        glide(&mut current.brightness, target.brightness);
+        glide(&mut current.morph, target.morph);
+        current.octave = target.octave;
+        current.gate_db = target.gate_db;
+        *current
+    }
+}
+
+fn sanitize(target: StyleSettings, fallback: StyleSettings) -> StyleSettings {
+    let pick = |t: f32, f: f32, lo: f32, hi: f32| if t.is_finite() { t.clamp(lo, hi) } else { f };
+    StyleSettings {
+        pitch_shift_st: pick(target.pitch_shift_st, fallback.pitch_shift_st, -24.0, 24.0),
+        octave: pick(target.octave, fallback.octave, -2.0, 2.0).round(),
+        input_gain_db: pick(target.input_gain_db, fallback.input_gain_db, -24.0, 24.0),
+        gate_db: pick(target.gate_db, fallback.gate_db, -120.0, 0.0),
+        balance: pick(target.balance, fallback.balance, -1.0, 1.0),
+        brightness: pick(target.brightness, fallback.brightness, -1.0, 1.0),
+        morph: pick(target.morph, fallback.morph, 0.0, 1.0),
+    }
+}
+
+/// One frame of synthesiser controls, owned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FrameControlsBuf {
+    /// Harmonic amplitude (linear).
+    pub amplitude: f32,
+    /// Harmonic weights.
+    pub harmonics: Vec<f32>,
+    /// Noise band gains.
+    pub noise: Vec<f32>,
+}
+
+impl FrameControlsBuf {
+    /// Zeroed controls of the given sizes.
+    pub fn new(harmonics: usize, noise_bands: usize) -> Self {
+        Self {
+            amplitude: 0.0,
+            harmonics: vec![0.0; harmonics],
+            noise: vec![0.0; noise_bands],
+        }
+    }
+
+    /// Copies frame `i` of `frames` (sizes from `self`).
+    pub fn copy_frame(&mut self, frames: &super::model::ControlFrames, i: usize) {
+        let (n, m) = (self.harmonics.len(), self.noise.len());
+        self.amplitude = frames.amplitude.get(i).copied().unwrap_or(0.0);
+        copy_or_zero(
+            &mut self.harmonics,
+            frames.harmonics.get(i * n..(i + 1) * n),
+        );
+        copy_or_zero(&mut self.noise, frames.noise.get(i * m..(i + 1) * m));
+    }
+
+    /// `self = (1 − t)·self + t·other`, element-wise (the morph). The harmonic distributions are
+    /// normalised first so a blend of two distributions is a distribution; sizes may differ
+    /// (missing entries count as 0).
+    pub fn blend_towards(&mut self, other: &FrameControlsBuf, t: f32) {
+        let t = t.clamp(0.0, 1.0);
+        if t == 0.0 {
+            return;
+        }
+        let sum_self: f32 = self.harmonics.iter().sum::<f32>().max(1e-12);
+        let sum_other: f32 = other.harmonics.iter().sum::<f32>().max(1e-12);
+        self.amplitude += t * (other.amplitude - self.amplitude);
+        for (k, h) in self.harmonics.iter_mut().enumerate() {
+            let o = other.harmonics.get(k).copied().unwrap_or(0.0) / sum_other;
+            *h = (1.0 - t) * (*h / sum_self) + t * o;
+        }
+        for (j, g) in self.noise.iter_mut().enumerate() {
+            *g += t * (other.noise.get(j).copied().unwrap_or(0.0) - *g);
+        }
+    }
+
+    /// Applies balance (harmonic vs noise gain), brightness (harmonic `k` weighted by
+    /// `k^(2·brightness)`, noise band `j` by `((j + 1) / M)^brightness`) and a gain on both parts.
+    pub fn shape(&mut self, settings: &StyleSettings, gain: f32) {
+        let (harmonic_gain, noise_gain) = settings.balance_gains();
+        let tilt = settings.brightness;
+        let sum: f32 = self.harmonics.iter().sum();
+        if tilt != 0.0 {
+            for (k, h) in self.harmonics.iter_mut().enumerate() {
+                *h *= ((k + 1) as f32).powf(2.0 * tilt);
+            }
+            // Keep the harmonic part's level: the synth renormalises the distribution anyway.
+            let tilted: f32 = self.harmonics.iter().sum();
+            if tilted > 0.0 {
+                self.harmonics.iter_mut().for_each(|h| *h *= sum / tilted);
+            }
+            let m = self.noise.len().max(1) as f32;
+            for (j, g) in self.noise.iter_mut().enumerate() {
+                *g *= ((j + 1) as f32 / m).powf(tilt);
+            }
+        }
+        self.amplitude *= harmonic_gain * gain;
+        self.noise.iter_mut().for_each(|g| *g *= noise_gain * gain);
+    }
+}
+
+fn copy_or_zero(to: &mut [f32], from: Option<&[f32]>) {
+    match from {
+        Some(from) => to.copy_from_slice(from),
+        None => to.fill(0.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_settings_round_trip() {
+        let shared = SharedStyleSettings::default();
+        let s = StyleSettings {
+            pitch_shift_st: 3.5,
+            octave: -1.0,
+            input_gain_db: 6.0,
+            gate_db: -50.0,
+            balance: 0.25,
+            brightness: -0.5,
+            morph: 0.75,
+        };
+        shared.store(&s);
+        assert_eq!(shared.load(), s);
+        assert!((s.pitch_ratio() - 2f32.powf(-8.5 / 12.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn smoother_glides_and_ignores_non_finite_targets() {
+        let mut smoother = SettingsSmoother::new(20.0, 250.0);
+        let first = smoother.next(StyleSettings::default());
+        assert_eq!(first, StyleSettings::default());
+        let target = StyleSettings {
+            morph: 1.0,
+            ..Default::default()
+        };
+        let step = smoother.next(target);
+        assert!(step.morph > 0.0 && step.morph < 0.5, "{step:?}");
+        let after_nan = smoother.next(StyleSettings {
+            morph: f32::NAN,
+            ..target
+        });
+        assert!(after_nan.morph.is_finite() && after_nan.morph >= step.morph);
+        let settled = (0..200).fold(after_nan, |_, _| smoother.next(target));
+        assert!((settled.morph - 1.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn blend_is_a_distribution_and_hits_both_ends() {
+        let a = FrameControlsBuf {
+            amplitude: 1.0,
+            harmonics: vec![2.0, 0.0],
+            noise: vec![0.0, 1.0],
+        };
+        let b = FrameControlsBuf {
+            amplitude: 3.0,
+            harmonics: vec![0.0, 1.0],
+            noise: vec![1.0, 0.0],
+        };
+        let mut mid = a.clone();
+        mid.blend_towards(&b, 0.5);
+        assert_eq!(mid.amplitude, 2.0);
+        assert_eq!(mid.harmonics, vec![0.5, 0.5]);
+        assert_eq!(mid.noise, vec![0.5, 0.5]);
+        let mut end = a.clone();
+        end.blend_towards(&b, 1.0);
+        assert_eq!(end.harmonics, vec![0.0, 1.0]);
+        assert_eq!(end.amplitude, 3.0);
+    }
+
+    #[test]
+    fn balance_and_brightness_shape_as_labelled() {
+        let base = FrameControlsBuf {
+            amplitude: 1.0,
+            harmonics: vec![0.5, 0.5],
+            noise: vec![1.0, 1.0],
+        };
+        let shaped = |balance, brightness| {
+            let mut c = base.clone();
+            c.shape(
+                &StyleSettings {
+                    balance,
+                    brightness,
+                    ..Default::default()
+                },
+                1.0,
+            );
+            c
+        };
+        assert_eq!(shaped(0.0, 0.0), base);
+        let harmonic_only = shaped(-1.0, 0.0);
+        assert_eq!(harmonic_only.amplitude, 1.0);
+        assert!(harmonic_only.noise.iter().all(|&g| g == 0.0));
+        let noise_only = shaped(1.0, 0.0);
+        assert_eq!(noise_only.amplitude, 0.0);
+        assert_eq!(noise_only.noise, base.noise);
+        let bright = shaped(0.0, 1.0);
+        assert!(bright.harmonics[1] > bright.harmonics[0]);
+        let dark = shaped(0.0, -1.0);
+        assert!(dark.harmonics[1] < dark.harmonics[0]);
+        assert!((dark.harmonics.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+}

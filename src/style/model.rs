@@ -1,0 +1,220 @@
+//! A loaded timbre model: the ONNX decoder behind its manifest, with its streaming state.
+//!
+//! The I/O contract (written by `continuo-train timbre`, checked here on load):
+//! `features` f32 `[1, T, 2]`, `h0` f32 `[1, 1, H]` → `amplitude` `[1, T, 1]`,
+//! `harmonics` `[1, T, N]`, `noise` `[1, T, M]`, `h_n` `[1, 1, H]`; 16 kHz, hop 64.
+//! The plugin calls it with `T = 1` per hop; offline callers may pass longer chunks — the
+//! carried state makes both give the same controls.
+
+use std::path::{Path, PathBuf};
+
+use crate::model::{
+    load_model, BackendChoice, FeatureConfig, LoadedModel, Manifest, ModelDirs, ModelKind, Session,
+    TensorView,
+};
+
+use super::features::{HOP_SIZE, SAMPLE_RATE_HZ};
+use super::StyleError;
+
+/// Synthesiser controls for a run of frames, frame-major.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ControlFrames {
+    /// Harmonic amplitude per frame (linear).
+    pub amplitude: Vec<f32>,
+    /// `N` harmonic weights per frame.
+    pub harmonics: Vec<f32>,
+    /// `M` noise band gains per frame.
+    pub noise: Vec<f32>,
+}
+
+/// A timbre model ready to run; see the [module docs](self).
+pub struct TimbreModel {
+    session: Session,
+    manifest: Manifest,
+    manifest_path: PathBuf,
+    features: FeatureConfig,
+    harmonics: usize,
+    noise_bands: usize,
+    /// GRU state carried between calls (`h0` in, `h_n` out).
+    state: Vec<f32>,
+}
+
+impl std::fmt::Debug for TimbreModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimbreModel")
+            .field("name", &self.manifest.name)
+            .field("path", &self.manifest_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The manifest path for `name_or_path`: a `.json` path or existing file as given, else a model
+/// name looked up in `dirs`.
+///
+/// # Errors
+/// [`StyleError::NotFound`] naming the directories searched.
+pub fn resolve(name_or_path: &str, dirs: &ModelDirs) -> Result<PathBuf, StyleError> {
+    let as_path = Path::new(name_or_path);
+    if as_path.extension().is_some_and(|e| e == "json") || as_path.is_file() {
+        return Ok(as_path.to_path_buf());
+    }
+    dirs.find(name_or_path).ok_or_else(|| StyleError::NotFound {
+        name: name_or_path.to_owned(),
+        searched: dirs
+            .dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+impl TimbreModel {
+    /// Finds (see [`resolve`]) and loads a timbre model.
+    ///
+    /// # Errors
+    /// Not found, any load error (corrupt, wrong kind, …), or a manifest this runtime cannot
+    /// drive (see [`TimbreModel::new`]).
+    pub fn load(
+        name_or_path: &str,
+        dirs: &ModelDirs,
+        backend: BackendChoice,
+    ) -> Result<Self, StyleError> {
+        let path = resolve(name_or_path, dirs)?;
+        let loaded = load_model(&path, ModelKind::Timbre, backend)?;
+        Self::new(loaded)
+    }
+
+    /// Wraps a loaded model after checking it fits the runtime: 16 kHz, hop 64, `features`
+    /// and `synth` sections present, a fixed state width.
+    ///
+    /// # Errors
+    /// [`StyleError::Unsupported`] naming the manifest and the mismatch.
+    pub fn new(loaded: LoadedModel) -> Result<Self, StyleError> {
+        let LoadedModel {
+            manifest,
+            session,
+            paths,
+            ..
+        } = loaded;
+        let unsupported = |reason: String| StyleError::Unsupported {
+            path: paths.manifest.clone(),
+            reason,
+        };
+        if manifest.sample_rate != Some(SAMPLE_RATE_HZ)
+            || manifest.hop_size != Some(HOP_SIZE as u32)
+        {
+            return Err(unsupported(format!(
+                "runs at {:?} Hz / hop {:?}; Continuo Style runs timbre models at {SAMPLE_RATE_HZ} Hz / hop {HOP_SIZE}",
+                manifest.sample_rate, manifest.hop_size
+            )));
+        }
+        let features = manifest
+            .features
+            .clone()
+            .ok_or_else(|| unsupported("no `features` section".into()))?;
+        let synth = manifest
+            .synth
+            .clone()
+            .ok_or_else(|| unsupported("no `synth` section".into()))?;
+        let hidden = manifest
+            .inputs
+            .get(1)
+            .and_then(|h0| h0.shape.get(2))
+            .and_then(|d| d.fixed())
+            .ok_or_else(|| unsupported("input `h0` needs a fixed width [1, 1, H]".into()))?;
+        if manifest.inputs.len() != 2 || manifest.outputs.len() != 4 {
+            return Err(unsupported(
+                "expected inputs (features, h0) and outputs (amplitude, harmonics, noise, h_n)"
+                    .into(),
+            ));
+        }
+        Ok(Self {
+            session,
+            manifest,
+            manifest_path: paths.manifest,
+            features,
+            harmonics: synth.harmonics as usize,
+            noise_bands: synth.noise_bands as usize,
+            state: vec![0.0; hidden],
+        })
+    }
+
+    /// Model name (from the manifest).
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The feature normalisation the model was trained with.
+    pub fn feature_config(&self) -> &FeatureConfig {
+        &self.features
+    }
+
+    /// `N`: harmonic weights per frame.
+    pub fn harmonics(&self) -> usize {
+        self.harmonics
+    }
+
+    /// `M`: noise bands per frame.
+    pub fn noise_bands(&self) -> usize {
+        self.noise_bands
+    }
+
+    /// Clears the carried state (stream discontinuity).
+    pub fn reset(&mut self) {
+        self.state.fill(0.0);
+    }
+
+    /// Runs `features` (`[f0_norm, loudness_norm]` per frame) and appends their controls to
+    /// `out`, carrying the state. Non-finite outputs become 0.
+    ///
+    /// # Errors
+    /// The session fails, or its outputs do not have the declared sizes.
+    pub fn run(
+        &mut self,
+        features: &[[f32; 2]],
+        out: &mut ControlFrames,
+    ) -> Result<(), StyleError> {
+        let frames = features.len();
+        if frames == 0 {
+            return Ok(());
+        }
+        let flat: &[f32] = features.as_flattened();
+        let shape_x = [1, frames, 2];
+        let shape_h = [1, 1, self.state.len()];
+        let outputs = self.session.run(&[
+            TensorView::f32(&shape_x, flat),
+            TensorView::f32(&shape_h, &self.state),
+        ])?;
+        let expected = [
+            frames,
+            frames * self.harmonics,
+            frames * self.noise_bands,
+            self.state.len(),
+        ];
+        let mut slices = [&[][..]; 4];
+        for (i, (slot, want)) in slices.iter_mut().zip(expected).enumerate() {
+            *slot = outputs
+                .get(i)
+                .and_then(|t| t.as_f32())
+                .filter(|s| s.len() == want)
+                .ok_or_else(|| StyleError::Unsupported {
+                    path: self.manifest_path.clone(),
+                    reason: format!("output {i} is not f32 with {want} values"),
+                })?;
+        }
+        let finite = |x: &f32| if x.is_finite() { *x } else { 0.0 };
+        out.amplitude.extend(slices[0].iter().map(finite));
+        out.harmonics.extend(slices[1].iter().map(finite));
+        out.noise.extend(slices[2].iter().map(finite));
+        for (s, &h) in self.state.iter_mut().zip(slices[3]) {
+            *s = if h.is_finite() { h } else { 0.0 };
+        }
+        Ok(())
+    }
+}

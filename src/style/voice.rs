@@ -1,0 +1,450 @@
+//! The 16 kHz heart of Continuo Style: one hop of input in, one hop of restyled audio out.
+//!
+//! ```text
+//! input gain ─► pitch tracker ─┐ (frames aligned to the same centre)
+//!            └► loudness meter ┴► FeatureNormalizer ─► pitch shift ─► model A (and B)
+//!   ─► morph A↔B ─► balance, brightness, gate ─► HarmonicNoiseSynth ─► output
+//! ```
+//! The analysis is the trainer's (`super::features`), run hop by hop. Each tracker reports its
+//! frame `latency` samples late; like the offline analysis, its input is delayed by a pad so
+//! that `latency + pad` is a whole number of hops, and the earlier tracker's frames wait for the
+//! later one's. A frame describing input sample `i·64` is ready after hop `i + D − 1` (`D` the
+//! larger tracker delay in hops); the synth reaches it one hop later. So the voice's latency is
+//! exactly `D · 64` samples at 16 kHz: 192 (12 ms) with the training analysis ([`LatencyMode::Quality`]),
+//! 128 (8 ms) with the shorter [`LatencyMode::LowLatency`] analysis.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::dsp::analysis::{AnalysisConfig, FrameFeatures};
+use crate::dsp::loudness::{LoudnessConfig, LoudnessFrame, LoudnessMeter};
+use crate::dsp::pitch::{PitchConfig, PitchFrame, PitchTracker};
+use crate::dsp::synth::{FrameControls, HarmonicNoiseSynth, SynthConfig};
+
+use super::controls::{FrameControlsBuf, SettingsSmoother, SharedStyleSettings, StyleSettings};
+use super::features::{
+    hz_to_midi, timbre_analysis_config, FeatureNormalizer, FRAME_RATE_HZ, HOP_SIZE, SAMPLE_RATE_HZ,
+};
+use super::model::{ControlFrames, TimbreModel};
+use super::{StyleError, StyleStatus};
+
+/// Lowest f0 tracked in low-latency mode: the tracker's frame (two periods) shrinks from 20 ms
+/// to 10.5 ms; 190 Hz still covers a violin's open G (196 Hz) and every flute note.
+pub const LOW_LATENCY_F0_MIN_HZ: f32 = 190.0;
+/// Loudness window in low-latency mode (8 ms instead of 16 ms).
+pub const LOW_LATENCY_LOUDNESS_WINDOW: usize = 128;
+/// Gate thresholds at or below this turn the gate off.
+pub const GATE_OFF_DB: f32 = -100.0;
+/// Frames the gate stays open after the input stops being voiced and loud (20 ms), so brief
+/// tracker dropouts inside a note do not chop it.
+const GATE_HOLD_FRAMES: u32 = 5;
+/// How fast the gate opens and closes per frame (≈ 8 ms time constant).
+const GATE_COEFFICIENT: f32 = 0.4;
+
+/// Analysis look-ahead versus fidelity to the training features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LatencyMode {
+    /// The shorter analysis (f0 ≥ 190 Hz, 8 ms loudness window): 4 ms less look-ahead.
+    LowLatency,
+    /// Exactly the analysis the model was trained with (f0 ≥ 100 Hz, 16 ms loudness window).
+    #[default]
+    Quality,
+}
+
+impl LatencyMode {
+    /// The analysis settings of this mode.
+    pub fn analysis_config(self) -> AnalysisConfig {
+        let training = timbre_analysis_config();
+        match self {
+            Self::Quality => training,
+            Self::LowLatency => AnalysisConfig {
+                min_f0_hz: LOW_LATENCY_F0_MIN_HZ,
+                loudness_window_size: Some(LOW_LATENCY_LOUDNESS_WINDOW),
+                ..training
+            },
+        }
+    }
+
+    /// The voice's latency at 16 kHz in this mode (see the [module docs](self)).
+    ///
+    /// # Errors
+    /// Only if the analysis settings were invalid (they are constants).
+    pub fn voice_latency_16k(self) -> Result<usize, StyleError> {
+        Ok(Analyzer::new(self.analysis_config())?.delay_hops * HOP_SIZE)
+    }
+}
+
+/// Pitch and loudness trackers run hop by hop with their frames aligned.
+struct Analyzer {
+    pitch: PitchTracker,
+    loudness: LoudnessMeter,
+    pitch_pad: PadDelay,
+    loudness_pad: PadDelay,
+    /// Frames of the faster tracker waiting for the slower one.
+    pitch_queue: VecDeque<PitchFrame>,
+    loudness_queue: VecDeque<LoudnessFrame>,
+    pitch_wait: usize,
+    loudness_wait: usize,
+    /// `D`: hops from a frame's centre sample to the hop after which it is ready, plus one.
+    delay_hops: usize,
+    /// Hops left before the first real frame (frame 0) is ready.
+    warmup: usize,
+    padded: Vec<f32>,
+}
+
+impl Analyzer {
+    fn new(config: AnalysisConfig) -> Result<Self, StyleError> {
+        let rate = SAMPLE_RATE_HZ as f32;
+        let pitch = PitchTracker::new(PitchConfig {
+            min_f0_hz: config.min_f0_hz,
+            max_f0_hz: config.max_f0_hz,
+            threshold: config.pitch_threshold,
+            ..PitchConfig::new(rate, HOP_SIZE)
+        })?;
+        let mut loudness_config = LoudnessConfig::new(rate, HOP_SIZE);
+        if let Some(window) = config.loudness_window_size {
+            loudness_config.window_size = window;
+        }
+        let loudness = LoudnessMeter::new(loudness_config)?;
+        // The same padding rule as the offline analysis (`dsp::run_centered`).
+        let pad_for = |latency: usize| {
+            let pad = (HOP_SIZE - latency % HOP_SIZE) % HOP_SIZE;
+            if latency + pad == 0 {
+                HOP_SIZE
+            } else {
+                pad
+            }
+        };
+        let (pitch_pad, loudness_pad) = (
+            pad_for(pitch.latency_samples()),
+            pad_for(loudness.latency_samples()),
+        );
+        let pitch_delay = (pitch.latency_samples() + pitch_pad) / HOP_SIZE;
+        let loudness_delay = (loudness.latency_samples() + loudness_pad) / HOP_SIZE;
+        let delay_hops = pitch_delay.max(loudness_delay);
+        let mut analyzer = Self {
+            pitch,
+            loudness,
+            pitch_pad: PadDelay::new(pitch_pad),
+            loudness_pad: PadDelay::new(loudness_pad),
+            pitch_queue: VecDeque::with_capacity(delay_hops + 1),
+            loudness_queue: VecDeque::with_capacity(delay_hops + 1),
+            pitch_wait: delay_hops - pitch_delay,
+            loudness_wait: delay_hops - loudness_delay,
+            delay_hops,
+            warmup: 0,
+            padded: vec![0.0; HOP_SIZE],
+        };
+        analyzer.reset();
+        Ok(analyzer)
+    }
+
+    fn reset(&mut self) {
+        self.pitch.reset();
+        self.loudness.reset();
+        self.pitch_pad.reset();
+        self.loudness_pad.reset();
+        let silent_pitch = PitchFrame {
+            f0_hz: self.pitch.config().min_f0_hz,
+            voicing: 0.0,
+            aperiodicity: 1.0,
+        };
+        let silent_loudness = LoudnessFrame {
+            loudness_db: crate::dsp::DB_FLOOR,
+            rms_db: crate::dsp::DB_FLOOR,
+        };
+        self.pitch_queue.clear();
+        self.pitch_queue
+            .extend(std::iter::repeat_n(silent_pitch, self.pitch_wait));
+        self.loudness_queue.clear();
+        self.loudness_queue
+            .extend(std::iter::repeat_n(silent_loudness, self.loudness_wait));
+        self.warmup = self.delay_hops - 1;
+    }
+
+    /// Pushes one hop; returns the aligned frame `D − 1` hops back, `None` while no frame of
+    /// the stream is complete yet (the first `D − 1` hops after `reset`).
+    fn process_hop(&mut self, input: &[f32]) -> Option<FrameFeatures> {
+        self.pitch_pad.process(input, &mut self.padded);
+        self.pitch_queue
+            .push_back(self.pitch.process_hop(&self.padded));
+        self.loudness_pad.process(input, &mut self.padded);
+        self.loudness_queue
+            .push_back(self.loudness.process_hop(&self.padded));
+        let (p, l) = (
+            self.pitch_queue.pop_front().unwrap_or(PitchFrame {
+                f0_hz: 0.0,
+                voicing: 0.0,
+                aperiodicity: 1.0,
+            }),
+            self.loudness_queue.pop_front().unwrap_or(LoudnessFrame {
+                loudness_db: crate::dsp::DB_FLOOR,
+                rms_db: crate::dsp::DB_FLOOR,
+            }),
+        );
+        if self.warmup > 0 {
+            self.warmup -= 1;
+            return None;
+        }
+        Some(FrameFeatures {
+            time_s: 0.0,
+            f0_hz: p.f0_hz,
+            voicing: p.voicing,
+            loudness_db: l.loudness_db,
+            rms_db: l.rms_db,
+        })
+    }
+}
+
+/// Delays a hop-sized stream by `pad < hop` samples.
+struct PadDelay {
+    tail: Vec<f32>,
+}
+
+impl PadDelay {
+    fn new(pad: usize) -> Self {
+        Self {
+            tail: vec![0.0; pad],
+        }
+    }
+
+    fn reset(&mut self) {
+        self.tail.fill(0.0);
+    }
+
+    fn process(&mut self, input: &[f32], output: &mut [f32]) {
+        let pad = self.tail.len().min(input.len());
+        let keep = input.len() - pad;
+        output[..pad].copy_from_slice(&self.tail[..pad]);
+        output[pad..].copy_from_slice(&input[..keep]);
+        self.tail[..pad].copy_from_slice(&input[keep..]);
+    }
+}
+
+/// The models a voice plays: style A, and optionally style B to morph towards.
+pub struct VoiceModels {
+    /// Style A (morph 0).
+    pub a: TimbreModel,
+    /// Style B (morph 1); `None` plays A alone whatever the morph.
+    pub b: Option<TimbreModel>,
+}
+
+/// One monophonic restyling voice at 16 kHz; see the [module docs](self).
+pub struct TimbreVoice {
+    analyzer: Analyzer,
+    normalizer: FeatureNormalizer,
+    models: VoiceModels,
+    synth: HarmonicNoiseSynth,
+    settings: Arc<SharedStyleSettings>,
+    smoother: SettingsSmoother,
+    status: Arc<StyleStatus>,
+    gate_gain: f32,
+    gate_hold: u32,
+    scaled: Vec<f32>,
+    frames_a: ControlFrames,
+    frames_b: ControlFrames,
+    controls: FrameControlsBuf,
+    controls_b: FrameControlsBuf,
+    latency: usize,
+}
+
+impl TimbreVoice {
+    /// A voice for `models` in `mode`, reading `settings` every frame and counting model
+    /// failures in `status`.
+    ///
+    /// # Errors
+    /// The synthesiser cannot be built for style A's controls.
+    pub fn new(
+        models: VoiceModels,
+        mode: LatencyMode,
+        settings: Arc<SharedStyleSettings>,
+        status: Arc<StyleStatus>,
+    ) -> Result<Self, StyleError> {
+        let analyzer = Analyzer::new(mode.analysis_config())?;
+        let (n, m) = (models.a.harmonics(), models.a.noise_bands());
+        let synth =
+            HarmonicNoiseSynth::new(SynthConfig::new(SAMPLE_RATE_HZ as f32, HOP_SIZE, n, m))?;
+        Ok(Self {
+            latency: analyzer.delay_hops * HOP_SIZE,
+            analyzer,
+            normalizer: FeatureNormalizer::new(models.a.feature_config().clone()),
+            controls_b: FrameControlsBuf::new(n, m),
+            controls: FrameControlsBuf::new(n, m),
+            models,
+            synth,
+            settings,
+            smoother: SettingsSmoother::new(20.0, FRAME_RATE_HZ),
+            status,
+            gate_gain: 0.0,
+            gate_hold: 0,
+            scaled: vec![0.0; HOP_SIZE],
+            frames_a: ControlFrames::default(),
+            frames_b: ControlFrames::default(),
+        })
+    }
+
+    /// Latency at 16 kHz: input sample `t` is described by the output around `t + latency`.
+    pub fn latency_samples(&self) -> usize {
+        self.latency
+    }
+
+    /// Names of styles A and B.
+    pub fn style_names(&self) -> (String, Option<String>) {
+        (
+            self.models.a.name().to_owned(),
+            self.models.b.as_ref().map(|b| b.name().to_owned()),
+        )
+    }
+
+    /// Back to time zero.
+    pub fn reset(&mut self) {
+        self.analyzer.reset();
+        self.normalizer.reset();
+        self.models.a.reset();
+        if let Some(b) = self.models.b.as_mut() {
+            b.reset();
+        }
+        self.synth.reset();
+        self.smoother.reset();
+        self.gate_gain = 0.0;
+        self.gate_hold = 0;
+    }
+
+    /// Restyles one hop (`HOP_SIZE` samples at 16 kHz) of `input` into `output`.
+    pub fn process_hop(&mut self, input: &[f32], output: &mut [f32]) {
+        let settings = self.smoother.next(self.settings.load());
+        let gain = 10f32.powf(settings.input_gain_db / 20.0);
+        for (s, &x) in self.scaled.iter_mut().zip(input) {
+            *s = x * gain;
+        }
+        let Some(frame) = self.analyzer.process_hop(&self.scaled) else {
+            output.fill(0.0);
+            return;
+        };
+        let (mut features, held_f0_hz) = self.normalizer.push(&frame);
+        let f0_hz = (held_f0_hz * settings.pitch_ratio()).clamp(20.0, 7_900.0);
+        features[0] = hz_to_midi(f0_hz) / 127.0;
+        let gate = self.gate(&frame, &settings);
+
+        if !self.run_models(features, settings.morph) {
+            // A failed call was counted; this hop fades out rather than playing stale controls.
+            self.controls.amplitude = 0.0;
+            self.controls.noise.fill(0.0);
+        }
+        self.controls.shape(&settings, gate);
+        self.synth.process_frame(
+            &FrameControls {
+                f0_hz,
+                amplitude: self.controls.amplitude,
+                harmonic_distribution: &self.controls.harmonics,
+                noise_magnitudes: &self.controls.noise,
+            },
+            output,
+        );
+        for y in output.iter_mut() {
+            *y = if y.is_finite() {
+                y.clamp(-4.0, 4.0)
+            } else {
+                0.0
+            };
+        }
+    }
+
+    /// Opens on voiced frames at or above the gate threshold, holds, then fades. At
+    /// [`GATE_OFF_DB`] and below the gate is off: always open, the model plays everything.
+    fn gate(&mut self, frame: &FrameFeatures, settings: &StyleSettings) -> f32 {
+        if settings.gate_db <= GATE_OFF_DB {
+            self.gate_gain = 1.0;
+            return 1.0;
+        }
+        if frame.voicing >= 0.5 && frame.loudness_db >= settings.gate_db {
+            self.gate_hold = GATE_HOLD_FRAMES;
+        } else {
+            self.gate_hold = self.gate_hold.saturating_sub(1);
+        }
+        let target = if self.gate_hold > 0 { 1.0 } else { 0.0 };
+        self.gate_gain += GATE_COEFFICIENT * (target - self.gate_gain);
+        self.gate_gain
+    }
+
+    /// Runs A (and B, always, so its state is current when the morph moves) and leaves the
+    /// blended controls in `self.controls`. `false` when a model call failed.
+    fn run_models(&mut self, features: [f32; 2], morph: f32) -> bool {
+        self.frames_a.amplitude.clear();
+        self.frames_a.harmonics.clear();
+        self.frames_a.noise.clear();
+        if let Err(e) = self.models.a.run(&[features], &mut self.frames_a) {
+            self.status.model_failed(&e);
+            return false;
+        }
+        self.controls.copy_frame(&self.frames_a, 0);
+        let Some(b) = self.models.b.as_mut() else {
+            return true;
+        };
+        self.frames_b.amplitude.clear();
+        self.frames_b.harmonics.clear();
+        self.frames_b.noise.clear();
+        if let Err(e) = b.run(&[features], &mut self.frames_b) {
+            self.status.model_failed(&e);
+            return false;
+        }
+        self.controls_b.harmonics.resize(b.harmonics(), 0.0);
+        self.controls_b.noise.resize(b.noise_bands(), 0.0);
+        self.controls_b.copy_frame(&self.frames_b, 0);
+        self.controls.blend_towards(&self.controls_b, morph);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voice_latency_per_mode() {
+        assert_eq!(LatencyMode::Quality.voice_latency_16k().unwrap(), 192);
+        assert_eq!(LatencyMode::LowLatency.voice_latency_16k().unwrap(), 128);
+    }
+
+    #[test]
+    fn streaming_analysis_matches_the_offline_analysis_frame_for_frame() {
+        // The plugin must see exactly the trainer's features (quality mode).
+        let sr = SAMPLE_RATE_HZ as f32;
+        let signal: Vec<f32> = (0..16_000)
+            .map(|n| {
+                let t = n as f32 / sr;
+                0.3 * (std::f32::consts::TAU * (220.0 + 40.0 * t) * t).sin() * (t * 3.0).min(1.0)
+            })
+            .collect();
+        let config = LatencyMode::Quality.analysis_config();
+        let offline = crate::dsp::analysis::analyze(&signal, sr, &config).unwrap();
+        let mut analyzer = Analyzer::new(config).unwrap();
+        let d = analyzer.delay_hops;
+        let mut streamed = Vec::new();
+        let padded_len = signal.len() + d * HOP_SIZE;
+        for start in (0..padded_len).step_by(HOP_SIZE) {
+            let hop: Vec<f32> = (start..start + HOP_SIZE)
+                .map(|i| signal.get(i).copied().unwrap_or(0.0))
+                .collect();
+            streamed.push(analyzer.process_hop(&hop));
+        }
+        // Frame i is ready after hop i + D − 1; nothing before.
+        assert!(streamed[..d - 1].iter().all(Option::is_none));
+        for (i, want) in offline.frames.iter().enumerate() {
+            let got = streamed[i + d - 1].expect("frame ready");
+            assert_eq!(got.f0_hz, want.f0_hz, "frame {i}");
+            assert_eq!(got.voicing, want.voicing, "frame {i}");
+            assert_eq!(got.loudness_db, want.loudness_db, "frame {i}");
+        }
+    }
+
+    #[test]
+    fn pad_delay_delays_by_pad() {
+        let mut pad = PadDelay::new(3);
+        let mut out = [0.0; 4];
+        pad.process(&[1.0, 2.0, 3.0, 4.0], &mut out);
+        assert_eq!(out, [0.0, 0.0, 0.0, 1.0]);
+        pad.process(&[5.0, 6.0, 7.0, 8.0], &mut out);
+        assert_eq!(out, [2.0, 3.0, 4.0, 5.0]);
+    }
+}
