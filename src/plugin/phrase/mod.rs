@@ -11,13 +11,14 @@ use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 
 pub use params::PhraseParams;
+use params::{model_choices, model_index, restore_model_choice};
 
 use crate::engine::worker::WorkerHandle;
 use crate::model::{BackendChoice, ModelDirs};
 use crate::phrase::engine::{
     self, ModelSource, PhraseCommand, PhraseRealtime, PhraseRequest, PhraseShared, TransportInfo,
 };
-use crate::phrase::generate::{GenerationSettings, DEFAULT_MODEL};
+use crate::phrase::generate::GenerationSettings;
 use crate::phrase::player::NoteOut;
 use crate::phrase::trigger::{TriggerInput, TriggerState};
 
@@ -28,6 +29,8 @@ struct Running {
     triggers: TriggerState,
     /// Variation the player was last told to play (0-based).
     selected: u8,
+    /// Model choice the worker was last asked for.
+    model: usize,
     was_bypassed: bool,
     _worker: WorkerHandle<PhraseCommand>,
 }
@@ -68,6 +71,10 @@ impl Plugin for ContinuoPhrase {
         self.params.clone()
     }
 
+    fn filter_state(state: &mut PluginState) {
+        restore_model_choice(state, model_choices());
+    }
+
     fn activate(
         &mut self,
         _audio_io_layout: &AudioIOLayout,
@@ -75,8 +82,10 @@ impl Plugin for ContinuoPhrase {
         _context: &mut impl ActivateContext<Self>,
     ) -> bool {
         self.running = None;
+        let initial = self.model_choice();
         let model = ModelSource {
-            name: DEFAULT_MODEL.into(),
+            choices: model_choices().to_vec(),
+            initial,
             dirs: ModelDirs::standard(&[]),
             backend: BackendChoice::Auto,
         };
@@ -93,6 +102,7 @@ impl Plugin for ContinuoPhrase {
                     shared,
                     triggers: TriggerState::default(),
                     selected: self.selected_variation(),
+                    model: initial,
                     was_bypassed: false,
                     _worker: worker,
                 });
@@ -127,6 +137,7 @@ impl Plugin for ContinuoPhrase {
         };
         let history_beats = self.history_beats(beats_per_bar);
         let selected = self.selected_variation();
+        let model = self.model_choice();
         let params = &self.params;
         let Some(running) = &mut self.running else {
             return ProcessStatus::Normal;
@@ -144,6 +155,15 @@ impl Plugin for ContinuoPhrase {
         running.was_bypassed = bypassed;
 
         capture_input(running, context, params.thru.value() || bypassed, bypassed);
+        // Before any Generate of this block, so that it uses the new model. A full request
+        // queue leaves `running.model` as it was: the switch is retried next block.
+        if model != running.model
+            && running.engine.request(PhraseRequest::Model {
+                index: model as u16,
+            })
+        {
+            running.model = model;
+        }
         if !bypassed {
             start_continuations(running, params, beats_per_bar, block_len, selected);
             running.engine.render(block_len);
@@ -164,6 +184,10 @@ impl ContinuoPhrase {
 
     fn selected_variation(&self) -> u8 {
         (self.params.variation.value() - 1).clamp(0, 7) as u8
+    }
+
+    fn model_choice(&self) -> usize {
+        model_index(self.params.model.value(), model_choices().len())
     }
 }
 
