@@ -297,7 +297,7 @@ impl PhraseRealtime {
         );
     }
 
-    /// This block's outgoing events (pass-through events may be added too); drain sorted.
+    /// This block's generated note events; drain sorted.
     pub fn output(&mut self) -> &mut EventList {
         &mut self.output
     }
