@@ -336,13 +336,13 @@ pub fn write(
     })
 }
 
-/// Writes `notes` like [`write`], with every change of `tempo_map` (each at its beat, rounded to
+/// Writes `notes` like [`write()`], with every change of `tempo_map` (each at its beat, rounded to
 /// the nearest tick) and `time_signature` (numerator, denominator) at the start, so a file read
 /// with [`read`] can be written back with its timing intact.
 ///
 /// # Errors
 ///
-/// As [`write`]; also [`MidiError::InvalidInput`] for a time signature whose numerator is 0 or
+/// As [`write()`]; also [`MidiError::InvalidInput`] for a time signature whose numerator is 0 or
 /// whose denominator is not a power of two.
 pub fn write_with_tempo_map(
     path: impl AsRef<Path>,

@@ -220,7 +220,7 @@ pub struct PhraseParams {
     /// Host bypass: releases generated notes and passes input through.
     #[id = "bypass"]
     pub bypass: BoolParam,
-    /// Which of [`model_choices`] generates (switched between generations).
+    /// Which continuation model generates (switched between generations).
     #[id = "model"]
     pub model: IntParam,
     /// The Model parameter's choice by name, for sessions.
