@@ -1,11 +1,14 @@
 //! Continuo Phrase generating in a real CLAP host (clack-host), on the built bundle (debug,
 //! `assert_process_allocs`: any allocation in `process()` aborts this test).
 //!
-//! A copy of the bundle gets a generated token model as its default continuation model. At two
-//! tempi a phrase is played in with the transport running, Generate is pressed, and the note
-//! output is read: generated notes start on the model's grid (1/12 beat) at the tempo, inside
-//! the bars asked for, every note-on has its note-off, and stopping the transport releases
-//! everything and silences the plugin.
+//! A copy of the bundle gets generated token models: its default continuation model, a second
+//! one and a broken one. At three tempi a phrase is played in with the transport running (with a
+//! CC and a pitch bend among the notes), Generate is pressed, and the output is read: thru
+//! passes the notes, the CC and the bend at their samples; generated notes start on the model's
+//! grid (1/12 beat) at the tempo, inside the bars asked for, every note-on has its note-off, and
+//! stopping the transport releases everything and silences the plugin. The second and third
+//! sessions switch the Model parameter first: to the second model (loaded, then used), and to
+//! the broken one (refused with the reason; the default model keeps generating).
 
 mod clap_support;
 mod common;
@@ -13,7 +16,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent};
+use clack_extensions::params::PluginParams;
+use clack_host::events::event_types::{MidiEvent, NoteOffEvent, NoteOnEvent, ParamValueEvent};
 use clack_host::events::Match;
 use clack_host::prelude::*;
 use clap_support::*;
@@ -21,12 +25,19 @@ use clap_support::*;
 const SAMPLE_RATE: f64 = 48_000.0;
 const BLOCK: u32 = 256;
 
-/// Puts a random token-step model in the copied bundle as `continuo-chorales`.
-fn install_test_model(data_dir: &Path) {
+/// Puts random token-step models in the copied bundle: `continuo-chorales` (the default),
+/// `second`, and `third-broken`, whose ONNX file does not match its manifest's hash.
+fn install_test_models(data_dir: &Path) {
     let models = data_dir.join("models");
     std::fs::create_dir_all(&models).expect("models dir");
     common::random_continuation_model(&models, "continuo-chorales", 11, 32);
+    common::random_continuation_model(&models, "second", 12, 32);
+    common::random_continuation_model(&models, "third-broken", 13, 32);
+    std::fs::write(models.join("third-broken.onnx"), b"not onnx").expect("corrupt");
 }
+
+/// Thru input besides the notes: (beat, MIDI bytes) of a mod-wheel CC and a pitch bend.
+const THRU_MIDI: [(f64, [u8; 3]); 2] = [(1.0, [0xB0, 1, 64]), (1.25, [0xE0, 0, 64])];
 
 fn log_count(log: &Path, needle: &str) -> usize {
     std::fs::read_to_string(log)
@@ -54,13 +65,32 @@ struct Out {
     key: u16,
 }
 
-/// Plays a phrase at `tempo`, presses Generate, and returns (all output events, the sample
-/// where the transport stopped).
-fn session(entry: &PluginEntry, tempo: f64, log: &Path) -> (Vec<Out>, u64) {
+/// What a session sent out.
+struct Output {
+    notes: Vec<Out>,
+    /// Other MIDI events: (absolute sample, bytes).
+    midi: Vec<(u64, [u8; 3])>,
+    /// Where the transport stopped.
+    stop_sample: u64,
+}
+
+/// Plays a phrase at `tempo` with the Model parameter set to `model` (0 = default) in the
+/// first block, presses Generate, and returns what came out.
+fn session(entry: &PluginEntry, tempo: f64, model: f64, log: &Path) -> Output {
     let mut plugin = instance(entry, PHRASE_ID);
     let ready_before = log_count(log, "continuation model");
     let generate = param_id(&mut plugin, "Generate");
     let bars = param_id(&mut plugin, "Bars");
+    let model_param = param_id(&mut plugin, "Model");
+    {
+        let handle = plugin.plugin_handle();
+        let params: PluginParams = handle.get_extension().expect("params extension");
+        let mut text = [0u8; 64];
+        let name = params
+            .value_to_text(&handle, model_param, 1.0, &mut text)
+            .expect("value text");
+        assert_eq!(&name[..], b"second", "Model shows model names");
+    }
     let config = PluginAudioConfiguration {
         sample_rate: SAMPLE_RATE,
         min_frames_count: 1,
@@ -81,7 +111,7 @@ fn session(entry: &PluginEntry, tempo: f64, log: &Path) -> (Vec<Out>, u64) {
     // The transport stops in the middle of the continuation (beats 12–20).
     let stop_beat = 16.0;
 
-    let (processor, events) = std::thread::scope(|scope| {
+    let (processor, events, midi) = std::thread::scope(|scope| {
         scope
             .spawn(|| {
                 let mut processor = processor.start_processing().expect("start processing");
@@ -89,6 +119,7 @@ fn session(entry: &PluginEntry, tempo: f64, log: &Path) -> (Vec<Out>, u64) {
                 let mut left = vec![0.0f32; BLOCK as usize];
                 let mut right = vec![0.0f32; BLOCK as usize];
                 let mut events = Vec::new();
+                let mut midi = Vec::new();
                 // Input: an arpeggio of eighth notes over the first two bars.
                 let melody = [
                     60u16, 64, 67, 72, 67, 64, 60, 55, 57, 60, 64, 69, 64, 60, 57, 52,
@@ -103,7 +134,20 @@ fn session(entry: &PluginEntry, tempo: f64, log: &Path) -> (Vec<Out>, u64) {
                     let mut input = EventBuffer::new();
                     if sample == 0 {
                         input.push(&ParamValueEvent::new(0, bars, Pckn::match_all(), 2.0));
+                        if model > 0.0 {
+                            input.push(&ParamValueEvent::new(
+                                0,
+                                model_param,
+                                Pckn::match_all(),
+                                model,
+                            ));
+                        }
                     }
+                    let mut block_midi: Vec<(u64, [u8; 3])> = THRU_MIDI
+                        .iter()
+                        .map(|&(at_beat, data)| (sample_of_beat(at_beat), data))
+                        .filter(|(at, _)| (sample..block_end).contains(at))
+                        .collect();
                     for (index, &key) in melody.iter().enumerate() {
                         for (at_beat, on) in [
                             (index as f64 * 0.5, true),
@@ -112,6 +156,14 @@ fn session(entry: &PluginEntry, tempo: f64, log: &Path) -> (Vec<Out>, u64) {
                             let at = sample_of_beat(at_beat);
                             if (sample..block_end).contains(&at) {
                                 let time = (at - sample) as u32;
+                                // Events go in time order: other MIDI due first goes first.
+                                while let Some(&(midi_at, data)) = block_midi.first() {
+                                    if midi_at > at {
+                                        break;
+                                    }
+                                    input.push(&MidiEvent::new((midi_at - sample) as u32, 0, data));
+                                    block_midi.remove(0);
+                                }
                                 let pckn = Pckn::new(0u16, 0u16, key, Match::All);
                                 if on {
                                     input.push(&NoteOnEvent::new(time, pckn, 0.8));
@@ -120,6 +172,9 @@ fn session(entry: &PluginEntry, tempo: f64, log: &Path) -> (Vec<Out>, u64) {
                                 }
                             }
                         }
+                    }
+                    for (at, data) in block_midi {
+                        input.push(&MidiEvent::new((at - sample) as u32, 0, data));
                     }
                     if !pressed && beat >= 8.5 {
                         input.push(&ParamValueEvent::new(0, generate, Pckn::match_all(), 1.0));
@@ -161,6 +216,8 @@ fn session(entry: &PluginEntry, tempo: f64, log: &Path) -> (Vec<Out>, u64) {
                                 on: false,
                                 key,
                             });
+                        } else if let Some(other) = event.as_event::<MidiEvent>() {
+                            midi.push((sample + u64::from(other.header().time()), other.data()));
                         }
                     }
                     // A real host would take seconds to reach the continuation's bar; this one
@@ -171,13 +228,17 @@ fn session(entry: &PluginEntry, tempo: f64, log: &Path) -> (Vec<Out>, u64) {
                     }
                     sample = block_end;
                 }
-                (processor.stop_processing(), events)
+                (processor.stop_processing(), events, midi)
             })
             .join()
             .expect("audio thread")
     });
     plugin.deactivate(processor);
-    (events, sample_of_beat(stop_beat))
+    Output {
+        notes: events,
+        midi,
+        stop_sample: sample_of_beat(stop_beat),
+    }
 }
 
 #[test]
@@ -185,14 +246,34 @@ fn phrase_generates_on_the_tempo_grid_and_releases_every_note() {
     std::env::remove_var("ORT_DYLIB_PATH");
     let dir = tempfile::tempdir().expect("tempdir");
     let bundle = copy_bundle(dir.path(), "PhraseTest", true);
-    install_test_model(&dir.path().join("Continuo-data"));
+    install_test_models(&dir.path().join("Continuo-data"));
     let log = dir.path().join("phrase.log");
     std::env::set_var("NICE_LOG", &log);
     let entry = load_bundle(&bundle);
 
-    for tempo in [90.0, 140.0] {
-        let (events, stop_sample) = session(&entry, tempo, &log);
+    for (tempo, model) in [(90.0, 0.0), (140.0, 1.0), (120.0, 2.0)] {
+        let output = session(&entry, tempo, model, &log);
+        let (events, stop_sample) = (output.notes, output.stop_sample);
         let samples_per_beat = SAMPLE_RATE * 60.0 / tempo;
+        let thru_midi: Vec<(u64, [u8; 3])> = THRU_MIDI
+            .iter()
+            .map(|&(beat, data)| ((beat * samples_per_beat).round() as u64, data))
+            .collect();
+        assert_eq!(
+            output.midi, thru_midi,
+            "{tempo} BPM: CC and bend pass through"
+        );
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if model == 1.0 {
+            assert!(text.contains("second.json ready"), "switched: {text}");
+        }
+        if model == 2.0 {
+            assert!(
+                text.contains("`third-broken` not loaded, keeping")
+                    && text.contains("third-broken.onnx"),
+                "refused with the reason: {text}"
+            );
+        }
         let input_keys = [
             60u16, 64, 67, 72, 67, 64, 60, 55, 57, 60, 64, 69, 64, 60, 57, 52,
         ];

@@ -167,3 +167,70 @@ fn bad_inputs_get_clear_errors() {
         stderr(&run)
     );
 }
+
+#[test]
+fn output_keeps_the_input_tempo_map_and_time_signature() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = random_model(dir.path());
+    // Eight eighth notes in 3/4 (last note-off at beat 3.95: the continuation starts at the
+    // bar line at beat 6). Two tempo changes inside the phrase, one after the continuation
+    // point that the output must not keep.
+    let notes: Vec<Note> = [60u8, 62, 64, 65, 67, 65, 64, 62]
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| Note::new(p, 100, 0, i as f64 * 0.5, i as f64 * 0.5 + 0.45))
+        .collect();
+    let tempo = continuo::midi::TempoMap::from_changes(&[
+        (0.0, 100.0),
+        (2.0, 90.0),
+        (3.5, 130.0),
+        (7.0, 60.0),
+    ]);
+    let input = dir.path().join("tempo-changes.mid");
+    continuo::midi::write_with_tempo_map(&input, &notes, &tempo, (3, 4), 480).expect("input");
+    let output = dir.path().join("out.mid");
+    let run = continuo(&[
+        "continue",
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--bars",
+        "2",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+
+    let song = continuo::midi::read(&output).expect("output is valid MIDI");
+    assert_eq!(song.ticks_per_beat, 480);
+    let ticks = |changes: &continuo::midi::TempoMap| -> Vec<(u64, f64)> {
+        changes
+            .changes()
+            .map(|(beat, bpm)| ((beat * 480.0).round() as u64, bpm))
+            .collect()
+    };
+    let (got, want) = (ticks(&song.tempo_map), ticks(&tempo.until(6.0)));
+    assert_eq!(
+        got.iter().map(|c| c.0).collect::<Vec<_>>(),
+        [0, 960, 1680],
+        "the input's changes at the same ticks, none after the continuation point"
+    );
+    for ((_, bpm), (_, want_bpm)) in got.iter().zip(&want) {
+        assert!((bpm - want_bpm).abs() < 0.01, "{got:?} vs {want:?}");
+    }
+    assert!((song.tempo_map.bpm_at(100.0) - 130.0).abs() < 0.01);
+    assert_eq!(song.time_signature, (3, 4));
+    let continued: Vec<Note> = song
+        .melodic_notes(None)
+        .expect("notes")
+        .into_iter()
+        .filter(|n| n.start_beat >= 4.0)
+        .collect();
+    assert!(
+        !continued.is_empty()
+            && continued
+                .iter()
+                .all(|n| (6.0..12.0).contains(&n.start_beat)),
+        "two bars of 3/4 from beat 6: {continued:?}"
+    );
+}

@@ -156,3 +156,199 @@ fn refuses_other_vocabularies_and_empty_prompts() {
     );
     assert!(matches!(result, Err(GenerateError::NoNotes)));
 }
+
+mod model_switch {
+    //! The phrase engine's model choice: switching loads the other model between generations,
+    //! and a model that fails to load leaves the current one in place, with the reason.
+
+    use super::*;
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    use continuo::model::ModelDirs;
+    use continuo::phrase::engine::{
+        start, KeyLock, ModelSource, PhraseCommand, PhraseRealtime, PhraseRequest, PhraseShared,
+        TransportInfo,
+    };
+    use continuo::phrase::generate::{continuation_choices, DEFAULT_MODEL};
+
+    const RATE: f32 = 48_000.0;
+    /// 120 BPM at 48 kHz.
+    const SAMPLES_PER_BEAT: f64 = 24_000.0;
+    const BLOCK: usize = 4_800;
+
+    fn wait_for(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn block(realtime: &mut PhraseRealtime, beat: f64) {
+        let transport = TransportInfo {
+            playing: true,
+            tempo_bpm: Some(120.0),
+            pos_beats: Some(beat),
+        };
+        realtime.begin_block(transport, BLOCK);
+    }
+
+    /// Plays the blocks from `from` to `to` (beats) and returns the generated note-ons as
+    /// (1/48-beat grid position, pitch), sorted.
+    fn play(realtime: &mut PhraseRealtime, from: f64, to: f64) -> Vec<(i64, u8)> {
+        let mut ons = Vec::new();
+        let mut beat = from;
+        while beat < to {
+            block(realtime, beat);
+            realtime.render(BLOCK as u32);
+            for event in realtime.output().drain_sorted().filter(|e| e.on) {
+                let at = beat + f64::from(event.timing) / SAMPLES_PER_BEAT;
+                ons.push(((at * 48.0).round() as i64, event.pitch));
+            }
+            beat += BLOCK as f64 / SAMPLES_PER_BEAT;
+        }
+        ons.sort_unstable();
+        ons
+    }
+
+    fn expected(model: &Path, prompt: &[Note], start_beat: f64, rng: &mut Rng) -> Vec<(i64, u8)> {
+        let mut notes = Vec::new();
+        generate(
+            &mut token_model(model),
+            prompt,
+            start_beat,
+            &GenerationSettings::default(),
+            rng,
+            |note| notes.push(((note.start_beat * 48.0).round() as i64, note.pitch)),
+        )
+        .expect("generate");
+        notes.sort_unstable();
+        notes
+    }
+
+    fn generate_at(realtime: &mut PhraseRealtime, trigger_beat: f64) {
+        assert!(realtime.request(PhraseRequest::Generate {
+            trigger_beat,
+            tempo_bpm: 120.0,
+            settings: GenerationSettings::default(),
+            key_lock: KeyLock::Off,
+            variations: 1,
+            selected: 0,
+        }));
+    }
+
+    fn generations(shared: &PhraseShared) -> u64 {
+        shared.generations.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn switching_models_loads_the_other_between_generations_and_failures_keep_the_old() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let alpha = common::random_continuation_model(dir.path(), "alpha", 1, 32);
+        let beta = common::random_continuation_model(dir.path(), "beta", 2, 32);
+        // Listed (only its manifest is read) but unloadable: the ONNX file is not the one hashed.
+        common::random_continuation_model(dir.path(), "broken", 3, 32);
+        std::fs::write(dir.path().join("broken.onnx"), b"not onnx").expect("corrupt");
+        // A timbre model is no continuation choice.
+        let (graph, inputs, outputs) = common::mlp_graph(1, 1, &[0.5], &[0.0]);
+        common::write_model(
+            dir.path(),
+            "timbre",
+            &graph,
+            ModelKind::Timbre,
+            inputs,
+            outputs,
+        );
+
+        let dirs = ModelDirs::new([dir.path().to_path_buf()]);
+        let choices = continuation_choices(&dirs);
+        assert_eq!(choices, [DEFAULT_MODEL, "alpha", "beta", "broken"]);
+
+        let (lines_in, lines) = crossbeam_channel::unbounded::<String>();
+        let report = Box::new(move |line: &str| {
+            let _ = lines_in.send(line.to_owned());
+        });
+        let source = ModelSource {
+            choices,
+            initial: 1,
+            dirs,
+            backend: BackendChoice::Tract,
+        };
+        let (mut realtime, worker, shared) = start(RATE, 64.0, source, report).expect("start");
+        let status = || lines.recv_timeout(Duration::from_secs(30)).expect("status");
+        let line = status();
+        assert!(line.contains("alpha.json ready"), "{line}");
+        assert_eq!(shared.model_choice.load(Ordering::Relaxed), 1);
+
+        // Two bars of input from beat 0, then a trigger at beat 8: the continuation starts at
+        // beat 12. The switch to beta is asked for right after that Generate.
+        let melody = [60u8, 64, 67, 72, 67, 64, 60, 55];
+        block(&mut realtime, 0.0);
+        for (index, pitch) in melody.iter().enumerate() {
+            let on = (index as f64 * SAMPLES_PER_BEAT) as u32 / 2;
+            realtime.capture(on, true, 0, *pitch, 0.8);
+            realtime.capture(on + 10_000, false, 0, *pitch, 0.0);
+        }
+        let (reply, snapshot) = crossbeam_channel::bounded(1);
+        wait_for("the history", || {
+            shared.notes_recorded.load(Ordering::Relaxed) == melody.len() as u64
+        });
+        assert!(worker.send(PhraseCommand::Snapshot(reply)));
+        let prompt: Vec<Note> = snapshot
+            .recv_timeout(Duration::from_secs(5))
+            .expect("snapshot")
+            .into_iter()
+            .map(Note::from)
+            .collect();
+        block(&mut realtime, 8.0);
+        generate_at(&mut realtime, 8.0);
+        assert!(realtime.request(PhraseRequest::Model { index: 2 }));
+        let line = status();
+        assert!(line.contains("beta.json ready"), "{line}");
+        assert_eq!(generations(&shared), 1);
+        assert_eq!(shared.model_choice.load(Ordering::Relaxed), 2);
+
+        let mut rng = Rng::new(0);
+        let with_alpha = expected(&alpha, &prompt, 12.0, &mut rng);
+        assert!(!with_alpha.is_empty());
+        assert_eq!(
+            play(&mut realtime, 8.0, 21.0),
+            with_alpha,
+            "the generation asked for before the switch plays the old model's notes"
+        );
+
+        generate_at(&mut realtime, 24.0);
+        wait_for("the second generation", || generations(&shared) == 2);
+        let with_beta = expected(&beta, &prompt, 28.0, &mut rng.clone());
+        let with_alpha_again = expected(&alpha, &prompt, 28.0, &mut rng);
+        assert_ne!(with_beta, with_alpha_again, "the two models differ");
+        assert_eq!(
+            play(&mut realtime, 24.0, 37.0),
+            with_beta,
+            "the next generation uses the new model"
+        );
+
+        // A model that does not load: beta stays, and the reason is reported.
+        assert!(realtime.request(PhraseRequest::Model { index: 3 }));
+        let line = status();
+        assert!(
+            line.contains("`broken` not loaded, keeping")
+                && line.contains("beta.json")
+                && line.contains("broken.onnx"),
+            "{line}"
+        );
+        assert_eq!(shared.model_choice.load(Ordering::Relaxed), 2);
+        assert!(shared.model_ready.load(Ordering::Relaxed));
+        generate_at(&mut realtime, 40.0);
+        wait_for("a generation after the failed switch", || {
+            generations(&shared) == 3
+        });
+
+        // An index past the list is refused the same way.
+        assert!(realtime.request(PhraseRequest::Model { index: 9 }));
+        let line = status();
+        assert!(line.contains("no continuation model number 9"), "{line}");
+        assert_eq!(shared.model_choice.load(Ordering::Relaxed), 2);
+    }
+}

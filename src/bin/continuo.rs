@@ -439,6 +439,9 @@ fn continue_phrase(
             input.display()
         );
     }
+    // The input keeps its tempo changes; the continuation goes on at the tempo in force where
+    // it starts.
+    let tempo_map = song.tempo_map.until(start_beat);
     let mut rng = Rng::new(options.seed);
     for variation in 1..=options.variations {
         let mut all = notes.clone();
@@ -455,7 +458,13 @@ fn continue_phrase(
         } else {
             numbered(output, variation)
         };
-        continuo::midi::write(&path, &all, tempo_bpm, song.ticks_per_beat.max(96))?;
+        continuo::midi::write_with_tempo_map(
+            &path,
+            &all,
+            &tempo_map,
+            song.time_signature,
+            song.ticks_per_beat.max(96),
+        )?;
         println!(
             "wrote {} ({} notes continued over {} bars from beat {start_beat}, {} tokens; seed {})",
             path.display(),

@@ -310,7 +310,8 @@ pub fn read(path: impl AsRef<Path>) -> Result<Song, MidiError> {
     Song::from_bytes(&bytes, path)
 }
 
-/// Writes `notes` (in beats) as a type 1 MIDI file: a tempo track (constant `tempo_bpm`, 4/4)
+/// Writes `notes` (in beats) as a type 1 MIDI file: a tempo track (constant `tempo_bpm`, 4/4;
+/// [`write_with_tempo_map`] keeps tempo changes)
 /// followed by one note track. Positions are rounded to the nearest tick; a note shorter than
 /// one tick is lengthened to one tick. Each note keeps its channel.
 ///
@@ -330,33 +331,94 @@ pub fn write(
     tempo_bpm: f64,
     ticks_per_beat: u16,
 ) -> Result<(), MidiError> {
-    let path = path.as_ref();
-    let bytes =
-        to_bytes(notes, tempo_bpm, ticks_per_beat).map_err(|reason| MidiError::InvalidInput {
-            path: path.to_owned(),
-            reason,
-        })?;
+    write_bytes(path.as_ref(), || {
+        to_bytes(notes, &[(0.0, tempo_bpm)], (4, 4), ticks_per_beat)
+    })
+}
+
+/// Writes `notes` like [`write()`], with every change of `tempo_map` (each at its beat, rounded to
+/// the nearest tick) and `time_signature` (numerator, denominator) at the start, so a file read
+/// with [`read`] can be written back with its timing intact.
+///
+/// # Errors
+///
+/// As [`write()`]; also [`MidiError::InvalidInput`] for a time signature whose numerator is 0 or
+/// whose denominator is not a power of two.
+pub fn write_with_tempo_map(
+    path: impl AsRef<Path>,
+    notes: &[Note],
+    tempo_map: &TempoMap,
+    time_signature: (u8, u8),
+    ticks_per_beat: u16,
+) -> Result<(), MidiError> {
+    let changes: Vec<(f64, f64)> = tempo_map.changes().collect();
+    write_bytes(path.as_ref(), || {
+        to_bytes(notes, &changes, time_signature, ticks_per_beat)
+    })
+}
+
+fn write_bytes(
+    path: &Path,
+    bytes: impl FnOnce() -> Result<Vec<u8>, String>,
+) -> Result<(), MidiError> {
+    let bytes = bytes().map_err(|reason| MidiError::InvalidInput {
+        path: path.to_owned(),
+        reason,
+    })?;
     std::fs::write(path, bytes).map_err(|source| MidiError::Write {
         path: path.to_owned(),
         source,
     })
 }
 
-/// The bytes [`write`] would store; the error is the reason in words.
-fn to_bytes(notes: &[Note], tempo_bpm: f64, ticks_per_beat: u16) -> Result<Vec<u8>, String> {
+/// The tempo track: the time signature, then each `(beat, bpm)` change at its tick.
+fn tempo_track(
+    changes: &[(f64, f64)],
+    (numerator, denominator): (u8, u8),
+    ticks_per_beat: f64,
+) -> Result<Vec<TrackEvent<'static>>, String> {
+    if numerator == 0 || !denominator.is_power_of_two() {
+        return Err(format!(
+            "time signature {numerator}/{denominator} is not a MIDI time signature"
+        ));
+    }
+    // 24 MIDI clocks per metronome click (a quarter note) and 8 32nds per quarter: the usual.
+    let power = denominator.trailing_zeros() as u8;
+    let mut track = vec![meta(0, MetaMessage::TimeSignature(numerator, power, 24, 8))];
+    let mut previous = 0;
+    for &(beat, bpm) in changes {
+        let micros_per_beat = (60e6 / bpm).round();
+        let micros_per_beat = u24::try_from(micros_per_beat as u32)
+            .filter(|_| bpm.is_finite() && micros_per_beat >= 1.0)
+            .ok_or_else(|| format!("tempo {bpm} BPM is outside 3.6–60,000,000 BPM"))?;
+        if !(beat.is_finite() && beat >= 0.0) {
+            return Err(format!("a tempo change at beat {beat}"));
+        }
+        let tick = (beat * ticks_per_beat).round() as u64;
+        let delta = u28::try_from(u32::try_from(tick.saturating_sub(previous)).unwrap_or(u32::MAX))
+            .ok_or_else(|| format!("a tempo change at beat {beat} is too far out"))?;
+        previous = previous.max(tick);
+        track.push(TrackEvent {
+            delta,
+            kind: TrackEventKind::Meta(MetaMessage::Tempo(micros_per_beat)),
+        });
+    }
+    track.push(meta(0, MetaMessage::EndOfTrack));
+    Ok(track)
+}
+
+/// The bytes [`write`] would store, with `(beat, bpm)` tempo changes in beat order; the error is
+/// the reason in words.
+fn to_bytes(
+    notes: &[Note],
+    tempo_changes: &[(f64, f64)],
+    time_signature: (u8, u8),
+    ticks_per_beat: u16,
+) -> Result<Vec<u8>, String> {
     let ticks = u15::try_from(ticks_per_beat)
         .filter(|t| t.as_int() > 0)
         .ok_or_else(|| format!("{ticks_per_beat} ticks per beat is outside 1–32767"))?;
-    let micros_per_beat = (60e6 / tempo_bpm).round();
-    let micros_per_beat = u24::try_from(micros_per_beat as u32)
-        .filter(|_| tempo_bpm.is_finite() && micros_per_beat >= 1.0)
-        .ok_or_else(|| format!("tempo {tempo_bpm} BPM is outside 3.6–60,000,000 BPM"))?;
-
-    let tempo_track = vec![
-        meta(0, MetaMessage::TimeSignature(4, 2, 24, 8)),
-        meta(0, MetaMessage::Tempo(micros_per_beat)),
-        meta(0, MetaMessage::EndOfTrack),
-    ];
+    let tempo_track = tempo_track(tempo_changes, time_signature, f64::from(ticks_per_beat))?;
 
     // (channel, pitch, on tick, off tick, velocity)
     let mut spans: Vec<(u8, u8, u64, u64, u8)> = Vec::with_capacity(notes.len());
@@ -751,6 +813,25 @@ mod tests {
             );
             assert_eq!(got.channel, want.channel);
         }
+    }
+
+    #[test]
+    fn tempo_changes_and_time_signature_survive_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tempo.mid");
+        let notes = [Note::new(60, 100, 0, 0.0, 8.0)];
+        let map = TempoMap::from_changes(&[(0.0, 100.0), (1.5, 75.0), (4.0, 150.0)]);
+        write_with_tempo_map(&file, &notes, &map, (6, 8), 480).unwrap();
+        let song = read(&file).unwrap();
+        assert_eq!(song.time_signature, (6, 8));
+        let changes: Vec<(f64, f64)> = song.tempo_map.changes().collect();
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        for ((beat, bpm), (want_beat, want_bpm)) in changes.iter().zip(map.changes()) {
+            assert_eq!(*beat, want_beat);
+            assert!((bpm - want_bpm).abs() < 1e-3, "{bpm} vs {want_bpm}");
+        }
+        let error = write_with_tempo_map(&file, &notes, &map, (3, 5), 480).unwrap_err();
+        assert!(error.to_string().contains("3/5"), "{error}");
     }
 
     #[test]

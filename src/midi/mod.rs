@@ -44,7 +44,7 @@ mod note;
 pub mod tempo;
 pub mod tokenizer;
 
-pub use file::{read, write, MidiError, Song, Track};
+pub use file::{read, write, write_with_tempo_map, MidiError, Song, Track};
 pub use key::{detect_key, Key, Mode, Scale};
 pub use note::Note;
 pub use tempo::TempoMap;

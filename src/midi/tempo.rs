@@ -117,6 +117,15 @@ impl TempoMap {
         60.0 / self.segments[index.saturating_sub(1)].seconds_per_beat
     }
 
+    /// This map up to `beat`: later changes are dropped, so the tempo in force at `beat` holds
+    /// from there on (a continuation written after a phrase keeps the phrase's last tempo).
+    pub fn until(&self, beat: f64) -> Self {
+        let kept = self.segments.partition_point(|s| s.beat <= beat).max(1);
+        Self {
+            segments: self.segments[..kept].to_vec(),
+        }
+    }
+
     /// The changes as `(beat, bpm)`, starting with the one at beat 0.
     pub fn changes(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
         self.segments
@@ -153,6 +162,19 @@ mod tests {
             map.changes().collect::<Vec<_>>(),
             vec![(0.0, 120.0), (2.0, 60.0), (3.0, 240.0)]
         );
+    }
+
+    #[test]
+    fn until_keeps_the_tempo_in_force_from_then_on() {
+        let map = TempoMap::from_changes(&[(0.0, 100.0), (2.0, 90.0), (6.0, 60.0)]);
+        let cut = map.until(4.0);
+        assert_eq!(
+            cut.changes().collect::<Vec<_>>(),
+            vec![(0.0, 100.0), (2.0, 90.0)]
+        );
+        assert_eq!(cut.bpm_at(10.0), 90.0);
+        assert_eq!(map.until(6.0), map, "a change at the cut is kept");
+        assert_eq!(map.until(-1.0).changes().count(), 1, "never empty");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::error::ModelError;
 use super::loader::validate;
 use super::locate::this_binary_path;
-use super::manifest::Manifest;
+use super::manifest::{Manifest, ModelKind};
 
 /// Model directories, searched in order; earlier directories win when names collide.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,21 +105,49 @@ pub struct FoundModel {
 /// Lists every `*.json` in `dirs` (directory order, then file name order), each with its
 /// validity. Missing or unreadable directories are skipped.
 pub fn scan(dirs: &ModelDirs) -> Vec<FoundModel> {
-    let mut found = Vec::new();
-    for dir in &dirs.dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
+    manifest_paths(dirs)
+        .map(|path| {
+            let result = validate(&path, None).map(|v| v.manifest);
+            FoundModel { path, result }
+        })
+        .collect()
+}
+
+/// Names (manifest file stems) of the models of `kind` in `dirs`, each once, in search order.
+/// A name resolves as [`ModelDirs::find`] does: only the first directory's manifest counts.
+///
+/// Only manifests are parsed (no hashing, no session), so this is cheap enough for plugin
+/// construction; a broken model is reported when it is loaded.
+pub fn names_of_kind(dirs: &ModelDirs, kind: ModelKind) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut names = Vec::new();
+    for path in manifest_paths(dirs) {
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
             continue;
         };
-        let mut manifests: Vec<PathBuf> = entries
+        if seen.iter().any(|s| s == name) {
+            continue;
+        }
+        seen.push(name.to_owned());
+        if Manifest::load(&path).is_ok_and(|m| m.kind == kind) {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+/// Every `*.json` file in `dirs`: directory order, then file name order. Missing or unreadable
+/// directories are skipped.
+fn manifest_paths(dirs: &ModelDirs) -> impl Iterator<Item = PathBuf> + '_ {
+    dirs.dirs.iter().flat_map(|dir| {
+        let mut manifests: Vec<PathBuf> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
             .filter_map(|e| e.ok())
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|e| e == "json") && p.is_file())
             .collect();
         manifests.sort();
-        for path in manifests {
-            let result = validate(&path, None).map(|v| v.manifest);
-            found.push(FoundModel { path, result });
-        }
-    }
-    found
+        manifests
+    })
 }

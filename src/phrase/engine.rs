@@ -10,8 +10,13 @@
 //! Rings are `rtrb` (streams of events: every one matters, a full ring drops and counts).
 //! The model is loaded on the worker, never on the audio thread; its status and problems are
 //! reported through [`PhraseShared`] and a status callback (the plugin logs it).
+//!
+//! Switching models ([`PhraseRequest::Model`]) goes through the same request ring as Generate,
+//! so the worker handles it in order: a generation already asked for finishes with the old
+//! model (its notes stay scheduled), and the next one uses the new model. A model that fails to
+//! load leaves the previous one in place.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -35,6 +40,8 @@ const NOTE_CAPACITY: usize = 2048;
 const PLAYER_CAPACITY: usize = 1024;
 /// Note events one block may emit.
 const BLOCK_EVENT_CAPACITY: usize = 1024;
+/// [`PhraseShared::model_choice`] while no model is loaded.
+pub const NO_MODEL: usize = usize::MAX;
 /// Tempo used when the host gives none.
 pub const DEFAULT_TEMPO_BPM: f64 = 120.0;
 /// A continuation starts at a bar line at least this far (in seconds) after its trigger, so the
@@ -56,6 +63,8 @@ pub struct PhraseShared {
     pub generations: AtomicU64,
     /// Whether a continuation model is loaded.
     pub model_ready: AtomicBool,
+    /// Index in [`ModelSource::choices`] of the loaded model; [`NO_MODEL`] before any loads.
+    pub model_choice: AtomicUsize,
     /// Time from picking up a trigger to the first note being ready, in ms (last generation).
     pub first_note_ms: AtomicF32,
     /// The latest problem or status in words (worker and GUI only; never the audio thread).
@@ -107,6 +116,11 @@ pub enum PhraseRequest {
         /// 0-based variation.
         variation: u8,
     },
+    /// Load another of [`ModelSource::choices`] for the generations that follow.
+    Model {
+        /// Index in [`ModelSource::choices`].
+        index: u16,
+    },
 }
 
 /// Worker control messages from non-real-time threads.
@@ -118,11 +132,13 @@ pub enum PhraseCommand {
     Clear,
 }
 
-/// Where the worker finds its continuation model.
+/// Where the worker finds its continuation models.
 #[derive(Debug, Clone)]
 pub struct ModelSource {
-    /// Model name or manifest path.
-    pub name: String,
+    /// Model names or manifest paths that [`PhraseRequest::Model`] picks from by index.
+    pub choices: Vec<String>,
+    /// The choice loaded when the worker starts.
+    pub initial: usize,
     /// Directories to look in.
     pub dirs: ModelDirs,
     /// Inference backend.
@@ -156,6 +172,7 @@ pub fn start(
         last_event_beat: AtomicF64::new(0.0),
         generations: AtomicU64::new(0),
         model_ready: AtomicBool::new(false),
+        model_choice: AtomicUsize::new(NO_MODEL),
         first_note_ms: AtomicF32::new(0.0),
         status: Mutex::new(String::new()),
     });
@@ -165,7 +182,8 @@ pub fn start(
         notes: notes_in,
         history: PhraseHistory::new(history_beats),
         shared: shared.clone(),
-        model_source: Some(model),
+        pending_initial: true,
+        source: model,
         model: None,
         on_status,
         variations: Vec::new(),
@@ -252,11 +270,13 @@ impl PhraseRealtime {
         }
     }
 
-    /// Sends a request to the worker (dropped and counted if its queue is full).
-    pub fn request(&mut self, request: PhraseRequest) {
-        if self.requests.push(request).is_err() {
+    /// Sends a request to the worker; `false` (and counted as dropped) when its queue is full.
+    pub fn request(&mut self, request: PhraseRequest) -> bool {
+        let sent = self.requests.push(request).is_ok();
+        if !sent {
             self.count_dropped(1);
         }
+        sent
     }
 
     /// Ends every generated note (at `timing`) and forgets the scheduled ones.
@@ -277,7 +297,7 @@ impl PhraseRealtime {
         );
     }
 
-    /// This block's outgoing events (pass-through events may be added too); drain sorted.
+    /// This block's generated note events; drain sorted.
     pub fn output(&mut self) -> &mut EventList {
         &mut self.output
     }
@@ -297,8 +317,9 @@ struct PhraseWorker {
     notes: Producer<ScheduledNote>,
     history: PhraseHistory,
     shared: Arc<PhraseShared>,
-    /// Taken on the first poll, when the model is loaded (off the plugin's activation path).
-    model_source: Option<ModelSource>,
+    /// The initial model is loaded on the first poll (off the plugin's activation path).
+    pending_initial: bool,
+    source: ModelSource,
     model: Option<TokenModel>,
     on_status: StatusCallback,
     /// The variations of the latest continuation.
@@ -315,16 +336,46 @@ impl PhraseWorker {
         }
     }
 
-    fn load_model(&mut self, source: ModelSource) {
-        match load_token_model(&source.name, &source.dirs, source.backend) {
+    /// Loads choice `index`; on failure the current model (if any) stays.
+    fn load_model(&mut self, index: usize) {
+        if self.shared.model_choice.load(Ordering::Relaxed) == index {
+            return;
+        }
+        let Some(name) = self.source.choices.get(index) else {
+            self.report(format!(
+                "no continuation model number {index} (there are {})",
+                self.source.choices.len()
+            ));
+            return;
+        };
+        match load_token_model(name, &self.source.dirs, self.source.backend) {
             Ok(model) => {
                 let status = format!("continuation model {} ready", model.path().display());
                 self.model = Some(model);
+                self.shared.model_choice.store(index, Ordering::Relaxed);
                 self.shared.model_ready.store(true, Ordering::Relaxed);
                 self.report(status);
             }
-            Err(error) => self.report(format!("no continuation model: {error}")),
+            Err(error) => {
+                let status = match &self.model {
+                    Some(current) => format!(
+                        "continuation model `{name}` not loaded, keeping {}: {error}",
+                        current.path().display()
+                    ),
+                    None => format!("no continuation model: {error}"),
+                };
+                self.report(status);
+            }
         }
+    }
+
+    /// Of several model switches in a row only the last matters: skips to it.
+    fn latest_model_request(&mut self, mut index: u16) -> u16 {
+        while let Ok(&PhraseRequest::Model { index: next }) = self.requests.peek() {
+            index = next;
+            let _ = self.requests.pop();
+        }
+        index
     }
 
     fn generate(&mut self, request: PhraseRequest) {
@@ -432,8 +483,8 @@ impl Worker for PhraseWorker {
     }
 
     fn poll(&mut self) -> bool {
-        if let Some(source) = self.model_source.take() {
-            self.load_model(source);
+        if std::mem::take(&mut self.pending_initial) {
+            self.load_model(self.source.initial);
         }
         self.history
             .set_length_beats(self.shared.history_beats.load(Ordering::Relaxed));
@@ -452,6 +503,10 @@ impl Worker for PhraseWorker {
             match request {
                 PhraseRequest::Generate { .. } => self.generate(request),
                 PhraseRequest::Select { variation } => self.select(variation),
+                PhraseRequest::Model { index } => {
+                    let index = self.latest_model_request(index);
+                    self.load_model(usize::from(index));
+                }
             }
             worked = true;
         }
@@ -466,7 +521,8 @@ mod tests {
 
     fn no_model() -> ModelSource {
         ModelSource {
-            name: "no-such-model".into(),
+            choices: vec!["no-such-model".into()],
+            initial: 0,
             dirs: ModelDirs::new(Vec::new()),
             backend: BackendChoice::Tract,
         }

@@ -171,6 +171,18 @@ impl TokenModel {
 /// Name of the shipped default continuation model.
 pub const DEFAULT_MODEL: &str = "continuo-chorales";
 
+/// The continuation models a musician can choose from in `dirs`: [`DEFAULT_MODEL`] first (even
+/// when it is missing, so that choice reports why), then the others by name. The order only
+/// changes when models are added or removed.
+pub fn continuation_choices(dirs: &crate::model::ModelDirs) -> Vec<String> {
+    let mut names =
+        crate::model::lookup::names_of_kind(dirs, crate::model::ModelKind::Continuation);
+    names.retain(|name| name != DEFAULT_MODEL);
+    names.sort();
+    names.insert(0, DEFAULT_MODEL.to_owned());
+    names
+}
+
 /// Loads a continuation model given as a manifest path, or by name from `dirs`.
 ///
 /// # Errors

@@ -1,5 +1,7 @@
 //! Continuo Phrase: a note effect that listens to what is played on its track, in host beats,
-//! and plays continuations from a token model as sample-accurate MIDI out.
+//! and plays continuations from a token model as sample-accurate MIDI out. With Thru on, what
+//! it receives (notes, CCs, pitch bend, pressure, program changes) passes to the output at its
+//! own sample, merged in time order with the generated notes.
 
 mod params;
 
@@ -11,15 +13,19 @@ use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 
 pub use params::PhraseParams;
+use params::{model_choices, model_index, restore_model_choice};
 
 use crate::engine::worker::WorkerHandle;
 use crate::model::{BackendChoice, ModelDirs};
 use crate::phrase::engine::{
     self, ModelSource, PhraseCommand, PhraseRealtime, PhraseRequest, PhraseShared, TransportInfo,
 };
-use crate::phrase::generate::{GenerationSettings, DEFAULT_MODEL};
+use crate::phrase::generate::GenerationSettings;
 use crate::phrase::player::NoteOut;
 use crate::phrase::trigger::{TriggerInput, TriggerState};
+
+/// Input events passed through per block (more are dropped and counted).
+const THRU_CAPACITY: usize = 1024;
 
 /// The running engine; dropping it stops and joins the worker.
 struct Running {
@@ -28,6 +34,10 @@ struct Running {
     triggers: TriggerState,
     /// Variation the player was last told to play (0-based).
     selected: u8,
+    /// Model choice the worker was last asked for.
+    model: usize,
+    /// This block's input events for thru, in input order (capacity fixed at activation).
+    thru: Vec<PluginNoteEvent<ContinuoPhrase>>,
     was_bypassed: bool,
     _worker: WorkerHandle<PhraseCommand>,
 }
@@ -56,8 +66,10 @@ impl Plugin for ContinuoPhrase {
         },
         AudioIOLayout::const_default(),
     ];
-    const MIDI_INPUT: MidiConfig = MidiConfig::Basic;
-    const MIDI_OUTPUT: MidiConfig = MidiConfig::Basic;
+    // MidiCCs, not Basic: otherwise the host never hands over CCs, pitch bend, channel pressure
+    // or program changes, and thru could not pass them on.
+    const MIDI_INPUT: MidiConfig = MidiConfig::MidiCCs;
+    const MIDI_OUTPUT: MidiConfig = MidiConfig::MidiCCs;
     const SAMPLE_ACCURATE_AUTOMATION: bool = false;
 
     type SysExMessage = ();
@@ -68,6 +80,10 @@ impl Plugin for ContinuoPhrase {
         self.params.clone()
     }
 
+    fn filter_state(state: &mut PluginState) {
+        restore_model_choice(state, model_choices());
+    }
+
     fn activate(
         &mut self,
         _audio_io_layout: &AudioIOLayout,
@@ -75,8 +91,10 @@ impl Plugin for ContinuoPhrase {
         _context: &mut impl ActivateContext<Self>,
     ) -> bool {
         self.running = None;
+        let initial = self.model_choice();
         let model = ModelSource {
-            name: DEFAULT_MODEL.into(),
+            choices: model_choices().to_vec(),
+            initial,
             dirs: ModelDirs::standard(&[]),
             backend: BackendChoice::Auto,
         };
@@ -93,6 +111,8 @@ impl Plugin for ContinuoPhrase {
                     shared,
                     triggers: TriggerState::default(),
                     selected: self.selected_variation(),
+                    model: initial,
+                    thru: Vec::with_capacity(THRU_CAPACITY),
                     was_bypassed: false,
                     _worker: worker,
                 });
@@ -127,6 +147,7 @@ impl Plugin for ContinuoPhrase {
         };
         let history_beats = self.history_beats(beats_per_bar);
         let selected = self.selected_variation();
+        let model = self.model_choice();
         let params = &self.params;
         let Some(running) = &mut self.running else {
             return ProcessStatus::Normal;
@@ -144,6 +165,15 @@ impl Plugin for ContinuoPhrase {
         running.was_bypassed = bypassed;
 
         capture_input(running, context, params.thru.value() || bypassed, bypassed);
+        // Before any Generate of this block, so that it uses the new model. A full request
+        // queue leaves `running.model` as it was: the switch is retried next block.
+        if model != running.model
+            && running.engine.request(PhraseRequest::Model {
+                index: model as u16,
+            })
+        {
+            running.model = model;
+        }
         if !bypassed {
             start_continuations(running, params, beats_per_bar, block_len, selected);
             running.engine.render(block_len);
@@ -165,6 +195,10 @@ impl ContinuoPhrase {
     fn selected_variation(&self) -> u8 {
         (self.params.variation.value() - 1).clamp(0, 7) as u8
     }
+
+    fn model_choice(&self) -> usize {
+        model_index(self.params.model.value(), model_choices().len())
+    }
 }
 
 /// Quarter notes per bar from the host's time signature (4/4 when unknown).
@@ -177,7 +211,7 @@ fn beats_per_bar(transport: &Transport) -> f64 {
     }
 }
 
-/// Records incoming notes (history and triggers) and queues them for thru.
+/// Records incoming notes (history and triggers) and keeps the events thru passes on.
 fn capture_input(
     running: &mut Running,
     context: &mut impl ProcessContext<ContinuoPhrase>,
@@ -185,41 +219,62 @@ fn capture_input(
     bypassed: bool,
 ) {
     while let Some(event) = context.next_event() {
-        let (timing, on, channel, key, velocity) = match event {
+        let note = match event {
             NoteEvent::NoteOn {
                 timing,
                 channel,
                 key,
                 velocity,
                 ..
-            } => (timing, true, channel, key, velocity),
+            } => Some((timing, true, channel, key, velocity)),
             NoteEvent::NoteOff {
                 timing,
                 channel,
                 key,
                 velocity,
                 ..
-            } => (timing, false, channel, key, velocity),
-            _ => continue,
+            } => Some((timing, false, channel, key, velocity)),
+            _ => None,
         };
-        let (Some(channel), Some(pitch)) = (channel.number(), key.number()) else {
-            continue;
-        };
-        if !bypassed {
-            running.engine.capture(timing, on, channel, pitch, velocity);
-            let beat = running.engine.beat_at(timing);
-            running.triggers.note(on, beat);
+        if let Some((timing, on, channel, key, velocity)) = note {
+            let (Some(channel), Some(pitch)) = (channel.number(), key.number()) else {
+                continue;
+            };
+            if !bypassed {
+                running.engine.capture(timing, on, channel, pitch, velocity);
+                let beat = running.engine.beat_at(timing);
+                running.triggers.note(on, beat);
+            }
         }
-        if thru {
-            running.engine.output().push(NoteOut {
-                timing,
-                on,
-                channel,
-                pitch,
-                velocity,
-            });
+        if thru && passes_thru(&event) {
+            if running.thru.len() < running.thru.capacity() {
+                running.thru.push(event);
+            } else {
+                running.engine.count_dropped(1);
+            }
         }
     }
+}
+
+/// Whether thru forwards `event`: what a player sends, not host-side voice management or
+/// modulation.
+fn passes_thru<S>(event: &NoteEvent<S>) -> bool {
+    matches!(
+        event,
+        NoteEvent::NoteOn { .. }
+            | NoteEvent::NoteOff { .. }
+            | NoteEvent::PolyPressure { .. }
+            | NoteEvent::PolyVolume { .. }
+            | NoteEvent::PolyPan { .. }
+            | NoteEvent::PolyTuning { .. }
+            | NoteEvent::PolyVibrato { .. }
+            | NoteEvent::PolyExpression { .. }
+            | NoteEvent::PolyBrightness { .. }
+            | NoteEvent::MidiChannelPressure { .. }
+            | NoteEvent::MidiPitchBend { .. }
+            | NoteEvent::MidiCC { .. }
+            | NoteEvent::MidiProgramChange { .. }
+    )
 }
 
 /// Asks the worker for a continuation when a trigger fires, or for another variation.
@@ -276,32 +331,60 @@ fn start_continuations(
 /// Sends this block's events (thru and generated) to the host, in time order.
 fn send_output(running: &mut Running, context: &mut impl ProcessContext<ContinuoPhrase>) {
     let mut failed = 0;
-    for event in running.engine.output().drain_sorted() {
-        let channel = Channel::Number(event.channel);
-        let key = Key::Number(event.pitch);
-        let note = if event.on {
-            NoteEvent::NoteOn {
-                timing: event.timing,
-                voice_id: VoiceID::Wildcard,
-                channel,
-                key,
-                velocity: event.velocity,
+    merge_output(
+        running.engine.output().drain_sorted(),
+        &mut running.thru,
+        |event| {
+            if context.try_send_event(event).is_err() {
+                failed += 1;
             }
-        } else {
-            NoteEvent::NoteOff {
-                timing: event.timing,
-                voice_id: VoiceID::Wildcard,
-                channel,
-                key,
-                velocity: event.velocity,
-            }
-        };
-        if context.try_send_event(note).is_err() {
-            failed += 1;
-        }
-    }
+        },
+    );
     if failed > 0 {
         running.engine.count_dropped(failed);
+    }
+}
+
+/// Merges the generated notes (sorted) with the thru events (emptied; kept in input order, which
+/// hosts give in time order) into `send`, in time order. At one sample generated note-offs go
+/// first and generated note-ons last, so a pitch both parts play is released before it is
+/// struck again.
+fn merge_output<S: Copy>(
+    generated: impl Iterator<Item = NoteOut>,
+    thru: &mut Vec<NoteEvent<S>>,
+    mut send: impl FnMut(NoteEvent<S>),
+) {
+    let mut thru_events = thru.drain(..).peekable();
+    for note in generated {
+        while let Some(event) = thru_events
+            .next_if(|e| e.timing() < note.timing || (e.timing() == note.timing && note.on))
+        {
+            send(event);
+        }
+        send(generated_event(note));
+    }
+    thru_events.for_each(send);
+}
+
+fn generated_event<S>(note: NoteOut) -> NoteEvent<S> {
+    let channel = Channel::Number(note.channel);
+    let key = Key::Number(note.pitch);
+    if note.on {
+        NoteEvent::NoteOn {
+            timing: note.timing,
+            voice_id: VoiceID::Wildcard,
+            channel,
+            key,
+            velocity: note.velocity,
+        }
+    } else {
+        NoteEvent::NoteOff {
+            timing: note.timing,
+            voice_id: VoiceID::Wildcard,
+            channel,
+            key,
+            velocity: note.velocity,
+        }
     }
 }
 
@@ -319,4 +402,96 @@ impl Vst3Plugin for ContinuoPhrase {
     // Hosts only send MIDI to VST3 plugins that declare themselves instruments.
     const VST3_SUBCATEGORIES: &'static [Vst3SubCategory] =
         &[Vst3SubCategory::Instrument, Vst3SubCategory::Tools];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cc(timing: u32, value: f32) -> NoteEvent<()> {
+        NoteEvent::MidiCC {
+            timing,
+            channel: 0,
+            cc: 1,
+            value,
+        }
+    }
+
+    fn generated(timing: u32, on: bool, pitch: u8) -> NoteOut {
+        NoteOut {
+            timing,
+            on,
+            channel: 0,
+            pitch,
+            velocity: 0.5,
+        }
+    }
+
+    #[test]
+    fn thru_events_keep_their_samples_merged_with_the_generated_notes() {
+        let bend = NoteEvent::MidiPitchBend {
+            timing: 5,
+            channel: 0,
+            value: 0.75,
+        };
+        let thru_on = NoteEvent::NoteOn {
+            timing: 10,
+            voice_id: VoiceID::Wildcard,
+            channel: Channel::Number(0),
+            key: Key::Number(60),
+            velocity: 0.8,
+        };
+        let mut thru = Vec::with_capacity(8);
+        thru.extend([cc(0, 0.1), bend, thru_on, cc(40, 0.9)]);
+        let capacity = thru.capacity();
+        let generated_notes = [
+            generated(10, false, 60),
+            generated(10, true, 64),
+            generated(20, true, 67),
+        ];
+        let mut sent = Vec::new();
+        merge_output(generated_notes.into_iter(), &mut thru, |e| sent.push(e));
+        let expected: Vec<NoteEvent<()>> = vec![
+            cc(0, 0.1),
+            bend,
+            generated_event(generated_notes[0]),
+            thru_on,
+            generated_event(generated_notes[1]),
+            generated_event(generated_notes[2]),
+            cc(40, 0.9),
+        ];
+        assert_eq!(sent, expected);
+        assert!(
+            thru.is_empty() && thru.capacity() == capacity,
+            "reused, not reallocated"
+        );
+    }
+
+    #[test]
+    fn thru_passes_what_a_player_sends_not_host_voice_management() {
+        assert!(passes_thru(&cc(0, 0.5)));
+        assert!(passes_thru(&NoteEvent::<()>::MidiProgramChange {
+            timing: 0,
+            channel: 3,
+            program: 12,
+        }));
+        assert!(passes_thru(&NoteEvent::<()>::MidiChannelPressure {
+            timing: 0,
+            channel: 0,
+            pressure: 0.5,
+        }));
+        assert!(passes_thru(&NoteEvent::<()>::PolyPressure {
+            timing: 0,
+            voice_id: VoiceID::Wildcard,
+            channel: Channel::Number(0),
+            key: Key::Number(60),
+            pressure: 0.5,
+        }));
+        assert!(!passes_thru(&NoteEvent::<()>::VoiceTerminated {
+            timing: 0,
+            voice_id: VoiceID::Wildcard,
+            channel: Channel::Number(0),
+            key: Key::Number(60),
+        }));
+    }
 }
