@@ -162,14 +162,19 @@ fn calibrate(
     mode: LatencyMode,
     voice_latency: usize,
 ) -> Result<(usize, usize), StyleError> {
-    // The prime: the largest shortfall of an unprimed chain over two seconds.
-    let mut chain = RateChain::new(host_rate, mode, 0)?;
+    // The prime: run a generously primed chain for two seconds and see how close to empty its
+    // output FIFO came; the prime is what it actually needed.
+    let generous = 2 * host_rate as usize;
+    let mut chain = RateChain::new(host_rate, mode, generous)?;
     let hop = chain.host_hop;
     let (silence, mut out) = (vec![0.0; hop], vec![0.0; hop]);
-    let mut prime = 0;
+    let mut lowest = generous;
     for _ in 0..(2 * host_rate as usize).div_ceil(hop) {
-        prime = prime.max(chain.process(&silence, &mut out, |i, o| o.copy_from_slice(i)));
+        chain.process(&silence, &mut out, |i, o| o.copy_from_slice(i));
+        // What was left after this hop's output, i.e. the margin above running dry.
+        lowest = lowest.min(chain.out.len());
     }
+    let prime = generous - lowest;
 
     // The latency: where a band-limited pulse (3 kHz sinc under a 4 ms Hann window) comes out.
     let mut chain = RateChain::new(host_rate, mode, prime)?;

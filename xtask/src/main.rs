@@ -142,14 +142,15 @@ fn test() -> Result<()> {
     // bundle, which is built with it.
     // Benchmarks are compiled (so they cannot rot) but run only by `cargo bench`.
     run(Command::new(env!("CARGO")).args(["test", "--benches", "--no-run"]))?;
+    // With the trainer: its tests (tiny synthetic data) and the style-vs-eval check run too.
     run(Command::new(env!("CARGO"))
-        .arg("test")
+        .args(["test", "--features", "train"])
         .env("ORT_DYLIB_PATH", &library))?;
-    vst3_host_check(&root)
+    vst3_host_check(&root, &library)
 }
 
 /// Loads the VST3 bundle in pedalboard (PyPI), a real VST3 host, from a venv under target/.
-fn vst3_host_check(root: &Path) -> Result<()> {
+fn vst3_host_check(root: &Path, library: &Path) -> Result<()> {
     let venv = root.join("target/venv");
     let python = venv.join("bin/python");
     if !python.exists() {
@@ -164,9 +165,12 @@ fn vst3_host_check(root: &Path) -> Result<()> {
         "pedalboard==0.9.*",
         "numpy",
     ]))?;
+    // The CLI (built by `cargo test`) is the reference the plugin must match.
     run(Command::new(&python)
         .arg(root.join("tests/hosts/pedalboard_vst3.py"))
-        .arg(root.join("target/bundled/Continuo.vst3")))
+        .arg(root.join("target/bundled/Continuo.vst3"))
+        .arg(root.join("target/debug/continuo"))
+        .env("ORT_DYLIB_PATH", library))
 }
 
 fn demo() -> Result<()> {

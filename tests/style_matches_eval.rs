@@ -1,0 +1,58 @@
+#![cfg(feature = "train")]
+//! One engine: `continuo style` on a 16 kHz file (the plugin's processor, run by the engine)
+//! gives the same audio as the trainer's evaluation path (`continuo-train eval`), which analyses
+//! the whole file offline and runs the model in 250-frame chunks. So the figures `eval` reports
+//! are the plugin's figures.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use continuo::model::{load_model, BackendChoice, ModelKind};
+use continuo::train::timbre::data::{analyse_clip, read_mono_16k};
+use continuo::train::timbre::eval::transfer;
+
+#[test]
+fn cli_style_equals_the_evaluated_transfer() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let input = root.join("tests/fixtures/melody_16k.wav");
+    let manifest = root.join("models/continuo-violin.json");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = dir.path().join("styled.wav");
+    // Gate off: the evaluation has no gate.
+    let run = Command::new(env!("CARGO_BIN_EXE_continuo"))
+        .args(["style", "--gate", "-100", "--model"])
+        .arg(&manifest)
+        .arg(&input)
+        .arg("-o")
+        .arg(&output)
+        .output()
+        .expect("run continuo");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let cli = continuo::wav::read(&output).expect("output").channels[0].clone();
+
+    let mut loaded =
+        load_model(&manifest, ModelKind::Timbre, BackendChoice::Auto).expect("model loads");
+    let features = loaded.manifest.features.clone().expect("features");
+    let audio = read_mono_16k(&input).expect("fixture");
+    let clip = analyse_clip("melody", audio, &features).expect("analysis");
+    let manifest_data = loaded.manifest.clone();
+    let evaluated = transfer(&mut loaded.session, &manifest_data, &clip, 250).expect("transfer");
+
+    assert_eq!(cli.len(), evaluated.len());
+    let peak = evaluated.iter().fold(0.0f32, |m, y| m.max(y.abs()));
+    let difference = cli
+        .iter()
+        .zip(&evaluated)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    println!("peak {peak:.3}, max difference {difference:.2e}");
+    assert!(peak > 0.05, "the transfer is not silent");
+    // 32-bit float WAV round trip and chunked vs per-frame model calls: float rounding only.
+    assert!(
+        difference <= 1e-4 * peak.max(1.0),
+        "max difference {difference:.2e}"
+    );
+}
