@@ -486,6 +486,7 @@ impl Plugin for ContinuoStyle {
             )
         });
         self.sample_rate = buffer_config.sample_rate;
+        log_model_runtime();
         self.running = Some(Running {
             _loader: loader,
             engine,
@@ -529,6 +530,22 @@ impl Plugin for ContinuoStyle {
 
     fn deactivate(&mut self) {
         self.running = None;
+    }
+}
+
+/// Finds the model runtime (ONNX Runtime beside the plugin, else tract) on a short-lived
+/// thread, so activation stays quick, and logs which one models run on.
+fn log_model_runtime() {
+    let probe = || {
+        let backend = crate::model::describe_auto_backend(&crate::model::RuntimeSearch::default());
+        nice_log!("Continuo Style: models run on {backend}");
+    };
+    if std::thread::Builder::new()
+        .name("continuo-runtime-probe".into())
+        .spawn(probe)
+        .is_err()
+    {
+        nice_log!("Continuo Style: could not start the model runtime probe");
     }
 }
 

@@ -63,12 +63,14 @@ check(error < 1e-5, f"Mix 0%: dry path aligned (lag {lag}), max error {error:.2e
 style.mix = 100.0
 style.reset()
 block = 8192
-output = style(stereo, sample_rate, buffer_size=block)
+# Style restyles the mono sum, so the channels must not cancel (as [tone, −tone] would).
+restyle_input = np.stack([tone, 0.5 * tone])
+output = style(restyle_input, sample_rate, buffer_size=block)
 check(bool(np.all(np.isfinite(output))), "Mix 100%: output finite")
 with tempfile.TemporaryDirectory() as tmp:
     wav_in, wav_out = os.path.join(tmp, "in.wav"), os.path.join(tmp, "out.wav")
     with pedalboard.io.AudioFile(wav_in, "w", sample_rate, 2, bit_depth=32) as f:
-        f.write(stereo)
+        f.write(restyle_input)
     run = subprocess.run([sys.argv[2], "style", wav_in, "-o", wav_out, "--block", str(block)],
                          capture_output=True, text=True)
     check(run.returncode == 0, f"CLI style ran: {run.stdout.strip()} {run.stderr.strip()}")

@@ -534,7 +534,7 @@ fn write_report(
         .unwrap_or_default();
     let mut r = String::new();
     writeln!(r, "# Timbre model `{name}`\n")?;
-    writeln!(r, "Reproduce: `timbre train {} --out {} --steps {} --seed {}` (scratch binary; `continuo-train timbre` once merged).\n", args.data_dir.display(), args.out.display(), config.steps, config.seed)?;
+    writeln!(r, "Reproduce: `continuo-train timbre {} --out {} --steps {} --seed {}` (or `cargo xtask train-defaults`).\n", args.data_dir.display(), args.out.display(), config.steps, config.seed)?;
     writeln!(r, "## Contract\n")?;
     writeln!(
         r,
