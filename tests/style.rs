@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use continuo::dsp::analysis::analyze;
 use continuo::dsp::metrics::multiscale_spectral_distance;
-use continuo::engine::audio::{self, AudioCommand, EngineConfig, MixGain, Timing};
+use continuo::engine::audio::{self, AudioCommand, EngineConfig, HopProcessor, MixGain, Timing};
 use continuo::engine::offline;
 use continuo::model::{BackendChoice, ModelDirs};
 use continuo::style::features::timbre_analysis_config;
@@ -154,17 +154,16 @@ fn dry_path_impulse_lands_exactly_at_the_reported_latency() {
 fn wet_onset_is_aligned_with_the_dry_onset_at_every_rate_and_mode() {
     // The restyled attack must line up with the input after the host's latency compensation.
     // Onset = where the attack starts (see `onset_of`), measured the same way on input and
-    // output. Bar: ±2 ms at 48/96 kHz. At 44.1 kHz the FFT resampler's long 441:160 filter
-    // rings before and after the step and moves the tracked attack by up to ±5 ms although the
-    // chain's delay itself is exact (unit test `chain_latency_is_measured…`): a known gap, so
-    // that rate gets ±6 ms until a shorter-filter resampler replaces it.
+    // output. Bar: ±2 ms at 48/96 kHz. At 44.1 kHz (sinc resampler) the attack starts up to
+    // 5 ms off although the chain's delay itself is exact (unit test
+    // `chain_latency_is_measured…`); why is not understood yet, so that rate is held to ±6 ms.
     let (mut errors, mut failed) = (Vec::new(), false);
     for rate in RATES {
         for mode in MODES {
             let onset = (0.3 * rate) as usize;
             let input = tone_burst(rate, onset, (1.0 * rate) as usize);
             let (p, status) = processor(rate, mode, "continuo-violin", None, Default::default());
-            let latency_ms = 1000.0 * p_latency(&p) as f32 / rate;
+            let latency_ms = 1000.0 * p.latency_samples() as f32 / rate;
             let out = render(p, rate, 256, &input);
             let wet = onset_of(&out, rate) as f32;
             let dry = onset_of(&input, rate) as f32;
@@ -179,11 +178,6 @@ fn wet_onset_is_aligned_with_the_dry_onset_at_every_rate_and_mode() {
         }
     }
     assert!(!failed, "{errors:#?}");
-}
-
-fn p_latency(p: &StyleProcessor) -> usize {
-    use continuo::engine::audio::HopProcessor;
-    p.latency_samples()
 }
 
 #[test]
@@ -407,4 +401,21 @@ fn missing_or_wrong_models_fail_with_the_reason() {
     std::fs::write(&broken, "{ not json").expect("write");
     let message = load(broken.to_str().expect("utf-8 path"));
     assert!(message.contains("broken.json"), "{message}");
+}
+
+#[test]
+fn announced_latency_of_a_mode_is_the_latency_it_then_has() {
+    // Switching modes announces the other mode's latency before the host restarts the plugin;
+    // the processor built after the restart (with a model) must have exactly that.
+    for rate in RATES {
+        for mode in MODES {
+            let announced = StyleProcessor::hop_and_latency(rate, mode).expect("latency");
+            let (p, _) = processor(rate, mode, "continuo-violin", None, Default::default());
+            assert_eq!(
+                announced,
+                (p.hop_size(), p.latency_samples()),
+                "{rate} {mode:?}"
+            );
+        }
+    }
 }

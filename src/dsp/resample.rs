@@ -1,5 +1,8 @@
-//! Host-rate ↔ model-rate resampling: a thin streaming wrapper over rubato's synchronous FFT
-//! resampler (`rubato::Fft`, fixed input chunk), plus an exact pass-through when the rates match.
+//! Host-rate ↔ model-rate resampling: a thin streaming wrapper over rubato, plus an exact
+//! pass-through when the rates match. Rates with a short period (48 ↔ 16 kHz is 3 : 1) use the
+//! synchronous FFT resampler (`rubato::Fft`); rates whose period is long (44.1 ↔ 16 kHz is
+//! 441 : 160, which makes the FFT resampler work in 10 ms blocks with a long filter) use the
+//! asynchronous sinc resampler (`rubato::Async`, 64 taps) instead.
 //!
 //! # Contract
 //! - Input: fixed chunks of [`StreamingResampler::input_chunk_size`] mono samples, sanitised on
@@ -10,11 +13,52 @@
 //!   `output_delay`), 0 for the pass-through. An input impulse at input time `t` (seconds)
 //!   appears at output index `t · to_hz + latency_samples`.
 //! - Allocation: only in `new`; `process_chunk` does not allocate.
-//! - Quality: rubato's default FFT resampler (Blackman-Harris anti-aliasing window); integer-ratio
-//!   FFT sizes, so the rates must have a reasonable common divisor (44.1/48 kHz do).
+//! - Quality: FFT resampler with rubato's default Blackman-Harris window; sinc resampler with a
+//!   64-tap Blackman-Harris² filter and an automatic cut-off.
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Fft, FixedSync, Resampler};
+use rubato::{
+    Async, Fft, FixedAsync, FixedSync, Resampler, SincInterpolationParameters, WindowFunction,
+};
+
+/// Rate pairs whose period (`rate / gcd`) is at most this on both sides use the FFT resampler.
+const FFT_MAX_PERIOD: u32 = 16;
+
+/// The rubato resampler in use.
+enum Inner {
+    Fft(Fft<f32>),
+    Sinc(Box<Async<f32>>),
+}
+
+/// Calls the same `Resampler` method on whichever resampler is inside.
+macro_rules! on_inner {
+    ($inner:expr, $r:ident => $body:expr) => {
+        match $inner {
+            Inner::Fft($r) => $body,
+            Inner::Sinc($r) => $body,
+        }
+    };
+}
+
+/// `(input, output)` chunk granularity for a steady output between two rates: the FFT
+/// resampler emits whole periods of the rate ratio (3 → 1 for 48 → 16 kHz), so chunks that are
+/// whole periods give the same output count every call; the sinc resampler takes any chunk.
+pub fn chunk_period(from_hz: u32, to_hz: u32) -> (usize, usize) {
+    let g = gcd(from_hz, to_hz).max(1);
+    if from_hz / g <= FFT_MAX_PERIOD && to_hz / g <= FFT_MAX_PERIOD {
+        ((from_hz / g) as usize, (to_hz / g) as usize)
+    } else {
+        (1, 1)
+    }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
 
 use crate::dsp::{sanitize_sample, DspError};
 
@@ -24,7 +68,7 @@ pub struct StreamingResampler {
     to_hz: u32,
     chunk_size: usize,
     /// `None` when the rates are equal (pass-through).
-    inner: Option<Fft<f32>>,
+    inner: Option<Inner>,
     /// Sanitised copy of the input chunk.
     input_buffer: Vec<f32>,
 }
@@ -56,19 +100,31 @@ impl StreamingResampler {
         if !(1..=1 << 20).contains(&chunk_size) {
             return Err(DspError::invalid("chunk_size", "must be in 1..=2^20"));
         }
+        let unsupported = |_| DspError::invalid("sample rate", "rate pair not supported");
         let inner = if from_hz == to_hz {
             None
-        } else {
-            Some(
-                Fft::<f32>::new(
-                    from_hz as usize,
-                    to_hz as usize,
-                    chunk_size,
-                    1,
-                    FixedSync::Input,
-                )
-                .map_err(|_| DspError::invalid("sample rate", "rate pair not supported"))?,
+        } else if chunk_period(from_hz, to_hz) != (1, 1) {
+            let fft = Fft::<f32>::new(
+                from_hz as usize,
+                to_hz as usize,
+                chunk_size,
+                1,
+                FixedSync::Input,
             )
+            .map_err(unsupported)?;
+            Some(Inner::Fft(fft))
+        } else {
+            let parameters = SincInterpolationParameters::new(64, WindowFunction::BlackmanHarris2);
+            let sinc = Async::<f32>::new_sinc(
+                f64::from(to_hz) / f64::from(from_hz),
+                1.0,
+                &parameters,
+                chunk_size,
+                1,
+                FixedAsync::Input,
+            )
+            .map_err(unsupported)?;
+            Some(Inner::Sinc(Box::new(sinc)))
         };
         Ok(Self {
             from_hz,
@@ -96,20 +152,23 @@ impl StreamingResampler {
 
     /// Most samples one `process_chunk` call can write: size the output buffer with it.
     pub fn output_frames_max(&self) -> usize {
-        self.inner
-            .as_ref()
-            .map_or(self.chunk_size, |r| r.output_frames_max())
+        self.inner.as_ref().map_or(
+            self.chunk_size,
+            |inner| on_inner!(inner, r => r.output_frames_max()),
+        )
     }
 
     /// Delay in output samples (0 for the pass-through).
     pub fn latency_samples(&self) -> usize {
-        self.inner.as_ref().map_or(0, |r| r.output_delay())
+        self.inner
+            .as_ref()
+            .map_or(0, |inner| on_inner!(inner, r => r.output_delay()))
     }
 
     /// Clears the filter state.
     pub fn reset(&mut self) {
-        if let Some(r) = self.inner.as_mut() {
-            r.reset();
+        if let Some(inner) = self.inner.as_mut() {
+            on_inner!(inner, r => r.reset());
         }
     }
 
@@ -142,7 +201,9 @@ impl StreamingResampler {
             debug_assert!(false, "buffer sizes are checked above");
             return 0;
         };
-        match inner.process_into_buffer(&input_adapter, &mut output_adapter, None) {
+        let result =
+            on_inner!(inner, r => r.process_into_buffer(&input_adapter, &mut output_adapter, None));
+        match result {
             Ok((_, written)) => written,
             Err(_) => {
                 debug_assert!(false, "buffer sizes are checked above");

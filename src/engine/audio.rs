@@ -70,6 +70,17 @@ pub struct Latency {
 }
 
 impl Latency {
+    /// The latency an engine with `config` running a processor of this hop and latency reports.
+    pub fn new(config: &EngineConfig, hop: usize, processor: usize) -> Self {
+        Self {
+            processor,
+            block: config.max_block_size,
+            hop,
+            fade: (FADE_MS * config.sample_rate / 1000.0).round() as usize,
+            idle_poll: (IDLE_POLL.as_secs_f32() * config.sample_rate).ceil() as usize,
+        }
+    }
+
     /// Latency reported to the host: the dry path is delayed by the same amount.
     pub fn total(&self) -> usize {
         self.processor + self.worker_slack()
@@ -135,13 +146,7 @@ pub fn start<P: HopProcessor>(
     let channels = config.channels.clamp(1, MAX_CHANNELS);
     let samples_per_ms = config.sample_rate / 1000.0;
     let hop = processor.hop_size();
-    let latency = Latency {
-        processor: processor.latency_samples(),
-        block: config.max_block_size,
-        hop,
-        fade: (FADE_MS * samples_per_ms).round() as usize,
-        idle_poll: (IDLE_POLL.as_secs_f32() * config.sample_rate).ceil() as usize,
-    };
+    let latency = Latency::new(&config, hop, processor.latency_samples());
     // Room for a second of audio (or several blocks), so a stall of that long loses nothing.
     let capacity = (config.sample_rate as usize).max(4 * (config.max_block_size + hop));
     let (to_worker, worker_input) = stream(channels, capacity);

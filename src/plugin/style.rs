@@ -15,7 +15,9 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use nice_plug::prelude::*;
 
-use crate::engine::audio::{self, AudioCommand, AudioEngine, EngineConfig, MixGain, Timing};
+use crate::engine::audio::{
+    self, AudioCommand, AudioEngine, EngineConfig, Latency, MixGain, Timing,
+};
 use crate::engine::worker::WorkerHandle;
 use crate::model::{BackendChoice, ModelDirs};
 use crate::style::voice::GATE_OFF_DB;
@@ -76,7 +78,8 @@ pub struct StyleParams {
     /// Brightness (harmonic tilt).
     #[id = "bright"]
     pub brightness: FloatParam,
-    /// Latency mode; applies when the plugin is (re)activated, since the host must be told.
+    /// Latency mode. Changing it announces the other mode's latency, which makes the host
+    /// restart the plugin in that mode.
     #[id = "mode"]
     pub mode: EnumParam<ModeParam>,
     /// Dry/wet balance, linear (dry and wet are phase-aligned).
@@ -378,6 +381,12 @@ struct Running {
     engine: AudioEngine,
     _worker: WorkerHandle<AudioCommand<StyleProcessor>>,
     timing: Timing,
+    /// The latency mode this engine runs.
+    mode: ModeParam,
+    /// What the latency will be in the other mode: announcing it makes the host restart the
+    /// plugin, and `activate` then builds that mode.
+    other_mode_latency: Option<u32>,
+    mode_change_requested: bool,
 }
 
 /// The Continuo Style plugin.
@@ -454,10 +463,19 @@ impl Plugin for ContinuoStyle {
             max_block_size: buffer_config.max_buffer_size as usize,
         };
         self.settings.store(&self.params.style_settings());
+        let mode = self.params.mode.value();
+        let other_mode = match mode {
+            ModeParam::LowLatency => ModeParam::Quality,
+            ModeParam::Quality => ModeParam::LowLatency,
+        };
+        let other_mode_latency =
+            StyleProcessor::hop_and_latency(buffer_config.sample_rate, other_mode.into())
+                .ok()
+                .map(|(hop, processor)| Latency::new(&config, hop, processor).total() as u32);
         let build = BuildContext {
             sample_rate: buffer_config.sample_rate,
             channels,
-            mode: self.params.mode.value().into(),
+            mode: mode.into(),
             dirs: ModelDirs::standard(&[]),
             settings: self.settings.clone(),
             status: self.status.clone(),
@@ -492,6 +510,9 @@ impl Plugin for ContinuoStyle {
             engine,
             _worker: worker,
             timing,
+            mode,
+            other_mode_latency,
+            mode_change_requested: false,
         });
         true
     }
@@ -508,12 +529,19 @@ impl Plugin for ContinuoStyle {
         &mut self,
         buffer: &mut Buffer,
         _aux: &mut AuxiliaryBuffers,
-        _context: &mut impl ProcessContext<Self>,
+        context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
         let Some(running) = &mut self.running else {
             // Not activated: leave the audio untouched.
             return ProcessStatus::Normal;
         };
+        if self.params.mode.value() != running.mode && !running.mode_change_requested {
+            if let Some(latency) = running.other_mode_latency {
+                // A new latency makes the wrapper ask the host for a restart (lock-free task).
+                context.set_latency_samples(latency);
+                running.mode_change_requested = true;
+            }
+        }
         self.settings.store(&self.params.style_settings());
         let target = if self.params.bypass.value() { 0.0 } else { 1.0 };
         self.active.set_target(self.sample_rate, target);

@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 
-use crate::dsp::resample::StreamingResampler;
+use crate::dsp::resample::{chunk_period, StreamingResampler};
 use crate::engine::audio::HopProcessor;
 use crate::engine::delay::DelayLine;
 
@@ -61,10 +61,9 @@ struct RateChain {
 
 impl RateChain {
     fn new(host_rate: u32, mode: LatencyMode, prime: usize) -> Result<Self, StyleError> {
-        // The FFT resamplers are time-invariant only over whole periods of the rate ratio
-        // (44.1 kHz : 16 kHz = 441 : 160), so hops and chunks are whole periods.
-        let g = gcd(host_rate, SAMPLE_RATE_HZ) as usize;
-        let (period_host, period_16k) = (host_rate as usize / g, SAMPLE_RATE_HZ as usize / g);
+        // Whole periods of a short rate ratio (48 : 16 kHz = 3 : 1) keep the FFT resampler's
+        // output steady; long periods (44.1 kHz) go to the sinc resampler, which takes any hop.
+        let (period_host, period_16k) = chunk_period(host_rate, SAMPLE_RATE_HZ);
         let wanted = host_rate as f32 * mode.host_hop_ms() / 1000.0;
         let host_hop = ((wanted / period_host as f32).round() as usize).max(1) * period_host;
         let up_chunk = mode.upsampler_chunk().div_ceil(period_16k) * period_16k;
@@ -133,14 +132,6 @@ impl RateChain {
             self.underflows += 1;
         }
         short
-    }
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
     }
 }
 
@@ -276,6 +267,19 @@ impl StyleProcessor {
             restyled: vec![0.0; hop],
             frame: vec![0.0; channels],
         })
+    }
+
+    /// `(hop, latency)` a processor in `mode` at `sample_rate` will have, without a model (the
+    /// plugin uses it to tell the host the latency of the other mode before switching).
+    ///
+    /// # Errors
+    /// As [`StyleProcessor::new`].
+    pub fn hop_and_latency(
+        sample_rate: f32,
+        mode: LatencyMode,
+    ) -> Result<(usize, usize), StyleError> {
+        let p = Self::new(sample_rate, 1, mode, None)?;
+        Ok((p.hop_size(), p.latency_samples()))
     }
 
     /// The latency mode.

@@ -106,3 +106,60 @@ pub fn copy_bundle(dir: &Path, name: &str, with_data: bool) -> std::path::PathBu
     }
     copy
 }
+
+/// Audio ports for one stereo-in, stereo-out plugin, reused block after block.
+pub struct StereoPorts {
+    input: AudioPorts,
+    output: AudioPorts,
+}
+
+impl StereoPorts {
+    pub fn new() -> Self {
+        Self {
+            input: AudioPorts::with_capacity(2, 1),
+            output: AudioPorts::with_capacity(2, 1),
+        }
+    }
+
+    /// Processes one block: `left`/`right` in, the plugin's stereo output returned.
+    pub fn process(
+        &mut self,
+        processor: &mut StartedPluginAudioProcessor<()>,
+        left: &[f32],
+        right: &[f32],
+        events: &InputEvents<'_>,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let (mut left_in, mut right_in) = (left.to_vec(), right.to_vec());
+        let mut left_out = vec![0.0f32; left.len()];
+        let mut right_out = vec![0.0f32; left.len()];
+        let mut output_events = EventBuffer::new();
+        let mut output_events = OutputEvents::from_buffer(&mut output_events);
+        let audio_in = self.input.with_input_buffers([AudioPortBuffer {
+            latency: 0,
+            channels: AudioPortBufferType::f32_input_only(
+                [
+                    InputChannel::variable(&mut left_in),
+                    InputChannel::variable(&mut right_in),
+                ]
+                .into_iter(),
+            ),
+        }]);
+        let mut audio_out = self.output.with_output_buffers([AudioPortBuffer {
+            latency: 0,
+            channels: AudioPortBufferType::f32_output_only(
+                [left_out.as_mut_slice(), right_out.as_mut_slice()].into_iter(),
+            ),
+        }]);
+        processor
+            .process(
+                &audio_in,
+                &mut audio_out,
+                events,
+                &mut output_events,
+                None,
+                None,
+            )
+            .expect("process");
+        (left_out, right_out)
+    }
+}
