@@ -1,10 +1,12 @@
-//! Worker real-time factor of Continuo Style: seconds of 48 kHz audio restyled per second of
-//! one core, through the processor the worker runs (resampling, analysis, model, synthesis).
+//! Worker real-time factor of Continuo Style: seconds of 48 kHz stereo audio restyled per
+//! second of one core, through the processor the worker runs (resampling, analysis, model,
+//! synthesis). Prints a table (bar: ≥ 50× real time for the default model), then runs the same
+//! work under criterion (one iteration = one second of audio, so time per iteration = 1 / RTF).
 //!
 //! `ORT_DYLIB_PATH=target/onnxruntime/libonnxruntime.so.1.31.1 cargo bench --bench style`
-//! Prints a table; bar: ≥ 50× real time for the default model. Models run on ONNX Runtime when
-//! `ORT_DYLIB_PATH` points at it, else on tract.
+//! (models run on ONNX Runtime when it is found, else on tract).
 
+use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,56 +15,99 @@ use continuo::engine::audio::HopProcessor;
 use continuo::model::{BackendChoice, ModelDirs};
 use continuo::style::{
     load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleProcessor, StyleStatus,
+    DEFAULT_STYLE,
 };
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const RATE: f32 = 48_000.0;
-const SECONDS: usize = 10;
 
-fn real_time_factor(mode: LatencyMode, b: Option<&str>) -> f64 {
-    let dirs = ModelDirs::new([PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")]);
-    let choice = StyleChoice {
-        a: continuo::style::DEFAULT_STYLE.into(),
-        b: b.map(Into::into),
-    };
-    let settings = Arc::new(SharedStyleSettings::default());
-    let status = Arc::new(StyleStatus::default());
-    let voice = load_voice(&choice, &dirs, BackendChoice::Auto, mode, settings, status)
-        .expect("default model loads");
-    let mut p = StyleProcessor::new(RATE, 2, mode, Some(voice)).expect("processor");
-    let hop = p.hop_size();
-    let input: Vec<Vec<f32>> = (0..2)
-        .map(|c| {
-            (0..hop)
-                .map(|n| 0.3 * (std::f32::consts::TAU * 330.0 * n as f32 / RATE + c as f32).sin())
-                .collect()
-        })
-        .collect();
-    let mut output = vec![vec![0.0; hop]; 2];
-    let hops = SECONDS * RATE as usize / hop;
-    let mut best = f64::INFINITY;
-    for _ in 0..3 {
-        let start = Instant::now();
-        for _ in 0..hops {
-            p.process_hop(&input, &mut output);
+const CASES: [(&str, LatencyMode, Option<&str>); 3] = [
+    ("quality_one_style", LatencyMode::Quality, None),
+    ("low_latency_one_style", LatencyMode::LowLatency, None),
+    (
+        "quality_morph_two_models",
+        LatencyMode::Quality,
+        Some("continuo-flute"),
+    ),
+];
+
+/// A processor with the default style (and `b` to morph towards) and one second of input,
+/// cut into its hops.
+struct OneSecond {
+    processor: StyleProcessor,
+    input: Vec<Vec<f32>>,
+    output: Vec<Vec<f32>>,
+    hops: usize,
+}
+
+impl OneSecond {
+    fn new(mode: LatencyMode, b: Option<&str>) -> Self {
+        let dirs = ModelDirs::new([PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")]);
+        let choice = StyleChoice {
+            a: DEFAULT_STYLE.into(),
+            b: b.map(Into::into),
+        };
+        let settings = Arc::new(SharedStyleSettings::default());
+        let status = Arc::new(StyleStatus::default());
+        let voice = load_voice(&choice, &dirs, BackendChoice::Auto, mode, settings, status)
+            .expect("default model loads");
+        let processor = StyleProcessor::new(RATE, 2, mode, Some(voice)).expect("processor");
+        let hop = processor.hop_size();
+        let input = (0..2)
+            .map(|c| {
+                (0..hop)
+                    .map(|n| {
+                        0.3 * (std::f32::consts::TAU * 330.0 * n as f32 / RATE + c as f32).sin()
+                    })
+                    .collect()
+            })
+            .collect();
+        Self {
+            processor,
+            input,
+            output: vec![vec![0.0; hop]; 2],
+            hops: RATE as usize / hop,
         }
-        best = best.min(start.elapsed().as_secs_f64());
     }
-    (hops * hop) as f64 / RATE as f64 / best
+
+    fn run(&mut self) {
+        for _ in 0..self.hops {
+            self.processor.process_hop(&self.input, &mut self.output);
+        }
+        black_box(&self.output);
+    }
 }
 
-fn main() {
-    println!("| Style worker, 48 kHz stereo | real-time factor (best of 3 × {SECONDS} s) |");
+fn report_real_time_factor(_: &mut Criterion) {
+    println!("| Style worker, 48 kHz stereo | real-time factor (best of 5 × 1 s) |");
     println!("| --- | --- |");
-    for (label, mode, b) in [
-        ("quality, one style", LatencyMode::Quality, None),
-        ("low latency, one style", LatencyMode::LowLatency, None),
-        (
-            "quality, morph (two models)",
-            LatencyMode::Quality,
-            Some("continuo-flute"),
-        ),
-    ] {
-        let rtf = real_time_factor(mode, b);
-        println!("| {label} | {rtf:.0}× |");
+    for (label, mode, b) in CASES {
+        let mut work = OneSecond::new(mode, b);
+        work.run(); // warm-up
+        let best = (0..5)
+            .map(|_| {
+                let start = Instant::now();
+                work.run();
+                start.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min);
+        println!("| {label} | {:.0}× |", 1.0 / best);
     }
 }
+
+fn bench_style(c: &mut Criterion) {
+    let mut group = c.benchmark_group("style_worker_48k_stereo_1s");
+    group.throughput(Throughput::Elements(RATE as u64));
+    for (label, mode, b) in CASES {
+        let mut work = OneSecond::new(mode, b);
+        group.bench_function(label, |bench| bench.iter(|| work.run()));
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10);
+    targets = report_real_time_factor, bench_style
+}
+criterion_main!(benches);

@@ -57,8 +57,7 @@ fn style_processes_audio_and_follows_parameters_at_many_block_sizes() {
             scope
                 .spawn(|| {
                     let mut processor = processor.start_processing().expect("start processing");
-                    let mut input_ports = AudioPorts::with_capacity(2, 1);
-                    let mut output_ports = AudioPorts::with_capacity(2, 1);
+                    let mut ports = StereoPorts::new();
                     let mut offset = 0;
                     let mut block_index = 0usize;
                     // Block sizes vary, as hosts do: 1, 7, 64, …, up to the maximum.
@@ -67,44 +66,18 @@ fn style_processes_audio_and_follows_parameters_at_many_block_sizes() {
                         let len = sizes[block_index % sizes.len()]
                             .min(max_block as usize)
                             .min(total - offset);
-                        let mut left_in = input[offset..offset + len].to_vec();
-                        let mut right_in = left_in.clone();
-                        let mut left_out = vec![0.0f32; len];
-                        let mut right_out = vec![0.0f32; len];
+                        let block = &input[offset..offset + len];
                         let events: Vec<ParamValueEvent> = if block_index == 0 {
                             vec![ParamValueEvent::new(0, mix, Pckn::match_all(), 0.0)]
                         } else {
                             Vec::new()
                         };
-                        let input_events = InputEvents::from_buffer(&events);
-                        let mut output_events = EventBuffer::new();
-                        let mut output_events = OutputEvents::from_buffer(&mut output_events);
-                        let audio_in = input_ports.with_input_buffers([AudioPortBuffer {
-                            latency: 0,
-                            channels: AudioPortBufferType::f32_input_only(
-                                [
-                                    InputChannel::variable(&mut left_in),
-                                    InputChannel::variable(&mut right_in),
-                                ]
-                                .into_iter(),
-                            ),
-                        }]);
-                        let mut audio_out = output_ports.with_output_buffers([AudioPortBuffer {
-                            latency: 0,
-                            channels: AudioPortBufferType::f32_output_only(
-                                [left_out.as_mut_slice(), right_out.as_mut_slice()].into_iter(),
-                            ),
-                        }]);
-                        processor
-                            .process(
-                                &audio_in,
-                                &mut audio_out,
-                                &input_events,
-                                &mut output_events,
-                                None,
-                                None,
-                            )
-                            .expect("process");
+                        let (left_out, right_out) = ports.process(
+                            &mut processor,
+                            block,
+                            block,
+                            &InputEvents::from_buffer(&events),
+                        );
                         output[offset..offset + len].copy_from_slice(&left_out);
                         assert!(right_out.iter().all(|s| s.is_finite()));
                         offset += len;

@@ -43,6 +43,26 @@ impl ModelDirs {
         ModelDirs { dirs }
     }
 
+    /// A manifest path given directly (a `.json` path or an existing file), else the manifest
+    /// of the model named `name_or_path` ([`ModelDirs::find`]).
+    pub fn resolve(&self, name_or_path: &str) -> Option<PathBuf> {
+        let as_path = Path::new(name_or_path);
+        if as_path.extension().is_some_and(|e| e == "json") || as_path.is_file() {
+            Some(as_path.to_path_buf())
+        } else {
+            self.find(name_or_path)
+        }
+    }
+
+    /// The directories as one line, for "not found (searched: …)" messages.
+    pub fn describe(&self) -> String {
+        self.dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The manifest `<dir>/<name>.json` of the first directory that has one.
     pub fn find(&self, name: &str) -> Option<PathBuf> {
         self.dirs

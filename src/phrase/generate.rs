@@ -192,21 +192,12 @@ pub fn load_token_model(
     dirs: &crate::model::ModelDirs,
     backend: crate::model::BackendChoice,
 ) -> Result<TokenModel, GenerateError> {
-    let as_path = std::path::Path::new(name_or_path);
-    let path = if as_path.extension().is_some_and(|ext| ext == "json") || as_path.is_file() {
-        as_path.to_path_buf()
-    } else {
-        dirs.find(name_or_path)
-            .ok_or_else(|| GenerateError::NotFound {
-                name: name_or_path.to_owned(),
-                searched: dirs
-                    .dirs
-                    .iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?
-    };
+    let path = dirs
+        .resolve(name_or_path)
+        .ok_or_else(|| GenerateError::NotFound {
+            name: name_or_path.to_owned(),
+            searched: dirs.describe(),
+        })?;
     let loaded = crate::model::load_model(&path, crate::model::ModelKind::Continuation, backend)?;
     TokenModel::new(loaded)
 }

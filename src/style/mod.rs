@@ -123,19 +123,11 @@ pub fn load_voice(
     TimbreVoice::new(VoiceModels { a, b }, mode, settings, status)
 }
 
-/// Names of the valid timbre models in `dirs` (as [`crate::model::ModelDirs::find`] takes
-/// them: the manifest's file stem), [`DEFAULT_STYLE`] first, then alphabetical; each name once.
+/// The timbre models a musician can choose from in `dirs`: [`DEFAULT_STYLE`] first (when
+/// installed), then the others by name. Only manifests are read, so this is cheap enough for
+/// plugin construction; a broken model says why when it is loaded.
 pub fn available_styles(dirs: &crate::model::ModelDirs) -> Vec<String> {
-    let mut names: Vec<String> = crate::model::scan(dirs)
-        .into_iter()
-        .filter(|m| {
-            m.result
-                .as_ref()
-                .is_ok_and(|manifest| manifest.kind == crate::model::ModelKind::Timbre)
-        })
-        .filter_map(|m| Some(m.path.file_stem()?.to_string_lossy().into_owned()))
-        .collect();
+    let mut names = crate::model::lookup::names_of_kind(dirs, crate::model::ModelKind::Timbre);
     names.sort_by(|x, y| (x != DEFAULT_STYLE, x).cmp(&(y != DEFAULT_STYLE, y)));
-    names.dedup();
     names
 }

@@ -6,7 +6,7 @@
 //! The plugin calls it with `T = 1` per hop; offline callers may pass longer chunks — the
 //! carried state makes both give the same controls.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::model::{
     load_model, BackendChoice, FeatureConfig, LoadedModel, Manifest, ModelDirs, ModelKind, Session,
@@ -48,29 +48,8 @@ impl std::fmt::Debug for TimbreModel {
     }
 }
 
-/// The manifest path for `name_or_path`: a `.json` path or existing file as given, else a model
-/// name looked up in `dirs`.
-///
-/// # Errors
-/// [`StyleError::NotFound`] naming the directories searched.
-pub fn resolve(name_or_path: &str, dirs: &ModelDirs) -> Result<PathBuf, StyleError> {
-    let as_path = Path::new(name_or_path);
-    if as_path.extension().is_some_and(|e| e == "json") || as_path.is_file() {
-        return Ok(as_path.to_path_buf());
-    }
-    dirs.find(name_or_path).ok_or_else(|| StyleError::NotFound {
-        name: name_or_path.to_owned(),
-        searched: dirs
-            .dirs
-            .iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-    })
-}
-
 impl TimbreModel {
-    /// Finds (see [`resolve`]) and loads a timbre model.
+    /// Finds (see [`ModelDirs::resolve`]) and loads a timbre model.
     ///
     /// # Errors
     /// Not found, any load error (corrupt, wrong kind, …), or a manifest this runtime cannot
@@ -80,7 +59,12 @@ impl TimbreModel {
         dirs: &ModelDirs,
         backend: BackendChoice,
     ) -> Result<Self, StyleError> {
-        let path = resolve(name_or_path, dirs)?;
+        let path = dirs
+            .resolve(name_or_path)
+            .ok_or_else(|| StyleError::NotFound {
+                name: name_or_path.to_owned(),
+                searched: dirs.describe(),
+            })?;
         let loaded = load_model(&path, ModelKind::Timbre, backend)?;
         Self::new(loaded)
     }

@@ -264,11 +264,15 @@ impl TimbreVoice {
         let (n, m) = (models.a.harmonics(), models.a.noise_bands());
         let synth =
             HarmonicNoiseSynth::new(SynthConfig::new(SAMPLE_RATE_HZ as f32, HOP_SIZE, n, m))?;
+        let controls_b = models.b.as_ref().map_or_else(
+            || FrameControlsBuf::new(0, 0),
+            |b| FrameControlsBuf::new(b.harmonics(), b.noise_bands()),
+        );
         Ok(Self {
             latency: analyzer.delay_hops * HOP_SIZE,
             analyzer,
             normalizer: FeatureNormalizer::new(models.a.feature_config().clone()),
-            controls_b: FrameControlsBuf::new(n, m),
+            controls_b,
             controls: FrameControlsBuf::new(n, m),
             models,
             synth,
@@ -388,8 +392,6 @@ impl TimbreVoice {
             self.status.model_failed(&e);
             return false;
         }
-        self.controls_b.harmonics.resize(b.harmonics(), 0.0);
-        self.controls_b.noise.resize(b.noise_bands(), 0.0);
         self.controls_b.copy_frame(&self.frames_b, 0);
         self.controls.blend_towards(&self.controls_b, morph);
         true
