@@ -8,7 +8,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use crate::engine::audio::{
 };
 use crate::engine::worker::WorkerHandle;
 use crate::model::{BackendChoice, ModelDirs};
+use crate::plugin::model_choice::{ModelChoice, SavedModelName};
 use crate::style::voice::GATE_OFF_DB;
 use crate::style::{
     available_styles, load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleProcessor,
@@ -91,19 +92,35 @@ pub struct StyleParams {
     /// Host bypass: crossfades to the latency-compensated dry signal, so latency never changes.
     #[id = "bypass"]
     pub bypass: BoolParam,
+    /// Style A by name, for sessions.
+    #[persist = "style-name"]
+    pub style_name: SavedModelName,
+    /// Style B by name ("" = off), for sessions.
+    #[persist = "style-b-name"]
+    pub style_b_name: SavedModelName,
 }
 
-impl StyleParams {
-    fn new(styles: &Arc<Vec<String>>) -> Self {
-        let count = styles.len() as i32;
-        let names = styles.clone();
-        let style_name = Arc::new(move |i: i32| {
-            usize::try_from(i)
-                .ok()
-                .and_then(|i| names.get(i).cloned())
-                .unwrap_or_else(|| "(no model)".into())
-        });
-        let name_a = style_name.clone();
+/// The timbre models the Style parameters choose from: the standard model directories, scanned
+/// once per process (every instance must agree on what an index means).
+fn style_models() -> &'static [String] {
+    static STYLES: OnceLock<Vec<String>> = OnceLock::new();
+    STYLES.get_or_init(|| available_styles(&ModelDirs::standard(&[])))
+}
+
+/// Style A: values pick models from 0.
+fn style_a() -> ModelChoice {
+    ModelChoice::new(style_models(), 0)
+}
+
+/// Style B: 0 is Off, values from 1 pick models.
+fn style_b() -> ModelChoice {
+    ModelChoice::new(style_models(), 1)
+}
+
+impl Default for StyleParams {
+    fn default() -> Self {
+        let style_name = SavedModelName::new(style_a());
+        let style_b_name = SavedModelName::new(style_b());
         let percent = || {
             (
                 formatters::v2s_f32_percentage(0),
@@ -113,30 +130,10 @@ impl StyleParams {
         let (mix_v2s, mix_s2v) = percent();
         let (morph_v2s, morph_s2v) = percent();
         Self {
-            style: IntParam::new(
-                "Style",
-                0,
-                IntRange::Linear {
-                    min: 0,
-                    max: (count - 1).max(1),
-                },
-            )
-            .with_value_to_string(Arc::new(move |i| name_a(i))),
-            style_b: IntParam::new(
-                "Style B",
-                0,
-                IntRange::Linear {
-                    min: 0,
-                    max: count.max(1),
-                },
-            )
-            .with_value_to_string(Arc::new(move |i| {
-                if i == 0 {
-                    "Off".into()
-                } else {
-                    style_name(i - 1)
-                }
-            })),
+            style: style_a().param("Style", 0, &style_name),
+            style_b: style_b().param("Style B", 0, &style_b_name),
+            style_name,
+            style_b_name,
             morph: FloatParam::new(
                 "Style Morph",
                 0.0,
@@ -222,7 +219,9 @@ impl StyleParams {
             bypass: BoolParam::new("Bypass", false).make_bypass(),
         }
     }
+}
 
+impl StyleParams {
     /// The style settings as the worker reads them (unsmoothed: the voice smooths per frame).
     fn style_settings(&self) -> StyleSettings {
         StyleSettings {
@@ -236,16 +235,14 @@ impl StyleParams {
         }
     }
 
-    /// Styles A and B as chosen by the parameters; `None` for A when no model exists.
-    fn choice(&self, styles: &[String]) -> Option<StyleChoice> {
-        let a = styles
-            .get(usize::try_from(self.style.value()).ok()?)?
-            .clone();
-        let b = usize::try_from(self.style_b.value() - 1)
-            .ok()
-            .and_then(|i| styles.get(i).cloned())
-            .filter(|b| *b != a);
-        Some(StyleChoice { a, b })
+    /// Styles A and B as chosen by the parameters; `None` when no model exists.
+    fn choice(&self) -> Option<StyleChoice> {
+        let a = style_a().name(self.style.value())?;
+        let b = style_b().name(self.style_b.value()).filter(|b| *b != a);
+        Some(StyleChoice {
+            a: a.to_owned(),
+            b: b.map(str::to_owned),
+        })
     }
 }
 
@@ -323,7 +320,6 @@ const LOADER_POLL: Duration = Duration::from_millis(100);
 impl StyleLoader {
     fn spawn(
         params: Arc<StyleParams>,
-        styles: Arc<Vec<String>>,
         build: BuildContext,
         loaded: Option<StyleChoice>,
         commands: Sender<AudioCommand<StyleProcessor>>,
@@ -335,7 +331,7 @@ impl StyleLoader {
             let mut pending: Option<Option<StyleChoice>> = None;
             while !stop_flag.load(Ordering::Relaxed) {
                 std::thread::park_timeout(LOADER_POLL);
-                let wanted = params.choice(&styles);
+                let wanted = params.choice();
                 if wanted == loaded {
                     pending = None;
                     continue;
@@ -392,8 +388,6 @@ struct Running {
 /// The Continuo Style plugin.
 pub struct ContinuoStyle {
     params: Arc<StyleParams>,
-    /// Timbre models found when the plugin was created (the Style parameters index it).
-    styles: Arc<Vec<String>>,
     settings: Arc<SharedStyleSettings>,
     status: Arc<StyleStatus>,
     /// Present between `activate` and `deactivate`.
@@ -405,10 +399,8 @@ pub struct ContinuoStyle {
 
 impl Default for ContinuoStyle {
     fn default() -> Self {
-        let styles = Arc::new(available_styles(&ModelDirs::standard(&[])));
         Self {
-            params: Arc::new(StyleParams::new(&styles)),
-            styles,
+            params: Arc::new(StyleParams::default()),
             settings: Arc::new(SharedStyleSettings::default()),
             status: Arc::new(StyleStatus::default()),
             running: None,
@@ -444,6 +436,11 @@ impl Plugin for ContinuoStyle {
 
     fn params(&self) -> Arc<dyn Params> {
         self.params.clone()
+    }
+
+    fn filter_state(state: &mut PluginState) {
+        style_a().restore(state, "style", "style-name", "Continuo Style");
+        style_b().restore(state, "style_b", "style-b-name", "Continuo Style");
     }
 
     fn activate(
@@ -482,7 +479,7 @@ impl Plugin for ContinuoStyle {
         };
         // Activation may block: the first models load here, so an offline bounce is wet from
         // its first sample.
-        let choice = self.params.choice(&self.styles);
+        let choice = self.params.choice();
         let Some(processor) = build.build(choice.as_ref()) else {
             return false;
         };
@@ -494,15 +491,9 @@ impl Plugin for ContinuoStyle {
             ProcessMode::Offline => Timing::Offline,
             ProcessMode::Realtime | ProcessMode::Buffered => Timing::Realtime,
         };
-        let loader = worker.sender().and_then(|commands| {
-            StyleLoader::spawn(
-                self.params.clone(),
-                self.styles.clone(),
-                build,
-                choice,
-                commands,
-            )
-        });
+        let loader = worker
+            .sender()
+            .and_then(|commands| StyleLoader::spawn(self.params.clone(), build, choice, commands));
         self.sample_rate = buffer_config.sample_rate;
         log_model_runtime();
         self.running = Some(Running {

@@ -13,7 +13,7 @@ use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 
 pub use params::PhraseParams;
-use params::{model_choices, model_index, restore_model_choice};
+use params::{model_choice, MODEL_ID, MODEL_NAME_KEY};
 
 use crate::engine::worker::WorkerHandle;
 use crate::model::{BackendChoice, ModelDirs};
@@ -81,7 +81,7 @@ impl Plugin for ContinuoPhrase {
     }
 
     fn filter_state(state: &mut PluginState) {
-        restore_model_choice(state, model_choices());
+        model_choice().restore(state, MODEL_ID, MODEL_NAME_KEY, "Continuo Phrase");
     }
 
     fn activate(
@@ -91,9 +91,9 @@ impl Plugin for ContinuoPhrase {
         _context: &mut impl ActivateContext<Self>,
     ) -> bool {
         self.running = None;
-        let initial = self.model_choice();
+        let initial = self.chosen_model_index();
         let model = ModelSource {
-            choices: model_choices().to_vec(),
+            choices: model_choice().choices().to_vec(),
             initial,
             dirs: ModelDirs::standard(&[]),
             backend: BackendChoice::Auto,
@@ -147,7 +147,7 @@ impl Plugin for ContinuoPhrase {
         };
         let history_beats = self.history_beats(beats_per_bar);
         let selected = self.selected_variation();
-        let model = self.model_choice();
+        let model = self.chosen_model_index();
         let params = &self.params;
         let Some(running) = &mut self.running else {
             return ProcessStatus::Normal;
@@ -196,8 +196,8 @@ impl ContinuoPhrase {
         (self.params.variation.value() - 1).clamp(0, 7) as u8
     }
 
-    fn model_choice(&self) -> usize {
-        model_index(self.params.model.value(), model_choices().len())
+    fn chosen_model_index(&self) -> usize {
+        model_choice().index(self.params.model.value()).unwrap_or(0)
     }
 }
 

@@ -1,10 +1,7 @@
 //! Continuo Phrase's parameters. IDs are stable: never rename them (sessions refer to them).
 
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
-use nice_plug::params::persist::PersistentField;
-use nice_plug::plugin::ParamValue;
 use nice_plug::prelude::*;
 
 use crate::midi::key::Scale;
@@ -12,67 +9,22 @@ use crate::model::ModelDirs;
 use crate::phrase::engine::KeyLock;
 use crate::phrase::generate::continuation_choices;
 use crate::phrase::trigger::TriggerMode;
+use crate::plugin::model_choice::{ModelChoice, SavedModelName};
 
 /// ID of the Model parameter (also used when restoring a session).
-const MODEL_ID: &str = "model";
+pub const MODEL_ID: &str = "model";
 /// Key of the saved model name in the plugin state.
-const MODEL_NAME_KEY: &str = "model-name";
+pub const MODEL_NAME_KEY: &str = "model-name";
 
 /// The continuation models the Model parameter chooses from: the standard model directories,
-/// scanned once per process (parameters are fixed when a plugin is constructed, and every
-/// instance must agree on what an index means). Models added later appear after a host restart.
-pub fn model_choices() -> &'static [String] {
+/// scanned once per process (every instance must agree on what an index means). Models added
+/// later appear after a host restart.
+pub fn model_choice() -> ModelChoice {
     static CHOICES: OnceLock<Vec<String>> = OnceLock::new();
-    CHOICES.get_or_init(|| continuation_choices(&ModelDirs::standard(&[])))
-}
-
-/// The choice a Model parameter value means: values past the list (the range has at least two
-/// steps, see [`PhraseParams::default`]) mean the last model.
-pub fn model_index(value: i32, choices: usize) -> usize {
-    (value.max(0) as usize).min(choices.saturating_sub(1))
-}
-
-/// The chosen model's name, saved with the session so that it is found again even when the
-/// model list (and so the index) has changed. It follows the Model parameter through an atomic
-/// its callback sets (the callback may run on the audio thread: no lock, no allocation).
-pub struct ModelName {
-    index: Arc<AtomicI32>,
-}
-
-impl<'a> PersistentField<'a, String> for ModelName {
-    /// Nothing to do: [`restore_model_choice`] already pointed the parameter at the saved name.
-    fn set(&self, _name: String) {}
-
-    fn map<F, R>(&self, f: F) -> R
-    where
-        F: Fn(&String) -> R,
-    {
-        let choices = model_choices();
-        f(&choices[model_index(self.index.load(Ordering::Relaxed), choices.len())])
-    }
-}
-
-/// Before a session's state is loaded: sets the Model parameter to the index the saved model
-/// name has in `choices`, or to the default model (index 0) when it is no longer installed.
-/// States saved without a name keep their index.
-pub fn restore_model_choice(state: &mut PluginState, choices: &[String]) {
-    let Some(saved) = state
-        .fields
-        .get(MODEL_NAME_KEY)
-        .and_then(|json| serde_json::from_str::<String>(json).ok())
-    else {
-        return;
-    };
-    let index = choices.iter().position(|name| *name == saved).unwrap_or_else(|| {
-        nice_log!(
-            "Continuo Phrase: the session's continuation model `{saved}` is not installed; using `{}`",
-            choices.first().map_or("", String::as_str)
-        );
-        0
-    });
-    state
-        .params
-        .insert(MODEL_ID.into(), ParamValue::I32(index as i32));
+    ModelChoice::new(
+        CHOICES.get_or_init(|| continuation_choices(&ModelDirs::standard(&[]))),
+        0,
+    )
 }
 
 /// When a continuation starts.
@@ -225,7 +177,7 @@ pub struct PhraseParams {
     pub model: IntParam,
     /// The Model parameter's choice by name, for sessions.
     #[persist = "model-name"]
-    pub model_name: ModelName,
+    pub model_name: SavedModelName,
 }
 
 const NOTE_NAMES: [&str; 12] = [
@@ -234,9 +186,8 @@ const NOTE_NAMES: [&str; 12] = [
 
 impl Default for PhraseParams {
     fn default() -> Self {
-        let choices = model_choices();
-        let model_index_value = Arc::new(AtomicI32::new(0));
-        let set_index = model_index_value.clone();
+        let choice = model_choice();
+        let model_name = SavedModelName::new(choice);
         Self {
             generate: BoolParam::new("Generate", false),
             trigger: EnumParam::new("Trigger", TriggerParam::Button),
@@ -287,30 +238,8 @@ impl Default for PhraseParams {
                 .with_unit(" bars"),
             thru: BoolParam::new("Thru", true),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
-            // At least two steps even with one model: a one-value range cannot be normalised.
-            model: IntParam::new(
-                "Model",
-                0,
-                IntRange::Linear {
-                    min: 0,
-                    max: (choices.len() as i32 - 1).max(1),
-                },
-            )
-            .with_callback(Arc::new(move |value| {
-                set_index.store(value, Ordering::Relaxed);
-            }))
-            .with_value_to_string(Arc::new(move |value| {
-                choices[model_index(value, choices.len())].clone()
-            }))
-            .with_string_to_value(Arc::new(move |text| {
-                choices
-                    .iter()
-                    .position(|name| name == text.trim())
-                    .map(|index| index as i32)
-            })),
-            model_name: ModelName {
-                index: model_index_value,
-            },
+            model: choice.param("Model", 0, &model_name),
+            model_name,
         }
     }
 }
@@ -336,47 +265,8 @@ impl PhraseParams {
 mod tests {
     use super::*;
 
-    fn state(params: &[(&str, ParamValue)], fields: &[(&str, &str)]) -> PluginState {
-        PluginState {
-            version: String::new(),
-            params: params
-                .iter()
-                .map(|(id, value)| ((*id).to_owned(), value.clone()))
-                .collect(),
-            fields: fields
-                .iter()
-                .map(|(key, json)| ((*key).to_owned(), (*json).to_owned()))
-                .collect(),
-        }
-    }
-
     #[test]
-    fn a_session_finds_its_model_by_name_whatever_the_index() {
-        let now = ["continuo-chorales", "bach-b", "jazz"].map(String::from);
-        // Saved when `jazz` was index 1; on this machine it is index 2.
-        let mut saved = state(
-            &[(MODEL_ID, ParamValue::I32(1))],
-            &[(MODEL_NAME_KEY, "\"jazz\"")],
-        );
-        restore_model_choice(&mut saved, &now);
-        assert!(matches!(saved.params[MODEL_ID], ParamValue::I32(2)));
-
-        // A model no longer installed: the default, not whatever took its index.
-        let mut gone = state(
-            &[(MODEL_ID, ParamValue::I32(1))],
-            &[(MODEL_NAME_KEY, "\"folk\"")],
-        );
-        restore_model_choice(&mut gone, &now);
-        assert!(matches!(gone.params[MODEL_ID], ParamValue::I32(0)));
-
-        // A session from before the name was saved keeps its index.
-        let mut old = state(&[(MODEL_ID, ParamValue::I32(1))], &[]);
-        restore_model_choice(&mut old, &now);
-        assert!(matches!(old.params[MODEL_ID], ParamValue::I32(1)));
-    }
-
-    #[test]
-    fn the_saved_name_follows_the_model_parameter() {
+    fn the_saved_model_name_is_in_the_session_state() {
         let params = PhraseParams::default();
         let fields = params.serialize_fields();
         assert_eq!(
@@ -385,13 +275,5 @@ mod tests {
             "the default model is choice 0"
         );
         assert_eq!(params.model.to_string(), "continuo-chorales");
-        // Every value of the range names a model, even past the list.
-        let last = model_choices().last().cloned();
-        assert_eq!(
-            Some(params.model.normalized_value_to_string(1.0, false)),
-            last
-        );
-        assert_eq!(model_index(-3, 4), 0);
-        assert_eq!(model_index(7, 4), 3);
     }
 }
