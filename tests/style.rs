@@ -96,17 +96,32 @@ fn melody_at(rate: f32) -> Vec<f32> {
         .expect("resample")
 }
 
-/// First sample whose 1 ms peak envelope reaches a tenth of the signal's peak: where the
-/// attack starts (the model's attack then takes several ms to reach full level, as a bowed or
-/// blown note does, which is timbre, not latency).
-fn onset_of(signal: &[f32], rate: f32) -> usize {
-    let peak = signal.iter().fold(0.0f32, |m, y| m.max(y.abs()));
-    let window = (rate / 1000.0) as usize;
+/// Where a signal's 2 ms RMS envelope first reaches half its steady level (the RMS of its
+/// last third), in samples.
+fn attack_of(signal: &[f32], rate: f32) -> usize {
+    let steady = rms(&signal[signal.len() * 2 / 3..]);
+    let window = (rate * 0.002) as usize;
     signal
         .windows(window)
-        .position(|w| w.iter().any(|y| y.abs() >= 0.1 * peak))
-        .map(|start| start + window)
-        .expect("an onset")
+        .position(|w| rms(w) >= 0.5 * steady)
+        .map(|start| start + window / 2)
+        .expect("an attack")
+}
+
+/// Mean time (ms) from a tone's onset to its restyled attack at `rate`, over four onset phases
+/// 1 ms apart: the voice analyses 4 ms frames, so where an onset falls in a frame moves the
+/// attack by up to a frame; averaging over phases takes that out.
+fn mean_attack_ms(rate: f32, mode: LatencyMode) -> f32 {
+    let mut total = 0.0;
+    for phase in 0..4 {
+        let onset = ((0.3 + 0.001 * phase as f32) * rate) as usize;
+        let input = tone_burst(rate, onset, rate as usize);
+        let (p, status) = processor(rate, mode, "continuo-violin", None, Default::default());
+        let out = render(p, rate, 256, &input);
+        assert_eq!(status.model_errors.load(Ordering::Relaxed), 0);
+        total += 1000.0 * (attack_of(&out, rate) as f32 - onset as f32) / rate;
+    }
+    total / 4.0
 }
 
 fn rms(signal: &[f32]) -> f32 {
@@ -151,33 +166,27 @@ fn dry_path_impulse_lands_exactly_at_the_reported_latency() {
 }
 
 #[test]
-fn wet_onset_is_aligned_with_the_dry_onset_at_every_rate_and_mode() {
-    // The restyled attack must line up with the input after the host's latency compensation.
-    // Onset = where the attack starts (see `onset_of`), measured the same way on input and
-    // output. Bar: ±2 ms at 48/96 kHz. At 44.1 kHz (sinc resampler) the attack starts up to
-    // 5 ms off although the chain's delay itself is exact (unit test
-    // `chain_latency_is_measured…`); why is not understood yet, so that rate is held to ±6 ms.
-    let (mut errors, mut failed) = (Vec::new(), false);
-    for rate in RATES {
-        for mode in MODES {
-            let onset = (0.3 * rate) as usize;
-            let input = tone_burst(rate, onset, (1.0 * rate) as usize);
-            let (p, status) = processor(rate, mode, "continuo-violin", None, Default::default());
-            let latency_ms = 1000.0 * p.latency_samples() as f32 / rate;
-            let out = render(p, rate, 256, &input);
-            let wet = onset_of(&out, rate) as f32;
-            let dry = onset_of(&input, rate) as f32;
-            let error_ms = 1000.0 * (wet - dry) / rate;
-            println!("{rate} Hz {mode:?}: processor latency {latency_ms:.2} ms, wet onset {error_ms:+.2} ms");
-            errors.push(format!("{rate} Hz {mode:?}: {error_ms:+.2} ms"));
-            let bar_ms = if rate == 44_100.0 { 6.0 } else { 2.0 };
-            if error_ms.abs() > bar_ms {
-                failed = true;
-            }
-            assert_eq!(status.model_errors.load(Ordering::Relaxed), 0);
+fn restyled_attack_is_where_the_native_voice_puts_it_at_every_rate_and_mode() {
+    // The reported latency must cancel the resampling chain exactly: at any host rate the
+    // restyled attack (relative to the input onset, after latency compensation) must be where
+    // the voice puts it when it runs natively at 16 kHz (no resampling, latency = the voice's
+    // own). The attack itself takes the model several ms (a bowed attack is timbre).
+    let mut report = Vec::new();
+    let mut failed = false;
+    for mode in MODES {
+        let native = mean_attack_ms(16_000.0, mode);
+        report.push(format!("{mode:?} 16 kHz native: attack at {native:+.2} ms"));
+        for rate in RATES {
+            let attack = mean_attack_ms(rate, mode);
+            let error = attack - native;
+            report.push(format!(
+                "{mode:?} {rate} Hz: attack at {attack:+.2} ms ({error:+.2} ms)"
+            ));
+            failed |= error.abs() > 1.0;
         }
     }
-    assert!(!failed, "{errors:#?}");
+    println!("{}", report.join("\n"));
+    assert!(!failed, "{report:#?}");
 }
 
 #[test]

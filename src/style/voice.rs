@@ -410,7 +410,8 @@ mod tests {
 
     #[test]
     fn streaming_analysis_matches_the_offline_analysis_frame_for_frame() {
-        // The plugin must see exactly the trainer's features (quality mode).
+        // The plugin must see exactly the offline analysis (the trainer's, in quality mode), and
+        // each mode's latency must be where its frames really are.
         let sr = SAMPLE_RATE_HZ as f32;
         let signal: Vec<f32> = (0..16_000)
             .map(|n| {
@@ -418,25 +419,28 @@ mod tests {
                 0.3 * (std::f32::consts::TAU * (220.0 + 40.0 * t) * t).sin() * (t * 3.0).min(1.0)
             })
             .collect();
-        let config = LatencyMode::Quality.analysis_config();
-        let offline = crate::dsp::analysis::analyze(&signal, sr, &config).unwrap();
-        let mut analyzer = Analyzer::new(config).unwrap();
-        let d = analyzer.delay_hops;
-        let mut streamed = Vec::new();
-        let padded_len = signal.len() + d * HOP_SIZE;
-        for start in (0..padded_len).step_by(HOP_SIZE) {
-            let hop: Vec<f32> = (start..start + HOP_SIZE)
-                .map(|i| signal.get(i).copied().unwrap_or(0.0))
-                .collect();
-            streamed.push(analyzer.process_hop(&hop));
-        }
-        // Frame i is ready after hop i + D − 1; nothing before.
-        assert!(streamed[..d - 1].iter().all(Option::is_none));
-        for (i, want) in offline.frames.iter().enumerate() {
-            let got = streamed[i + d - 1].expect("frame ready");
-            assert_eq!(got.f0_hz, want.f0_hz, "frame {i}");
-            assert_eq!(got.voicing, want.voicing, "frame {i}");
-            assert_eq!(got.loudness_db, want.loudness_db, "frame {i}");
+        for mode in [LatencyMode::Quality, LatencyMode::LowLatency] {
+            let config = mode.analysis_config();
+            let offline = crate::dsp::analysis::analyze(&signal, sr, &config).unwrap();
+            let mut analyzer = Analyzer::new(config).unwrap();
+            let d = analyzer.delay_hops;
+            assert_eq!(d * HOP_SIZE, mode.voice_latency_16k().unwrap());
+            let mut streamed = Vec::new();
+            let padded_len = signal.len() + d * HOP_SIZE;
+            for start in (0..padded_len).step_by(HOP_SIZE) {
+                let hop: Vec<f32> = (start..start + HOP_SIZE)
+                    .map(|i| signal.get(i).copied().unwrap_or(0.0))
+                    .collect();
+                streamed.push(analyzer.process_hop(&hop));
+            }
+            // Frame i is ready after hop i + D − 1; nothing before.
+            assert!(streamed[..d - 1].iter().all(Option::is_none));
+            for (i, want) in offline.frames.iter().enumerate() {
+                let got = streamed[i + d - 1].expect("frame ready");
+                assert_eq!(got.f0_hz, want.f0_hz, "{mode:?} frame {i}");
+                assert_eq!(got.voicing, want.voicing, "{mode:?} frame {i}");
+                assert_eq!(got.loudness_db, want.loudness_db, "{mode:?} frame {i}");
+            }
         }
     }
 
