@@ -97,29 +97,33 @@ fn melody_at(rate: f32) -> Vec<f32> {
 }
 
 /// Where a signal's 2 ms RMS envelope first reaches half its steady level (the RMS of its
-/// last third), in samples.
-fn attack_of(signal: &[f32], rate: f32) -> usize {
+/// last third), searching from sample `from`.
+fn attack_of(signal: &[f32], rate: f32, from: usize) -> usize {
     let steady = rms(&signal[signal.len() * 2 / 3..]);
     let window = (rate * 0.002) as usize;
-    signal
+    signal[from..]
         .windows(window)
         .position(|w| rms(w) >= 0.5 * steady)
-        .map(|start| start + window / 2)
+        .map(|start| from + start + window / 2)
         .expect("an attack")
 }
 
 /// Mean time (ms) from a tone's onset to its restyled attack at `rate`, over four onset phases
 /// 1 ms apart: the voice analyses 4 ms frames, so where an onset falls in a frame moves the
-/// attack by up to a frame; averaging over phases takes that out.
+/// attack by up to a frame; averaging over phases takes that out. A first note (0.1–0.4 s)
+/// lets the loudness follower settle (it holds its gain through the rest that follows).
 fn mean_attack_ms(rate: f32, mode: LatencyMode) -> f32 {
     let mut total = 0.0;
     for phase in 0..4 {
-        let onset = ((0.3 + 0.001 * phase as f32) * rate) as usize;
-        let input = tone_burst(rate, onset, rate as usize);
+        let onset = ((0.6 + 0.001 * phase as f32) * rate) as usize;
+        let first_note = ((0.1 * rate) as usize)..((0.4 * rate) as usize);
+        let mut input = tone_burst(rate, onset, (1.2 * rate) as usize);
+        input[first_note.clone()].copy_from_slice(&tone_burst(rate, 0, first_note.len()));
         let (p, status) = processor(rate, mode, "continuo-violin", None, Default::default());
         let out = render(p, rate, 256, &input);
         assert_eq!(status.model_errors.load(Ordering::Relaxed), 0);
-        total += 1000.0 * (attack_of(&out, rate) as f32 - onset as f32) / rate;
+        let from = onset - (0.05 * rate) as usize;
+        total += 1000.0 * (attack_of(&out, rate, from) as f32 - onset as f32) / rate;
     }
     total / 4.0
 }
@@ -170,7 +174,10 @@ fn restyled_attack_is_where_the_native_voice_puts_it_at_every_rate_and_mode() {
     // The reported latency must cancel the resampling chain exactly: at any host rate the
     // restyled attack (relative to the input onset, after latency compensation) must be where
     // the voice puts it when it runs natively at 16 kHz (no resampling, latency = the voice's
-    // own). The attack itself takes the model several ms (a bowed attack is timbre).
+    // own). The attack itself takes the model several ms (a bowed attack is timbre). Bar
+    // ±1.5 ms: a latency error would be whole hops (4 ms) or resampler delays, which the pulse
+    // calibration pins to a sample; what remains (≤ 1 ms) is the resampler's filtering changing
+    // the attack the model hears.
     let mut report = Vec::new();
     let mut failed = false;
     for mode in MODES {
@@ -182,7 +189,7 @@ fn restyled_attack_is_where_the_native_voice_puts_it_at_every_rate_and_mode() {
             report.push(format!(
                 "{mode:?} {rate} Hz: attack at {attack:+.2} ms ({error:+.2} ms)"
             ));
-            failed |= error.abs() > 1.0;
+            failed |= error.abs() > 1.5;
         }
     }
     println!("{}", report.join("\n"));

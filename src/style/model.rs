@@ -129,11 +129,6 @@ impl TimbreModel {
         &self.manifest.name
     }
 
-    /// The manifest.
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-
     /// The feature normalisation the model was trained with.
     pub fn feature_config(&self) -> &FeatureConfig {
         &self.features

@@ -217,7 +217,6 @@ fn calibrate(
 
 /// The hop processor of Continuo Style; see the [module docs](self).
 pub struct StyleProcessor {
-    mode: LatencyMode,
     latency: usize,
     chain: RateChain,
     voice: Option<TimbreVoice>,
@@ -258,7 +257,6 @@ impl StyleProcessor {
         let hop = chain.host_hop;
         let channels = channels.max(1);
         Ok(Self {
-            mode,
             latency,
             chain,
             voice,
@@ -280,21 +278,6 @@ impl StyleProcessor {
     ) -> Result<(usize, usize), StyleError> {
         let p = Self::new(sample_rate, 1, mode, None)?;
         Ok((p.hop_size(), p.latency_samples()))
-    }
-
-    /// The latency mode.
-    pub fn mode(&self) -> LatencyMode {
-        self.mode
-    }
-
-    /// The voice, if a model is playing.
-    pub fn voice(&self) -> Option<&TimbreVoice> {
-        self.voice.as_ref()
-    }
-
-    /// Hops whose output FIFO ran short (a calibration error if ever non-zero).
-    pub fn underflows(&self) -> u64 {
-        self.chain.underflows
     }
 }
 

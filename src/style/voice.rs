@@ -3,8 +3,12 @@
 //! ```text
 //! input gain ─► pitch tracker ─┐ (frames aligned to the same centre)
 //!            └► loudness meter ┴► FeatureNormalizer ─► pitch shift ─► model A (and B)
-//!   ─► morph A↔B ─► balance, brightness, gate ─► HarmonicNoiseSynth ─► output
+//!   ─► morph A↔B ─► balance, brightness, gate ─► HarmonicNoiseSynth ─► loudness follower ─► output
 //! ```
+//! The loudness follower keeps the restyled line's dynamics on the input's: the model is
+//! trained to play at the loudness it is given, but on another instrument's phrasing it drifts
+//! (typically 0.5–3 dB quiet). The synth output is metered with the same A-weighted meter, and a
+//! slow gain (100 ms, ±12 dB, updated on voiced frames only) pulls it onto the input loudness.
 //! The analysis is the trainer's (`super::features`), run hop by hop. Each tracker reports its
 //! frame `latency` samples late; like the offline analysis, its input is delayed by a pad so
 //! that `latency + pad` is a whole number of hops, and the earlier tracker's frames wait for the
@@ -40,6 +44,13 @@ pub const GATE_OFF_DB: f32 = -100.0;
 const GATE_HOLD_FRAMES: u32 = 5;
 /// How fast the gate opens and closes per frame (≈ 8 ms time constant).
 const GATE_COEFFICIENT: f32 = 0.4;
+
+/// Time constant of the loudness follower.
+const FOLLOW_TIME_MS: f32 = 100.0;
+/// Most the loudness follower corrects, dB.
+const FOLLOW_MAX_DB: f32 = 12.0;
+/// Frames quieter than this (input loudness, dB) do not steer the follower.
+const FOLLOW_FLOOR_DB: f32 = -60.0;
 
 /// Analysis look-ahead versus fidelity to the training features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -221,6 +232,67 @@ impl PadDelay {
     }
 }
 
+/// Pulls the synth output's loudness onto the input's (see the [module docs](self)).
+struct LoudnessFollower {
+    meter: LoudnessMeter,
+    /// Input loudness of the frames whose output the meter has not measured yet (`None` for
+    /// frames that must not steer: unvoiced or quiet).
+    pending: VecDeque<Option<f32>>,
+    /// Frames from a frame's synthesis to the meter frame centred on it.
+    lag: usize,
+    gain_db: f32,
+    /// Linear gain at the end of the previous hop (ramped from, so it never steps).
+    last_gain: f32,
+    coefficient: f32,
+}
+
+impl LoudnessFollower {
+    fn new(config: AnalysisConfig) -> Result<Self, StyleError> {
+        let mut loudness = LoudnessConfig::new(SAMPLE_RATE_HZ as f32, HOP_SIZE);
+        if let Some(window) = config.loudness_window_size {
+            loudness.window_size = window;
+        }
+        let meter = LoudnessMeter::new(loudness)?;
+        // The synth reaches frame j at the end of hop j; after hop k the meter is centred
+        // `latency` samples before the hop's end, i.e. on frame k − latency / hop.
+        let lag = meter.latency_samples() / HOP_SIZE;
+        Ok(Self {
+            meter,
+            pending: VecDeque::with_capacity(lag + 2),
+            lag,
+            gain_db: 0.0,
+            last_gain: 1.0,
+            coefficient: 1.0 - (-1000.0 / (FOLLOW_TIME_MS * FRAME_RATE_HZ)).exp(),
+        })
+    }
+
+    fn reset(&mut self) {
+        self.meter.reset();
+        self.pending.clear();
+        self.gain_db = 0.0;
+        self.last_gain = 1.0;
+    }
+
+    /// Meters the synth's `hop` (frame `k`, input loudness `target`), updates the gain and
+    /// applies it to `hop`, ramped from the previous hop's gain.
+    fn process(&mut self, target: Option<f32>, hop: &mut [f32]) {
+        let measured = self.meter.process_hop(hop).loudness_db;
+        self.pending.push_back(target);
+        if self.pending.len() > self.lag {
+            if let Some(Some(target)) = self.pending.pop_front() {
+                let wanted = (target - measured).clamp(-FOLLOW_MAX_DB, FOLLOW_MAX_DB);
+                self.gain_db += self.coefficient * (wanted - self.gain_db);
+            }
+        }
+        let gain = 10f32.powf(self.gain_db / 20.0);
+        let step = (gain - self.last_gain) / hop.len() as f32;
+        for (n, y) in hop.iter_mut().enumerate() {
+            *y *= self.last_gain + step * (n + 1) as f32;
+        }
+        self.last_gain = gain;
+    }
+}
+
 /// The models a voice plays: style A, and optionally style B to morph towards.
 pub struct VoiceModels {
     /// Style A (morph 0).
@@ -232,6 +304,7 @@ pub struct VoiceModels {
 /// One monophonic restyling voice at 16 kHz; see the [module docs](self).
 pub struct TimbreVoice {
     analyzer: Analyzer,
+    follower: LoudnessFollower,
     normalizer: FeatureNormalizer,
     models: VoiceModels,
     synth: HarmonicNoiseSynth,
@@ -261,6 +334,7 @@ impl TimbreVoice {
         status: Arc<StyleStatus>,
     ) -> Result<Self, StyleError> {
         let analyzer = Analyzer::new(mode.analysis_config())?;
+        let follower = LoudnessFollower::new(mode.analysis_config())?;
         let (n, m) = (models.a.harmonics(), models.a.noise_bands());
         let synth =
             HarmonicNoiseSynth::new(SynthConfig::new(SAMPLE_RATE_HZ as f32, HOP_SIZE, n, m))?;
@@ -271,6 +345,7 @@ impl TimbreVoice {
         Ok(Self {
             latency: analyzer.delay_hops * HOP_SIZE,
             analyzer,
+            follower,
             normalizer: FeatureNormalizer::new(models.a.feature_config().clone()),
             controls_b,
             controls: FrameControlsBuf::new(n, m),
@@ -303,6 +378,7 @@ impl TimbreVoice {
     /// Back to time zero.
     pub fn reset(&mut self) {
         self.analyzer.reset();
+        self.follower.reset();
         self.normalizer.reset();
         self.models.a.reset();
         if let Some(b) = self.models.b.as_mut() {
@@ -325,6 +401,8 @@ impl TimbreVoice {
             output.fill(0.0);
             return;
         };
+        let steering = (frame.voicing >= 0.5 && frame.loudness_db >= FOLLOW_FLOOR_DB)
+            .then_some(frame.loudness_db);
         let (mut features, held_f0_hz) = self.normalizer.push(&frame);
         let f0_hz = (held_f0_hz * settings.pitch_ratio()).clamp(20.0, 7_900.0);
         features[0] = hz_to_midi(f0_hz) / 127.0;
@@ -345,6 +423,7 @@ impl TimbreVoice {
             },
             output,
         );
+        self.follower.process(steering, output);
         for y in output.iter_mut() {
             *y = if y.is_finite() {
                 y.clamp(-4.0, 4.0)

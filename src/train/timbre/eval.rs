@@ -2,10 +2,10 @@
 //!
 //! `paired_dir` holds `source/` and `target/` with WAVs of the same names: the same notes
 //! played by the source instrument and by the instrument the model was trained on (sample
-//! aligned, e.g. two FluidSynth renders of one MIDI file). For each pair the source audio is
-//! analysed with the plugin's analysis, run through the exported model (ONNX, streamed in
-//! chunks carrying `h_n`, exactly as the plugin does) and rendered by
-//! `crate::dsp::synth::HarmonicNoiseSynth`. Figures, all with `crate::dsp::metrics`:
+//! aligned, e.g. two FluidSynth renders of one MIDI file). For each pair the source audio runs
+//! through the plugin's own voice ([`crate::style::TimbreVoice`]: streaming analysis, the
+//! exported model, synthesis, loudness follower) in quality mode with the gate off, so these are
+//! the plugin's figures. Figures, all with `crate::dsp::metrics`:
 //! - multi-scale spectral distance to the target of: the model output; baseline (a) the
 //!   untransformed source; baseline (b) a non-neural additive resynthesis with the training
 //!   data's average harmonic profile ([`HarmonicProfile`]), driven by the same f0/loudness;
@@ -14,16 +14,21 @@
 //! - loudness kept: mean |loudness(output) − loudness(source)| in dB over all frames with both
 //!   curves floored at the model's `loudness_min_db` (and, for information, over voiced frames).
 //!
-//! The synth reaches a frame's values one hop late; the output is advanced by one hop before
-//! any comparison (the plugin reports that hop as latency).
+//! The voice's latency is removed before any comparison (the plugin reports it to the host).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::dsp::analysis::analyze;
 use crate::dsp::metrics::{loudness_l1_db, multiscale_spectral_distance, raw_pitch_accuracy};
 use crate::dsp::synth::{FrameControls, HarmonicNoiseSynth, SynthConfig};
-use crate::model::{load_model, BackendChoice, Manifest, ModelKind, Session, TensorView};
+use crate::model::{load_model, BackendChoice, ModelKind};
+use crate::style::voice::GATE_OFF_DB;
+use crate::style::{
+    LatencyMode, SharedStyleSettings, StyleSettings, StyleStatus, TimbreModel, TimbreVoice,
+    VoiceModels,
+};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
@@ -302,57 +307,42 @@ impl fmt::Display for EvalReport {
     }
 }
 
-/// Runs the model over a clip, streamed in chunks of `chunk` frames carrying the state, and
-/// renders the controls with the library synth. Returns audio aligned with the input (the
-/// synth's one-hop delay removed).
+/// The plugin's voice for `model` as the evaluation runs it: quality mode, gate off, every
+/// other setting at its default.
 ///
 /// # Errors
-/// Model run failures, or outputs that do not match the manifest.
-pub fn transfer(
-    session: &mut Session,
-    manifest: &Manifest,
-    clip: &Clip,
-    chunk: usize,
-) -> Result<Vec<f32>> {
-    let synth_spec = manifest
-        .synth
-        .as_ref()
-        .context("timbre manifest without `synth`")?;
-    let (n, m) = (
-        synth_spec.harmonics as usize,
-        synth_spec.noise_bands as usize,
-    );
-    let hidden = manifest.inputs[1].shape[2]
-        .fixed()
-        .context("h0 must have a fixed width")?;
-    let mut state = vec![0.0f32; hidden];
-    let (mut amplitude, mut harmonics, mut noise) = (Vec::new(), Vec::new(), Vec::new());
-    let flat: Vec<f32> = clip.features.iter().flatten().copied().collect();
-    for start in (0..clip.frames()).step_by(chunk.max(1)) {
-        let len = chunk.min(clip.frames() - start);
-        let shape_x = [1, len, 2];
-        let shape_h = [1, 1, hidden];
-        let out = session.run(&[
-            TensorView::f32(&shape_x, &flat[start * 2..(start + len) * 2]),
-            TensorView::f32(&shape_h, &state),
-        ])?;
-        amplitude.extend_from_slice(out[0].as_f32().context("amplitude")?);
-        harmonics.extend_from_slice(out[1].as_f32().context("harmonics")?);
-        noise.extend_from_slice(out[2].as_f32().context("noise")?);
-        state = out[3].as_f32().context("h_n")?.to_vec();
+/// The voice cannot be built for the model.
+pub fn evaluation_voice(model: TimbreModel) -> Result<TimbreVoice> {
+    let settings = Arc::new(SharedStyleSettings::default());
+    settings.store(&StyleSettings {
+        gate_db: GATE_OFF_DB,
+        ..StyleSettings::default()
+    });
+    Ok(TimbreVoice::new(
+        VoiceModels { a: model, b: None },
+        LatencyMode::Quality,
+        settings,
+        Arc::new(StyleStatus::default()),
+    )?)
+}
+
+/// Restyles 16 kHz `audio` with `voice` (reset first, so every clip starts alike) and returns
+/// audio aligned with the input: the voice's latency removed, the same length.
+pub fn transfer(voice: &mut TimbreVoice, audio: &[f32]) -> Vec<f32> {
+    voice.reset();
+    let latency = voice.latency_samples();
+    let mut output = Vec::with_capacity(audio.len() + latency + HOP_SIZE);
+    let (mut hop_in, mut hop_out) = ([0.0f32; HOP_SIZE], [0.0f32; HOP_SIZE]);
+    for start in (0..audio.len() + latency).step_by(HOP_SIZE) {
+        for (k, x) in hop_in.iter_mut().enumerate() {
+            *x = audio.get(start + k).copied().unwrap_or(0.0);
+        }
+        voice.process_hop(&hop_in, &mut hop_out);
+        output.extend_from_slice(&hop_out);
     }
-    let mut synth =
-        HarmonicNoiseSynth::new(SynthConfig::new(SAMPLE_RATE_HZ as f32, HOP_SIZE, n, m))?;
-    let frames: Vec<FrameControls> = (0..clip.frames())
-        .map(|i| FrameControls {
-            f0_hz: clip.f0_hz[i],
-            amplitude: amplitude[i],
-            harmonic_distribution: &harmonics[i * n..(i + 1) * n],
-            noise_magnitudes: &noise[i * m..(i + 1) * m],
-        })
-        .collect();
-    let audio = synth.render(&frames);
-    Ok(advance_one_hop(audio, clip.audio.len()))
+    output.drain(..latency.min(output.len()));
+    output.resize(audio.len(), 0.0);
+    output
 }
 
 fn advance_one_hop(mut audio: Vec<f32>, len: usize) -> Vec<f32> {
@@ -366,9 +356,11 @@ fn advance_one_hop(mut audio: Vec<f32>, len: usize) -> Vec<f32> {
 /// # Errors
 /// The manifest does not load, is not a timbre model, or no pair is usable.
 pub fn eval_timbre(model_manifest: &Path, paired_dir: &Path) -> Result<EvalReport> {
-    let mut loaded = load_model(model_manifest, ModelKind::Timbre, BackendChoice::Auto)
+    let loaded = load_model(model_manifest, ModelKind::Timbre, BackendChoice::Auto)
         .with_context(|| format!("cannot load {}", model_manifest.display()))?;
     let manifest = loaded.manifest.clone();
+    let backend = loaded.backend.to_string();
+    let mut voice = evaluation_voice(TimbreModel::new(loaded)?)?;
     let features = manifest
         .features
         .clone()
@@ -383,7 +375,7 @@ pub fn eval_timbre(model_manifest: &Path, paired_dir: &Path) -> Result<EvalRepor
     let mut report = EvalReport {
         model: model_manifest.to_path_buf(),
         paired_dir: paired_dir.to_path_buf(),
-        backend: loaded.backend.to_string(),
+        backend,
         pairs: Vec::new(),
         skipped: Vec::new(),
     };
@@ -401,7 +393,7 @@ pub fn eval_timbre(model_manifest: &Path, paired_dir: &Path) -> Result<EvalRepor
             let source = read_mono_16k(&source_path)?;
             let target = read_mono_16k(&target_path)?;
             let clip = analyse_clip(&name, source, &features)?;
-            let output = transfer(&mut loaded.session, &manifest, &clip, 250)?;
+            let output = transfer(&mut voice, &clip.audio);
             let additive = match &profile {
                 Some(p) => Some(advance_one_hop(
                     p.render(&clip, features.loudness_min_db)?,
