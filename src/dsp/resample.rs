@@ -26,7 +26,7 @@ const FFT_MAX_PERIOD: u32 = 16;
 
 /// The rubato resampler in use.
 enum Inner {
-    Fft(Fft<f32>),
+    Fft(Box<Fft<f32>>),
     Sinc(Box<Async<f32>>),
 }
 
@@ -112,7 +112,7 @@ impl StreamingResampler {
                 FixedSync::Input,
             )
             .map_err(unsupported)?;
-            Some(Inner::Fft(fft))
+            Some(Inner::Fft(Box::new(fft)))
         } else {
             let parameters = SincInterpolationParameters::new(64, WindowFunction::BlackmanHarris2);
             let sinc = Async::<f32>::new_sinc(
