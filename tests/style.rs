@@ -8,8 +8,11 @@ use std::sync::Arc;
 
 use continuo::dsp::analysis::analyze;
 use continuo::dsp::metrics::multiscale_spectral_distance;
-use continuo::engine::audio::{self, AudioCommand, EngineConfig, HopProcessor, MixGain, Timing};
+use continuo::engine::audio::{
+    self, AudioCommand, AudioEngine, EngineConfig, HopProcessor, MixGain, Timing,
+};
 use continuo::engine::offline;
+use continuo::engine::worker::WorkerHandle;
 use continuo::model::{BackendChoice, ModelDirs};
 use continuo::style::features::timbre_analysis_config;
 use continuo::style::voice::GATE_OFF_DB;
@@ -52,9 +55,9 @@ fn processor(
     (p, status)
 }
 
-/// Renders mono `input` offline through the engine (latency compensated).
-fn render(p: StyleProcessor, rate: f32, block: usize, input: &[f32]) -> Vec<f32> {
-    let (mut engine, _worker) = audio::start(
+/// A mono engine at `rate` driven with blocks of up to `block` samples.
+fn start_engine(p: StyleProcessor, rate: f32, block: usize) -> (AudioEngine, StyleWorker) {
+    audio::start(
         EngineConfig {
             sample_rate: rate,
             channels: 1,
@@ -62,7 +65,14 @@ fn render(p: StyleProcessor, rate: f32, block: usize, input: &[f32]) -> Vec<f32>
         },
         p,
     )
-    .expect("engine");
+    .expect("engine")
+}
+
+type StyleWorker = WorkerHandle<AudioCommand<StyleProcessor>>;
+
+/// Renders mono `input` offline through the engine (latency compensated).
+fn render(p: StyleProcessor, rate: f32, block: usize, input: &[f32]) -> Vec<f32> {
+    let (mut engine, _worker) = start_engine(p, rate, block);
     let out = offline::render(
         &mut engine,
         &[input.to_vec()],
@@ -140,15 +150,7 @@ fn dry_path_impulse_lands_exactly_at_the_reported_latency() {
         for mode in MODES {
             for block in [1usize, 64, 441, 512, 2048] {
                 let p = StyleProcessor::new(rate, 1, mode, None).expect("processor");
-                let (mut engine, _worker) = audio::start(
-                    EngineConfig {
-                        sample_rate: rate,
-                        channels: 1,
-                        max_block_size: block,
-                    },
-                    p,
-                )
-                .expect("engine");
+                let (mut engine, _worker) = start_engine(p, rate, block);
                 let latency = engine.latency_samples();
                 let len = latency + 3 * block + 10;
                 let mut signal = vec![0.0f32; len];
@@ -291,15 +293,7 @@ fn hot_swap_to_another_style_is_accepted_and_click_free() {
     );
     let mut flute = Some(flute);
     let block = 256;
-    let (mut engine, worker) = audio::start(
-        EngineConfig {
-            sample_rate: rate,
-            channels: 1,
-            max_block_size: block,
-        },
-        violin,
-    )
-    .expect("engine");
+    let (mut engine, worker) = start_engine(violin, rate, block);
     let mut out = input.clone();
     let swap_at = out.len() / 2 / block * block;
     let mut max_step = 0.0f32;

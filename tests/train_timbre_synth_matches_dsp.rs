@@ -3,7 +3,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 use continuo::dsp::synth::{FrameControls, HarmonicNoiseSynth, NoiseBandSpacing, SynthConfig};
-use continuo::train::timbre::data::SplitMix;
+use continuo::train::timbre::data::timbre_rng;
 use continuo::train::timbre::export::to_vec;
 use continuo::train::timbre::synth::{dsp_noise, DiffSynth, HarmonicPlan};
 
@@ -16,7 +16,7 @@ fn compare(spacing: NoiseBandSpacing) {
     let (n, m, hop) = (12, 9, 64);
     let mut config = SynthConfig::new(16000.0, hop, n, m);
     config.noise_band_spacing = spacing;
-    let mut rng = SplitMix::new(3, 1);
+    let mut rng = timbre_rng(3, 1);
     // f0 sweeping across the anti-aliasing boundary of several harmonics, with jumps.
     let f0: Vec<f32> = (0..frames)
         .map(|i| {

@@ -253,7 +253,13 @@ pub struct SplitMix(u64);
 impl SplitMix {
     /// A generator for `seed`, decorrelated per `stream` (e.g. the epoch).
     pub fn new(seed: u64, stream: u64) -> Self {
-        let mut rng = Self(seed ^ stream.wrapping_mul(0xA076_1D64_78BD_642F));
+        Self::with_stream_multiplier(seed, stream, 0xA076_1D64_78BD_642F)
+    }
+
+    /// As [`SplitMix::new`], streams spread by another odd `multiplier` (the timbre trainer
+    /// uses its own, so its seeds keep reproducing the shipped models).
+    pub fn with_stream_multiplier(seed: u64, stream: u64, multiplier: u64) -> Self {
+        let mut rng = Self(seed ^ stream.wrapping_mul(multiplier));
         rng.next_u64();
         rng
     }
@@ -270,6 +276,16 @@ impl SplitMix {
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n as u64) as usize
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `[-1, 1)` as f32.
+    pub fn symmetric(&mut self) -> f32 {
+        (self.unit() * 2.0 - 1.0) as f32
     }
 
     /// Fisher–Yates shuffle.

@@ -181,19 +181,7 @@ fn demo() -> Result<()> {
     let input = demo_dir.join("example.wav");
     write_example(&input)?;
     let output = demo_dir.join("example-styled.wav");
-    run(Command::new(env!("CARGO"))
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "--bin",
-            "continuo",
-            "--",
-            "style",
-        ])
-        .arg(&input)
-        .arg("-o")
-        .arg(&output))?;
+    run(continuo_cli("style").arg(&input).arg("-o").arg(&output))?;
     println!("\nExample input:  {}", input.display());
     println!("Styled output:  {}", output.display());
 
@@ -201,16 +189,7 @@ fn demo() -> Result<()> {
     write_example_midi(&phrase)?;
     let continued = demo_dir.join("example-continued.mid");
     if root.join("models/continuo-chorales.json").exists() {
-        run(Command::new(env!("CARGO"))
-            .args([
-                "run",
-                "--release",
-                "--quiet",
-                "--bin",
-                "continuo",
-                "--",
-                "continue",
-            ])
+        run(continuo_cli("continue")
             .arg(&phrase)
             .arg("-o")
             .arg(&continued)
@@ -225,6 +204,21 @@ fn demo() -> Result<()> {
 }
 
 /// A two-bar melody as a type-0 standard MIDI file (480 ticks per quarter, 100 BPM).
+/// `continuo <command>` from a release build of this workspace.
+fn continuo_cli(command: &str) -> Command {
+    let mut cli = Command::new(env!("CARGO"));
+    cli.args([
+        "run",
+        "--release",
+        "--quiet",
+        "--bin",
+        "continuo",
+        "--",
+        command,
+    ]);
+    cli
+}
+
 fn write_example_midi(path: &Path) -> Result<()> {
     const TICKS: u16 = 480;
     let melody = [67u8, 69, 71, 72, 74, 72, 71, 69, 67, 64, 62, 64, 66, 67];

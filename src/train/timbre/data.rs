@@ -216,42 +216,12 @@ pub fn split_by_file(
     (train, heldout)
 }
 
-/// Small deterministic PRNG (SplitMix64) for window sampling and training noise: every random
-/// draw of a training step derives from `(seed, step)`, so a resumed run repeats exactly.
-#[derive(Debug, Clone)]
-pub struct SplitMix(u64);
+pub use crate::train::data::SplitMix;
 
-impl SplitMix {
-    /// A generator for `(seed, stream)`.
-    pub fn new(seed: u64, stream: u64) -> Self {
-        let mut s = SplitMix(seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        s.next_u64();
-        s
-    }
-
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `[-1, 1)` as f32.
-    pub fn symmetric(&mut self) -> f32 {
-        (self.unit() * 2.0 - 1.0) as f32
-    }
-
-    /// Uniform integer in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.unit() * n as f64) as usize).min(n.saturating_sub(1))
-    }
+/// The timbre trainer's generator for `(seed, stream)`: every random draw of a training step
+/// derives from `(seed, step)`, so a resumed run repeats exactly.
+pub fn timbre_rng(seed: u64, stream: u64) -> SplitMix {
+    SplitMix::with_stream_multiplier(seed, stream, 0x9E37_79B9_7F4A_7C15)
 }
 
 /// A batch of training windows, flattened row-major, ready to become tensors.
@@ -316,7 +286,8 @@ pub fn sample_windows(
                 index += 1;
             }
             clip = usable[index];
-            start = 1 + rng.below(clip.frames() - frames - 1);
+            let span = clip.frames() - frames - 1;
+            start = 1 + ((rng.unit() * span as f64) as usize).min(span.saturating_sub(1));
             let quiet = clip.loudness_db[start..start + frames]
                 .iter()
                 .filter(|&&l| l < -60.0)

@@ -29,7 +29,7 @@ use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
-use super::data::SplitMix;
+use super::data::timbre_rng;
 use super::model::{
     TimbreModel, EXP_SIGMOID_EXPONENT, EXP_SIGMOID_FLOOR, EXP_SIGMOID_MAX, NOISE_BIAS,
 };
@@ -279,7 +279,7 @@ pub fn verify(model: &TimbreModel, manifest_path: &Path, seed: u64) -> Result<Ve
     let h = model.hidden();
     let frames = 23;
     let split = 9;
-    let mut rng = SplitMix::new(seed, 0xE4);
+    let mut rng = timbre_rng(seed, 0xE4);
     let features: Vec<f32> = (0..frames * 2).map(|_| rng.unit() as f32).collect();
     let h0: Vec<f32> = (0..h).map(|_| 0.5 * rng.symmetric()).collect();
 

@@ -27,7 +27,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::data::{
-    load_folder, sample_windows, split_by_file, Clip, SkippedFile, SplitMix, WindowBatch,
+    load_folder, sample_windows, split_by_file, timbre_rng, Clip, SkippedFile, SplitMix,
+    WindowBatch,
 };
 use super::eval::HarmonicProfile;
 use super::export::{negative_control, to_vec, verify, write_model, Verification};
@@ -331,7 +332,7 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
     } else {
         train.clone()
     };
-    let mut valid_rng = SplitMix::new(config.seed, u64::MAX);
+    let mut valid_rng = timbre_rng(config.seed, u64::MAX);
     let valid_batch = sample_windows(
         &valid_set,
         config.batch_size,
@@ -372,7 +373,7 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
             time_limited = true;
             break;
         }
-        let mut rng = SplitMix::new(config.seed, step as u64);
+        let mut rng = timbre_rng(config.seed, step as u64);
         let batch = sample_windows(
             &train,
             config.batch_size,
