@@ -348,11 +348,17 @@ struct TimbreArgs {
     #[arg(long)]
     out: PathBuf,
     /// Optimiser steps.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 3000)]
     steps: usize,
     /// Random seed (initialisation, batches).
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Decoder width (dense layers and GRU state); time per step grows with it.
+    #[arg(long, default_value_t = 128)]
+    hidden: usize,
+    /// Windows per batch.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
     /// Stop (and export) after this many minutes of training, counted across resumes.
     #[arg(long, default_value_t = 14.0)]
     max_minutes: f64,
@@ -364,8 +370,9 @@ struct TimbreArgs {
 fn timbre(args: TimbreArgs) -> anyhow::Result<ExitCode> {
     use continuo::train::timbre::model::TimbreModelConfig;
     use continuo::train::timbre::{train_timbre, TimbreTrainArgs, TimbreTrainingConfig};
-    let config = TimbreTrainingConfig::new(TimbreModelConfig::new())
+    let config = TimbreTrainingConfig::new(TimbreModelConfig::new().with_hidden(args.hidden))
         .with_steps(args.steps)
+        .with_batch_size(args.batch_size)
         .with_seed(args.seed)
         .with_max_minutes(args.max_minutes);
     let outcome = train_timbre(&TimbreTrainArgs {

@@ -22,12 +22,17 @@ Choices, all deterministic (seeded):
 - every note gets a random velocity in [45, 115] (the model must learn loudness-dependent
   timbre), identical for every instrument so the pairs stay aligned;
 - reverb and chorus are off (-R 0 -C 0): the model learns the dry instrument;
+- every file is loudness-normalised to the same level (gated RMS, like a streaming service's
+  loudness normalisation): FluidR3's presets differ by 3-7 dB at the same velocity, an arbitrary
+  sample gain that is not timbre; without it a transfer that keeps the player's dynamics (the
+  loudness bar) would be scored as wrong by the spectral distance to the other instrument;
 - the split is by chorale: every `--heldout-every`-th work goes to `heldout`.
 Failures are reported per file and skipped; the exit code is non-zero only if nothing was
 rendered.
 """
 
 import argparse
+import math
 import os
 import pathlib
 import random
@@ -39,6 +44,12 @@ import wave
 INSTRUMENTS = {"violin": 40, "flute": 73}
 SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 SAMPLE_RATE = 16000
+# Level every render is normalised to by default: RMS over the 64 ms blocks within 40 dB of the
+# loudest (an ordinary recording level; FluidSynth's default gain renders these melodies at
+# about -42 dBFS).
+DEFAULT_LEVEL_DBFS = -30.0
+GATE_BLOCK = 1024
+GATE_RANGE_DB = 40.0
 
 
 def soprano_midi(score, program, transpose, velocities, target):
@@ -72,8 +83,21 @@ def soprano_midi(score, program, transpose, velocities, target):
     out.write("midi", fp=str(target))
 
 
-def to_mono_16bit(stereo_path, mono_path):
-    """Downmixes FluidSynth's stereo 16-bit output to mono (mean of the channels)."""
+def gated_rms_dbfs(samples):
+    """RMS level (dBFS) over the blocks within GATE_RANGE_DB of the loudest block."""
+    blocks = [samples[i : i + GATE_BLOCK] for i in range(0, len(samples), GATE_BLOCK)]
+    powers = [sum(x * x for x in block) / len(block) for block in blocks if block]
+    loudest = max(powers, default=0.0)
+    if loudest <= 0.0:
+        raise ValueError("render is silent")
+    gate = loudest * 10.0 ** (-GATE_RANGE_DB / 10.0)
+    kept = [p for p in powers if p >= gate]
+    return 10.0 * math.log10(sum(kept) / len(kept))
+
+
+def to_normalised_mono_16bit(stereo_path, mono_path, level_dbfs):
+    """Downmixes FluidSynth's stereo 16-bit output to mono (mean of the channels) and scales it
+    to `level_dbfs` (gated RMS)."""
     import array
 
     with wave.open(str(stereo_path), "rb") as src:
@@ -86,18 +110,22 @@ def to_mono_16bit(stereo_path, mono_path):
         if width != 2 or rate != SAMPLE_RATE:
             raise ValueError(f"unexpected render format: {width * 8}-bit {rate} Hz")
         data = array.array("h", src.readframes(frames))
-    mono = array.array(
-        "h",
-        (int(sum(data[i : i + channels]) / channels) for i in range(0, len(data), channels)),
-    )
+    mono = [
+        sum(data[i : i + channels]) / (channels * 32768.0) for i in range(0, len(data), channels)
+    ]
+    gain = 10.0 ** ((level_dbfs - gated_rms_dbfs(mono)) / 20.0)
+    peak = max(abs(x) for x in mono) * gain
+    if peak >= 1.0:
+        raise ValueError(f"normalising to {level_dbfs} dBFS would clip (peak {peak:.2f})")
+    scaled = array.array("h", (round(x * gain * 32767.0) for x in mono))
     with wave.open(str(mono_path), "wb") as dst:
         dst.setnchannels(1)
         dst.setsampwidth(2)
         dst.setframerate(SAMPLE_RATE)
-        dst.writeframes(mono.tobytes())
+        dst.writeframes(scaled.tobytes())
 
 
-def render(midi_path, wav_path):
+def render(midi_path, wav_path, level_dbfs):
     tmp = wav_path.with_suffix(".stereo.wav")
     subprocess.run(
         ["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-F", str(tmp), "-r",
@@ -105,7 +133,7 @@ def render(midi_path, wav_path):
         check=True,
         capture_output=True,
     )
-    to_mono_16bit(tmp, wav_path)
+    to_normalised_mono_16bit(tmp, wav_path, level_dbfs)
     tmp.unlink()
 
 
@@ -115,6 +143,8 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=84, help="number of chorales to render")
     parser.add_argument("--heldout-every", type=int, default=6)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--level-dbfs", type=float, default=DEFAULT_LEVEL_DBFS,
+                        help="gated RMS level every render is normalised to")
     args = parser.parse_args()
 
     from music21 import corpus  # late import so --help works without music21
@@ -141,7 +171,7 @@ def main() -> int:
                 wav_dir.mkdir(parents=True, exist_ok=True)
                 midi = midi_dir / f"{stem}.mid"
                 soprano_midi(score, program, transpose, velocities, midi)
-                render(midi, wav_dir / f"{stem}.wav")
+                render(midi, wav_dir / f"{stem}.wav", args.level_dbfs)
             done += 1
         except Exception as error:  # noqa: BLE001 - report every failure and go on
             failed.append((stem, f"{type(error).__name__}: {error}"))

@@ -112,15 +112,24 @@ impl Gru {
         let b_hidden = self.b_hidden.val().unsqueeze::<2>();
         let mut state = state;
         let mut outputs = Vec::with_capacity(steps);
-        for t in 0..steps {
-            let x = projected.clone().narrow(1, t, 1).reshape([batch, 3 * h]); // [B, 3H]
-            let r_h = state.clone().matmul(w_hidden.clone()).add(b_hidden.clone()); // [B, 3H]
-            let gates = sigmoid(x.clone().narrow(1, 0, 2 * h) + r_h.clone().narrow(1, 0, 2 * h));
-            let z = gates.clone().narrow(1, 0, h);
-            let r = gates.narrow(1, h, h);
-            let n = (x.narrow(1, 2 * h, h) + r * r_h.narrow(1, 2 * h, h)).tanh();
-            state = n.clone() + z * (state - n); // (1 − z)·n + z·h
-            outputs.push(state.clone());
+        // The backward pass of a slice writes its gradient into zeros the size of the sliced
+        // tensor, so slicing each of T steps out of `[B, T, 3H]` would cost O(T²). Slicing
+        // blocks of ~√T steps first, then steps out of their block, costs O(T·√T).
+        let block = (steps as f64).sqrt().ceil().max(1.0) as usize;
+        for start in (0..steps).step_by(block) {
+            let len = block.min(steps - start);
+            let chunk = projected.clone().narrow(1, start, len); // [B, len, 3H]
+            for i in 0..len {
+                let x = chunk.clone().narrow(1, i, 1).reshape([batch, 3 * h]); // [B, 3H]
+                let r_h = state.clone().matmul(w_hidden.clone()).add(b_hidden.clone()); // [B, 3H]
+                let gates =
+                    sigmoid(x.clone().narrow(1, 0, 2 * h) + r_h.clone().narrow(1, 0, 2 * h));
+                let z = gates.clone().narrow(1, 0, h);
+                let r = gates.narrow(1, h, h);
+                let n = (x.narrow(1, 2 * h, h) + r * r_h.narrow(1, 2 * h, h)).tanh();
+                state = n.clone() + z * (state - n); // (1 − z)·n + z·h
+                outputs.push(state.clone());
+            }
         }
         (Tensor::stack(outputs, 1), state)
     }

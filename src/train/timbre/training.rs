@@ -46,7 +46,7 @@ pub struct TimbreTrainingConfig {
     #[config(default = 42)]
     pub seed: u64,
     /// Optimiser steps.
-    #[config(default = 2000)]
+    #[config(default = 3000)]
     pub steps: usize,
     /// Windows per batch.
     #[config(default = 16)]
