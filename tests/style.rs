@@ -177,9 +177,11 @@ fn restyled_attack_is_where_the_native_voice_puts_it_at_every_rate_and_mode() {
     // restyled attack (relative to the input onset, after latency compensation) must be where
     // the voice puts it when it runs natively at 16 kHz (no resampling, latency = the voice's
     // own). The attack itself takes the model several ms (a bowed attack is timbre). Bar
-    // ±1.5 ms: a latency error would be whole hops (4 ms) or resampler delays, which the pulse
-    // calibration pins to a sample; what remains (≤ 1 ms) is the resampler's filtering changing
-    // the attack the model hears.
+    // ±2 ms, half a hop: a latency error would be whole hops (4 ms) or resampler delays, which
+    // the pulse calibration pins to a sample (the dry-path test checks that exactly). What
+    // remains is the resampler's filtering changing the attack the model hears: measured
+    // 0.0–0.2 ms in quality mode; in low-latency mode (8 ms loudness window) 1.1–1.8 ms early at
+    // 48/96 kHz (FFT resampler) for tone levels from -27 to -12 dBFS, 0.0–0.5 ms at 44.1 kHz.
     let mut report = Vec::new();
     let mut failed = false;
     for mode in MODES {
@@ -191,7 +193,7 @@ fn restyled_attack_is_where_the_native_voice_puts_it_at_every_rate_and_mode() {
             report.push(format!(
                 "{mode:?} {rate} Hz: attack at {attack:+.2} ms ({error:+.2} ms)"
             ));
-            failed |= error.abs() > 1.5;
+            failed |= error.abs() > 2.0;
         }
     }
     println!("{}", report.join("\n"));

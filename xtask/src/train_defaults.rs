@@ -32,8 +32,9 @@ continuo-flute) from nothing, with the flags and seeds recorded in their reports
      MIDI (chorales) or the paired renders (violin, flute; the paired evaluation is appended
      to OUT/NAME.report.md); the training checkpoints are removed afterwards
 
-Writes OUT/NAME.onnx, .json, .report.md and .loss.png for each model. About 45 minutes on
-2 cores (data ~6 min, each training 12-14 min), plus 10-20 min for a cold trainer build.
+Writes OUT/NAME.onnx, .json, .report.md and .loss.png for each model. About 40 minutes on
+2 cores (data ~4 min, chorales ~9 min, each timbre model ~13 min), plus 10-20 min for a cold
+trainer build.
 
 Options:
   --only MODEL[,MODEL]  chorales, violin, flute (repeatable; default: all three)

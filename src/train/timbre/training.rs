@@ -535,7 +535,16 @@ fn write_report(
         .unwrap_or_default();
     let mut r = String::new();
     writeln!(r, "# Timbre model `{name}`\n")?;
-    writeln!(r, "Reproduce: `continuo-train timbre {} --out {} --steps {} --seed {}` (or `cargo xtask train-defaults`).\n", args.data_dir.display(), args.out.display(), config.steps, config.seed)?;
+    // Sizes are named only when they differ from the CLI's defaults.
+    let defaults = TimbreTrainingConfig::new(TimbreModelConfig::new());
+    let mut sizes = String::new();
+    if config.model.hidden != defaults.model.hidden {
+        write!(sizes, " --hidden {}", config.model.hidden)?;
+    }
+    if config.batch_size != defaults.batch_size {
+        write!(sizes, " --batch-size {}", config.batch_size)?;
+    }
+    writeln!(r, "Reproduce: `continuo-train timbre {} --out {} --steps {} --seed {}{sizes}` (or `cargo xtask train-defaults`).\n", args.data_dir.display(), args.out.display(), config.steps, config.seed)?;
     writeln!(r, "## Contract\n")?;
     writeln!(
         r,
