@@ -181,9 +181,10 @@ fn restyled_attack_is_where_the_native_voice_puts_it_at_every_rate_and_mode() {
     // the pulse calibration pins to a sample (the dry-path test checks that exactly). Measured:
     // 0.0–0.2 ms in quality mode, 0.0–0.5 ms at 44.1 kHz; in low-latency mode at 48/96 kHz (FFT
     // resamplers, 16-sample up-sampler chunks) 1.1–1.8 ms early for tone levels from -27 to
-    // -12 dBFS. That offset is not explained yet: the same tone resampled offline to 16 kHz
-    // (1024-sample chunks) gives the native attack, so the suspects are the chain's short
-    // low-latency chunks (1 ms host hops down, 16 samples up), not the resampling as such.
+    // -12 dBFS. That offset is not explained yet. Ruled out by experiment: the resampled input
+    // (the tone resampled offline gives the native attack), the chain's short low-latency
+    // chunks (4 ms host hops or 64-sample up-sampler chunks leave -1.35/-1.54 ms) and onset-phase
+    // sampling (16 phases 0.25 ms apart leave -1.36 ms).
     let mut report = Vec::new();
     let mut failed = false;
     for mode in MODES {
