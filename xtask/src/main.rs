@@ -203,7 +203,6 @@ fn demo() -> Result<()> {
     Ok(())
 }
 
-/// A two-bar melody as a type-0 standard MIDI file (480 ticks per quarter, 100 BPM).
 /// `continuo <command>` from a release build of this workspace.
 fn continuo_cli(command: &str) -> Command {
     let mut cli = Command::new(env!("CARGO"));
@@ -219,6 +218,7 @@ fn continuo_cli(command: &str) -> Command {
     cli
 }
 
+/// A two-bar melody as a type-0 standard MIDI file (480 ticks per quarter, 100 BPM).
 fn write_example_midi(path: &Path) -> Result<()> {
     const TICKS: u16 = 480;
     let melody = [67u8, 69, 71, 72, 74, 72, 71, 69, 67, 64, 62, 64, 66, 67];

@@ -286,6 +286,8 @@ pub fn sample_windows(
                 index += 1;
             }
             clip = usable[index];
+            // Scaled from `unit()` rather than `SplitMix::below` (a modulo): the shipped
+            // models' seeds depend on this draw.
             let span = clip.frames() - frames - 1;
             start = 1 + ((rng.unit() * span as f64) as usize).min(span.saturating_sub(1));
             let quiet = clip.loudness_db[start..start + frames]

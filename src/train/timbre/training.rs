@@ -535,7 +535,7 @@ fn write_report(
         .unwrap_or_default();
     let mut r = String::new();
     writeln!(r, "# Timbre model `{name}`\n")?;
-    // Sizes are named only when they differ from the CLI's defaults.
+    // Sizes are named only when they differ from the defaults (the CLI's are the same).
     let defaults = TimbreTrainingConfig::new(TimbreModelConfig::new());
     let mut sizes = String::new();
     if config.model.hidden != defaults.model.hidden {
