@@ -1,8 +1,9 @@
 //! `cargo xtask`: nice-plug's bundler plus the project's own tasks.
 //!
 //! - `cargo xtask demo`: release bundles + the CLI run on a generated example WAV.
-//! - `cargo xtask test`: the whole test suite (debug bundle with allocation checks, cargo
-//!   tests, the VST3 check in a real host). `.ci/run` calls this.
+//! - `cargo xtask test`: the whole test suite (formatting, debug bundle with allocation checks,
+//!   cargo tests, clippy, the VST3 check in a real host, the CLAP and VST3 conformance suites
+//!   when `../shared/tools` is there). `.ci/run` calls this.
 //! - `cargo xtask bundle continuo [--release]`: nice-plug's bundler, then the ONNX Runtime
 //!   library (from the `onnxruntime` PyPI wheel) and `models/` are placed beside the plugin
 //!   in both bundles (`Continuo.vst3/Contents/…`, `Continuo-data/` next to `Continuo.clap`).
@@ -15,6 +16,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+mod conformance;
 mod train_defaults;
 
 const PACKAGE: &str = "continuo";
@@ -135,6 +137,9 @@ fn run(command: &mut Command) -> Result<()> {
 
 fn test() -> Result<()> {
     let root = workspace_root()?;
+    // Formatting first: it takes a second and needs no build.
+    run(Command::new(env!("CARGO")).args(["fmt", "--all", "--", "--check"]))
+        .context("unformatted code: run `cargo fmt --all`")?;
     bundle(&root, &["--features", TEST_FEATURES])?;
     let library = fetch_onnxruntime(&root)?;
     // The library's own tests run without the feature: nice-plug's checking allocator would
@@ -146,7 +151,17 @@ fn test() -> Result<()> {
     run(Command::new(env!("CARGO"))
         .args(["test", "--features", "train"])
         .env("ORT_DYLIB_PATH", &library))?;
-    vst3_host_check(&root, &library)
+    run(Command::new(env!("CARGO")).args([
+        "clippy",
+        "--all-targets",
+        "--features",
+        "train",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    vst3_host_check(&root, &library)?;
+    conformance::run(&root)
 }
 
 /// Loads the VST3 bundle in pedalboard (PyPI), a real VST3 host, from a venv under target/.

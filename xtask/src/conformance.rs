@@ -1,0 +1,215 @@
+//! The plugin formats' own conformance suites, run on the built bundles by `cargo xtask test`:
+//! free-audio's clap-validator (`validate`, then `fuzz` for a while) and Steinberg's VST3
+//! `validator -e`. Neither is on a registry: their sources and build scripts come with the
+//! workplace's `../shared/tools/`. Without that folder the suites are skipped, and the test
+//! command says so loudly instead of passing silently.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+/// How long the CLAP fuzzer runs (clap-validator's duration syntax, e.g. `90s`, `5m`), unless
+/// `CONTINUO_CLAP_FUZZ` says otherwise (`0` skips the fuzzer).
+const DEFAULT_FUZZ_DURATION: &str = "5m";
+
+/// Where the conformance tools' sources and build scripts live, if this checkout has them.
+fn shared_tools(root: &Path) -> Option<PathBuf> {
+    let tools = root.parent()?.join("shared/tools");
+    tools.is_dir().then_some(tools)
+}
+
+/// Runs both suites on `target/bundled`; an error when any test fails or any tool cannot be
+/// built. Prints one summary line per suite.
+pub fn run(root: &Path) -> Result<()> {
+    let Some(tools) = shared_tools(root) else {
+        println!(
+            "SKIPPED: clap-validator and the VST3 validator: {} not found (they ship only with the \
+             workplace's shared/tools); the plugins were NOT checked for format conformance",
+            root.parent().unwrap_or(root).join("shared/tools").display()
+        );
+        return Ok(());
+    };
+    let bundled = root.join("target/bundled");
+    let logs = root.join("target/conformance");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let clap = clap_validator(&tools, root, &bundled.join("Continuo.clap"), &logs);
+    let vst3 = vst3_validator(&tools, root, &bundled.join("Continuo.vst3"), &logs);
+    clap.and(vst3)
+}
+
+/// Builds a tool with its script (which prints the binary's path on its last line).
+fn build_tool(script: &Path, build_dir: &Path) -> Result<PathBuf> {
+    let output = Command::new("bash")
+        .arg(script)
+        .arg(build_dir)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    if !output.status.success() {
+        bail!("{} failed ({})", script.display(), output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let binary = stdout
+        .lines()
+        .last()
+        .map(|line| PathBuf::from(line.trim()))
+        .with_context(|| format!("{} printed no binary path", script.display()))?;
+    if !binary.exists() {
+        bail!(
+            "{} said it built {}, which does not exist",
+            script.display(),
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
+/// Runs a command, keeps everything it printed in `log`, and returns its output.
+fn run_logged(command: &mut Command, log: &Path) -> Result<Output> {
+    eprintln!("+ {command:?}  (output in {})", log.display());
+    let output = command
+        .output()
+        .with_context(|| format!("cannot start {command:?}"))?;
+    let mut text = output.stdout.clone();
+    text.extend_from_slice(&output.stderr);
+    std::fs::write(log, &text).with_context(|| format!("writing {}", log.display()))?;
+    Ok(output)
+}
+
+/// Everything a tool printed, without its terminal colours.
+fn text(output: &Output) -> String {
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut plain = String::with_capacity(printed.len());
+    let mut chars = printed.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An ANSI sequence: ESC [ parameters, ending in a letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+fn clap_validator(tools: &Path, root: &Path, bundle: &Path, logs: &Path) -> Result<()> {
+    let validator = build_tool(
+        &tools.join("build-clap-validator.sh"),
+        &root.join("target/tools/clap-validator"),
+    )?;
+
+    let log = logs.join("clap-validate.log");
+    let output = run_logged(
+        Command::new(&validator)
+            .args(["validate", "--only-failed"])
+            .arg(bundle),
+        &log,
+    )?;
+    let printed = text(&output);
+    // Its tally ("N tests run, N passed, N failed, N skipped, N warnings") is the last line.
+    let tally = printed
+        .lines()
+        .rev()
+        .find(|line| line.contains("tests run"))
+        .unwrap_or("no tally printed");
+    println!("clap-validator validate: {}", tally.trim());
+    if !output.status.success() {
+        println!("{printed}");
+        bail!(
+            "clap-validator validate failed (full output in {})",
+            log.display()
+        );
+    }
+
+    let duration = std::env::var("CONTINUO_CLAP_FUZZ").unwrap_or(DEFAULT_FUZZ_DURATION.into());
+    if duration == "0" {
+        println!("SKIPPED: clap-validator fuzz (CONTINUO_CLAP_FUZZ=0)");
+        return Ok(());
+    }
+    let log = logs.join("clap-fuzz.log");
+    let started = Instant::now();
+    // Debug verbosity makes it print the seed of every chunk that passed, for the record.
+    let output = run_logged(
+        Command::new(&validator)
+            .args(["--verbosity", "debug", "fuzz", "--duration", &duration])
+            .arg(bundle),
+        &log,
+    )?;
+    let printed = text(&output);
+    let passed: Vec<&str> = printed
+        .lines()
+        .filter(|line| line.contains("OK '"))
+        .collect();
+    println!(
+        "clap-validator fuzz ({duration}, {:.0} s): {} chunks passed (seeds in {}), {}",
+        started.elapsed().as_secs_f32(),
+        passed.len(),
+        log.display(),
+        if output.status.success() {
+            "0 failed"
+        } else {
+            "FAILED"
+        }
+    );
+    if !output.status.success() {
+        let failures: Vec<&str> = printed
+            .lines()
+            .filter(|line| line.contains("ERROR") && line.contains("seed"))
+            .collect();
+        println!("{}", failures.join("\n"));
+        bail!(
+            "clap-validator fuzz failed; reproduce with `clap-validator fuzz --reproduce SEED {}`",
+            bundle.display()
+        );
+    }
+    if passed.is_empty() {
+        bail!("clap-validator fuzz ran no chunk (see {})", log.display());
+    }
+    Ok(())
+}
+
+fn vst3_validator(tools: &Path, root: &Path, bundle: &Path, logs: &Path) -> Result<()> {
+    let validator = build_tool(
+        &tools.join("build-vst3-validator.sh"),
+        &root.join("target/tools/vst3-validator"),
+    )?;
+    let log = logs.join("vst3-validator.log");
+    let output = run_logged(Command::new(&validator).arg("-e").arg(bundle), &log)?;
+    let printed = text(&output);
+    let result = printed
+        .lines()
+        .rev()
+        .find(|line| line.contains("Result:"))
+        .unwrap_or("no result line printed");
+    // The suite logs some problems only as `ERROR:` lines without failing a test.
+    let errors: Vec<&str> = printed
+        .lines()
+        .filter(|line| line.contains("ERROR:"))
+        .collect();
+    println!(
+        "VST3 validator -e: {} ({} ERROR lines)",
+        result.trim(),
+        errors.len()
+    );
+    let failed = !result.contains(" 0 tests failed");
+    if failed || !errors.is_empty() || !output.status.success() {
+        for line in printed
+            .lines()
+            .filter(|line| line.contains("ERROR:") || line.contains("Failed]"))
+        {
+            println!("  {}", line.trim());
+        }
+        bail!("VST3 validator failed (full output in {})", log.display());
+    }
+    Ok(())
+}
