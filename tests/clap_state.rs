@@ -1,0 +1,254 @@
+//! Sessions round-trip in a CLAP host (clack-host's state extension, on the built bundle): for
+//! both plugins every parameter is moved off its default, saved, and loaded into a new
+//! instance, which must show the same values and save the same bytes; a session saved by
+//! version 0.1.0 (fixtures recorded from that build) still loads with its values; and a session
+//! whose model is no longer installed loads with the default model and says so in the log.
+//!
+//! `CONTINUO_WRITE_STATE_FIXTURES=1 cargo test --test clap_state` records the fixtures again
+//! (only when the saved format changes on purpose: old fixtures are what old sessions look like).
+//! One test per process for the tests that set the process-wide `NICE_LOG`.
+
+mod clap_support;
+
+use std::collections::BTreeMap;
+use std::ffi::CStr;
+use std::path::PathBuf;
+
+use clack_extensions::params::{ParamInfoBuffer, ParamInfoFlags, PluginParams};
+use clack_extensions::state::PluginState;
+use clack_host::events::event_types::ParamValueEvent;
+use clack_host::prelude::*;
+use clap_support::*;
+
+/// Parameter values by name.
+type Values = BTreeMap<String, f64>;
+
+fn fixture(plugin: &str, ext: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/state/{plugin}-0.1.0.{ext}"))
+}
+
+/// (id, name, min, max, default, stepped) of every parameter a host may set.
+fn settable_params(plugin: &mut PluginInstance<()>) -> Vec<(ClapId, String, f64, f64, f64, bool)> {
+    let handle = plugin.plugin_handle();
+    let params: PluginParams = handle.get_extension().expect("params extension");
+    let mut buffer = ParamInfoBuffer::new();
+    (0..params.count(&handle))
+        .filter_map(|index| {
+            let info = params.get_info(&handle, index, &mut buffer)?;
+            let hidden = ParamInfoFlags::IS_READONLY | ParamInfoFlags::IS_HIDDEN;
+            (!info.flags.intersects(hidden)).then(|| {
+                (
+                    info.id,
+                    String::from_utf8_lossy(info.name).into_owned(),
+                    info.min_value,
+                    info.max_value,
+                    info.default_value,
+                    info.flags.contains(ParamInfoFlags::IS_STEPPED),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Every parameter's current value, by name.
+fn values(plugin: &mut PluginInstance<()>) -> Values {
+    let ids = settable_params(plugin);
+    let handle = plugin.plugin_handle();
+    let params: PluginParams = handle.get_extension().expect("params extension");
+    ids.into_iter()
+        .map(|(id, name, ..)| {
+            let value = params.get_value(&handle, id).expect("get_value");
+            (name, value)
+        })
+        .collect()
+}
+
+/// Moves every parameter away from its default (the far end of its range for stepped ones,
+/// an arbitrary interior point for continuous ones), through the host's parameter flush.
+fn move_every_param(plugin: &mut PluginInstance<()>) {
+    let events: Vec<ParamValueEvent> = settable_params(plugin)
+        .into_iter()
+        .map(|(id, _, min, max, default, stepped)| {
+            let value = if stepped {
+                // Stepped (CLAP shows nice-plug's stepped parameters in steps): the other end.
+                if default == max {
+                    min
+                } else {
+                    max
+                }
+            } else {
+                min + 0.37 * (max - min)
+            };
+            ParamValueEvent::new(0, id, Pckn::match_all(), value)
+        })
+        .collect();
+    let params: PluginParams = plugin
+        .plugin_handle()
+        .get_extension()
+        .expect("params extension");
+    let mut output = EventBuffer::new();
+    let mut handle = plugin.inactive_plugin_handle().expect("inactive");
+    params.flush(
+        &mut handle,
+        &InputEvents::from_buffer(&events),
+        &mut OutputEvents::from_buffer(&mut output),
+    );
+}
+
+fn save(plugin: &mut PluginInstance<()>) -> Vec<u8> {
+    let handle = plugin.plugin_handle();
+    let state: PluginState = handle.get_extension().expect("state extension");
+    let mut bytes = Vec::new();
+    state.save(&handle, &mut bytes).expect("save state");
+    bytes
+}
+
+fn load(plugin: &mut PluginInstance<()>, bytes: &[u8]) {
+    let handle = plugin.plugin_handle();
+    let state: PluginState = handle.get_extension().expect("state extension");
+    state
+        .load(&handle, &mut std::io::Cursor::new(bytes))
+        .expect("load state");
+}
+
+/// Save → load into a new instance → same values, and save again → the same bytes.
+fn round_trips(id: &CStr) {
+    let entry = load_bundle(&built_bundle());
+    let mut original = instance(&entry, id);
+    let defaults = values(&mut original);
+    move_every_param(&mut original);
+    let moved = values(&mut original);
+    let unchanged: Vec<&String> = moved
+        .iter()
+        .filter(|(name, value)| defaults[*name] == **value)
+        .map(|(name, _)| name)
+        .collect();
+    // With one model installed a model choice has nowhere else to go; everything else moves.
+    assert!(
+        unchanged.len() <= 2,
+        "{id:?}: parameters that did not move off their default: {unchanged:?}"
+    );
+    let saved = save(&mut original);
+    if std::env::var_os("CONTINUO_WRITE_STATE_FIXTURES").is_some() {
+        let name = short_name(id);
+        std::fs::create_dir_all(fixture(name, "state").parent().expect("dir")).expect("mkdir");
+        std::fs::write(fixture(name, "state"), &saved).expect("write fixture");
+        std::fs::write(
+            fixture(name, "values.json"),
+            serde_json::to_string_pretty(&moved).expect("json"),
+        )
+        .expect("write fixture values");
+    }
+
+    let mut restored = instance(&entry, id);
+    load(&mut restored, &saved);
+    assert_eq!(values(&mut restored), moved, "{id:?}: values after load");
+    let saved_again = save(&mut restored);
+    assert!(
+        saved_again == saved,
+        "{id:?}: save → load → save changed the bytes:\n{}\n{}",
+        String::from_utf8_lossy(&saved),
+        String::from_utf8_lossy(&saved_again)
+    );
+}
+
+fn short_name(id: &CStr) -> &'static str {
+    if id == STYLE_ID {
+        "style"
+    } else {
+        "phrase"
+    }
+}
+
+/// A session saved by 0.1.0 loads: every parameter it saved has its saved value.
+fn old_sessions_load(id: &CStr) {
+    let name = short_name(id);
+    let bytes = std::fs::read(fixture(name, "state")).expect("state fixture");
+    let expected: Values = serde_json::from_str(
+        &std::fs::read_to_string(fixture(name, "values.json")).expect("values fixture"),
+    )
+    .expect("values fixture JSON");
+    let entry = load_bundle(&built_bundle());
+    let mut plugin = instance(&entry, id);
+    load(&mut plugin, &bytes);
+    let now = values(&mut plugin);
+    for (param, value) in &expected {
+        assert_eq!(
+            now.get(param),
+            Some(value),
+            "{name}: `{param}` after loading a 0.1.0 session"
+        );
+    }
+}
+
+#[test]
+fn style_sessions_round_trip() {
+    round_trips(STYLE_ID);
+}
+
+#[test]
+fn phrase_sessions_round_trip() {
+    round_trips(PHRASE_ID);
+}
+
+#[test]
+fn style_sessions_saved_by_0_1_0_load() {
+    old_sessions_load(STYLE_ID);
+}
+
+#[test]
+fn phrase_sessions_saved_by_0_1_0_load() {
+    old_sessions_load(PHRASE_ID);
+}
+
+/// The saved state with the model name under `key` replaced by one that is not installed.
+fn with_missing_model(name: &str, key: &str) -> Vec<u8> {
+    let bytes = std::fs::read(fixture(name, "state")).expect("state fixture");
+    // nice-plug's CLAP state: the JSON's length (u64, little-endian), then the JSON.
+    let mut state: serde_json::Value =
+        serde_json::from_slice(bytes.get(8..).expect("length prefix")).expect("state is JSON");
+    let fields = state
+        .get_mut("fields")
+        .and_then(|fields| fields.as_object_mut())
+        .expect("persisted fields");
+    assert!(fields.contains_key(key), "{name} saves `{key}`: {fields:?}");
+    fields.insert(
+        key.into(),
+        serde_json::Value::String(serde_json::to_string("no-such-model").expect("json")),
+    );
+    let json = serde_json::to_vec(&state).expect("json");
+    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(json);
+    bytes
+}
+
+#[test]
+fn a_session_whose_model_is_gone_loads_the_default_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("state.log");
+    std::env::set_var("NICE_LOG", &log);
+    let entry = load_bundle(&built_bundle());
+    let mut said = 0;
+    for (id, name, key, param) in [
+        (STYLE_ID, "style", "style-name", "Style"),
+        (PHRASE_ID, "phrase", "model-name", "Model"),
+    ] {
+        let mut fresh = instance(&entry, id);
+        let default = values(&mut fresh)[param];
+        let mut plugin = instance(&entry, id);
+        load(&mut plugin, &with_missing_model(name, key));
+        assert_eq!(
+            values(&mut plugin)[param],
+            default,
+            "{name}: a missing model falls back to the default"
+        );
+        drop(plugin);
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            logged.matches("`no-such-model` is not installed").count() == said + 1,
+            "{name}: the log says why:\n{logged}"
+        );
+        said += 1;
+    }
+}
