@@ -1,6 +1,8 @@
 """VST3 check in a real host (pedalboard, PyPI): both plugins load, Style's parameters are
 listed by name, audio through Style comes out aligned, as the reported latency says, and the
-restyled output equals the `continuo style` CLI's on the same WAV.
+restyled output equals the `continuo style` CLI's on the same WAV. For both plugins every
+parameter's text reads back as the same value (text -> value -> text), and the host's saved
+state (`raw_state`) is reproducible: save -> load -> save gives the same bytes.
 
 Usage: python pedalboard_vst3.py path/to/Continuo.vst3 path/to/continuo   (run by `cargo xtask test`)
 """
@@ -84,6 +86,35 @@ check(level > 0.01 and difference < 1e-4,
 
 phrase = pedalboard.load_plugin(bundle, plugin_name="Continuo Phrase")
 check({"thru", "history_bars"} <= set(phrase.parameters), f"Phrase parameters: {sorted(phrase.parameters)}")
+
+
+
+def text_round_trips(plugin, name):
+    """Every parameter: the text shown for a value parses back to a value shown the same way."""
+    broken = []
+    for key, param in plugin.parameters.items():
+        steps = len(param.valid_values) if getattr(param, "valid_values", None) else 0
+        count = steps if 1 < steps <= 512 else 201
+        for i in range(count):
+            raw = i / (count - 1)
+            text = param.get_text_for_raw_value(raw)
+            back = param.get_raw_value_for_text(text)
+            again = param.get_text_for_raw_value(back)
+            if again != text:
+                broken.append(f"{key}: {raw:.3f} -> {text!r} -> {back:.4f} -> {again!r}")
+    check(not broken, f"{name}: every parameter's text round-trips ({len(broken)} failures: {broken[:5]})")
+
+
+def state_reproducible(plugin, name):
+    saved = plugin.raw_state
+    plugin.raw_state = saved
+    again = plugin.raw_state
+    check(saved == again, f"{name}: raw_state save -> load -> save is byte-identical ({len(saved)} bytes)")
+
+
+for plugin, name in ((style, "Style"), (phrase, "Phrase")):
+    text_round_trips(plugin, name)
+    state_reproducible(plugin, name)
 
 print(f"vst3: {passed} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
