@@ -93,6 +93,8 @@ def text_round_trips(plugin, name):
     """Every parameter: the text shown for a value parses back to a value shown the same way."""
     broken = []
     for key, param in plugin.parameters.items():
+        if key.startswith("midi_ch_"):
+            continue  # nice-plug's hidden MIDI CC parameters (VST3 has no other way to get CCs)
         steps = len(param.valid_values) if getattr(param, "valid_values", None) else 0
         count = steps if 1 < steps <= 512 else 201
         for i in range(count):
