@@ -370,7 +370,8 @@ fn a_loaded_state_saves_as_the_same_bytes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bundle = copy_bundle(dir.path(), "PhraseState", false);
     let entry = load_bundle(&bundle);
-    let picks: [(&str, fn(f64, f64) -> f64); 3] = [
+    type Pick = fn(f64, f64) -> f64;
+    let picks: [(&str, Pick); 3] = [
         ("maximum", |_, max| max),
         ("minimum", |min, _| min),
         ("a third", |min, max| min + (max - min) / 3.0),

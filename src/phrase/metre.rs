@@ -60,7 +60,7 @@ impl Metre {
     pub fn model_bars_per_bar(&self) -> u32 {
         let fewest = self.bar_steps.div_ceil(MAX_BAR_STEPS);
         (fewest..=self.bar_steps)
-            .find(|parts| self.bar_steps % parts == 0)
+            .find(|parts| self.bar_steps.is_multiple_of(*parts))
             .unwrap_or(self.bar_steps)
     }
 
