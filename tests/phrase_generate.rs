@@ -351,4 +351,97 @@ mod model_switch {
         assert!(line.contains("no continuation model number 9"), "{line}");
         assert_eq!(shared.model_choice.load(Ordering::Relaxed), 2);
     }
+
+    /// A continuation's prompt is what was played before its trigger (not what the worker
+    /// happened to have received when it got to it), it starts at the host's next bar line and
+    /// lasts the host's bars, also when a bar is longer than the model's 8 beats (12/4 here),
+    /// and a Lowest Note above the Highest Note is taken as the range between them, in words.
+    #[test]
+    fn continuations_use_what_was_played_before_the_trigger_in_the_hosts_bars() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let alpha = common::random_continuation_model(dir.path(), "alpha", 1, 32);
+        let (lines_in, lines) = crossbeam_channel::unbounded::<String>();
+        let report = Box::new(move |line: &str| {
+            let _ = lines_in.send(line.to_owned());
+        });
+        let source = ModelSource {
+            choices: vec![alpha.display().to_string()],
+            initial: 0,
+            dirs: ModelDirs::new(Vec::<PathBuf>::new()),
+            backend: BackendChoice::Tract,
+        };
+        let (mut realtime, _worker, shared) = start(RATE, 64.0, source, report).expect("start");
+        // Played in at once, while the worker is still loading its model: a phrase from beat 0,
+        // the trigger at beat 13, and more notes right after the trigger.
+        let melody = [60u8, 64, 67, 72, 67, 64, 60, 55];
+        let played: Vec<Note> = melody
+            .iter()
+            .enumerate()
+            .map(|(i, &pitch)| {
+                let start = i as f64 * 0.5;
+                let end = start + 10_000.0 / SAMPLES_PER_BEAT;
+                Note::new(pitch, Note::velocity_from_unit(0.8), 0, start, end)
+            })
+            .collect();
+        block(&mut realtime, 0.0);
+        for (index, pitch) in melody.iter().enumerate() {
+            let on = (index as f64 * SAMPLES_PER_BEAT) as u32 / 2;
+            realtime.capture(on, true, 0, *pitch, 0.8);
+            realtime.capture(on + 10_000, false, 0, *pitch, 0.0);
+        }
+        block(&mut realtime, 13.0);
+        let settings = GenerationSettings {
+            bars: 1,
+            beats_per_bar: 12.0,
+            pitch_range: (84, 48),
+            ..GenerationSettings::default()
+        };
+        assert!(realtime.request(PhraseRequest::Generate {
+            trigger_beat: 13.0,
+            tempo_bpm: 120.0,
+            settings,
+            key_lock: KeyLock::Off,
+            variations: 1,
+            selected: 0,
+        }));
+        for (index, pitch) in [40u8, 41, 42].iter().enumerate() {
+            let on = 100 + index as u32 * 1_000;
+            realtime.capture(on, true, 0, *pitch, 0.8);
+            realtime.capture(on + 500, false, 0, *pitch, 0.0);
+        }
+        wait_for("the continuation", || generations(&shared) == 1);
+        let status: Vec<String> = lines.try_iter().collect();
+        assert!(
+            status
+                .iter()
+                .any(|line| line.contains("Lowest Note C6 is above Highest Note C3")),
+            "{status:?}"
+        );
+
+        // 12/4: the trigger at beat 13 (+ lead time) leads to the bar line at 24, for 12 beats.
+        let mut expected_notes = Vec::new();
+        generate(
+            &mut token_model(&alpha),
+            &played,
+            24.0,
+            &GenerationSettings {
+                pitch_range: (48, 84),
+                ..settings
+            },
+            &mut Rng::new(0),
+            |note| expected_notes.push(note),
+        )
+        .expect("generate");
+        assert!(!expected_notes.is_empty());
+        for note in &expected_notes {
+            assert!((48..=84).contains(&note.pitch), "{note:?}");
+            assert!((24.0..36.0).contains(&note.start_beat), "{note:?}");
+        }
+        let mut expected: Vec<(i64, u8)> = expected_notes
+            .iter()
+            .map(|note| ((note.start_beat * 48.0).round() as i64, note.pitch))
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(play(&mut realtime, 13.2, 37.0), expected);
+    }
 }

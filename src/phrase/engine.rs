@@ -8,6 +8,13 @@
 //!   └─► sample-accurate note events
 //! ```
 //! Rings are `rtrb` (streams of events: every one matters, a full ring drops and counts).
+//! Each request carries how many input events were captured before it, and the worker takes
+//! exactly those into the history before handling it: a continuation's prompt is what was
+//! played up to its trigger, however late the worker wakes up.
+//!
+//! When the host's time jumps back (a loop, a relocation), the history moves back with it
+//! (see [`PhraseHistory`]), and generated notes are released: their beats would otherwise lie
+//! in the future again.
 //! The model is loaded on the worker, never on the audio thread; its status and problems are
 //! reported through [`PhraseShared`] and a status callback (the plugin logs it).
 //!
@@ -25,11 +32,11 @@ use crossbeam_channel::Sender;
 use rtrb::{Consumer, Producer, RingBuffer};
 
 use super::generate::{generate, load_token_model, GenerationSettings, Rng, TokenModel};
-use super::history::{NoteInput, PhraseHistory, RecordedNote};
-use super::player::{EventList, Player, ScheduledNote};
+use super::history::{CapturedEvent, NoteInput, PhraseHistory, RecordedNote};
+use super::metre::Metre;
+use super::player::{EventList, Player, ScheduledNote, SoundingNote};
 use crate::engine::worker::{Worker, WorkerHandle};
 use crate::midi::key::{detect_key, Scale};
-use crate::midi::tokenizer::bar_floor;
 use crate::model::{BackendChoice, ModelDirs};
 
 /// Input events the ring holds between two worker polls.
@@ -44,6 +51,11 @@ const BLOCK_EVENT_CAPACITY: usize = 1024;
 pub const NO_MODEL: usize = usize::MAX;
 /// Tempo used when the host gives none.
 pub const DEFAULT_TEMPO_BPM: f64 = 120.0;
+/// A backwards step of the host's position larger than this (in beats) is a jump (a loop or a
+/// relocation), not a tempo change within a block.
+const JUMP_BACK_BEATS: f64 = 0.25;
+/// Shortest time between two reports of lost events.
+const DROP_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// A continuation starts at a bar line at least this far (in seconds) after its trigger, so the
 /// worker has time to produce the first note.
 const MIN_LEAD_SECONDS: f64 = 0.05;
@@ -55,8 +67,12 @@ pub struct PhraseShared {
     pub history_beats: AtomicF64,
     /// Finished notes in the history.
     pub notes_recorded: AtomicU64,
-    /// Events lost because a queue (capture ring, note ring, host output) was full.
+    /// Events lost because a queue (capture ring, note ring, a block's event list, host
+    /// output) was full.
     pub events_dropped: AtomicU64,
+    /// Generated notes lost: no room in the player, or no room in a block's event list when
+    /// they were due (skipped, never played late).
+    pub notes_dropped: AtomicU64,
     /// Beat position of the latest captured event.
     pub last_event_beat: AtomicF64,
     /// Continuations generated.
@@ -169,6 +185,7 @@ pub fn start(
         history_beats: AtomicF64::new(history_beats),
         notes_recorded: AtomicU64::new(0),
         events_dropped: AtomicU64::new(0),
+        notes_dropped: AtomicU64::new(0),
         last_event_beat: AtomicF64::new(0.0),
         generations: AtomicU64::new(0),
         model_ready: AtomicBool::new(false),
@@ -182,6 +199,9 @@ pub fn start(
         notes: notes_in,
         history: PhraseHistory::new(history_beats),
         shared: shared.clone(),
+        events_taken: 0,
+        drops_reported: 0,
+        last_drop_report: None,
         pending_initial: true,
         source: model,
         model: None,
@@ -195,6 +215,7 @@ pub fn start(
         events: events_in,
         requests: requests_in,
         notes: notes_out,
+        events_sent: 0,
         player: Player::new(PLAYER_CAPACITY),
         output: EventList::new(BLOCK_EVENT_CAPACITY),
         sample_rate: f64::from(sample_rate),
@@ -210,8 +231,11 @@ pub fn start(
 
 /// The audio thread's half. Real-time safe: no allocation, lock or syscall.
 pub struct PhraseRealtime {
-    events: Producer<NoteInput>,
-    requests: Producer<PhraseRequest>,
+    events: Producer<CapturedEvent>,
+    /// Requests, each with the number of events sent before it.
+    requests: Producer<(u64, PhraseRequest)>,
+    /// Events pushed into `events` so far.
+    events_sent: u64,
     notes: Consumer<ScheduledNote>,
     player: Player,
     output: EventList,
@@ -228,17 +252,25 @@ pub struct PhraseRealtime {
 impl PhraseRealtime {
     /// Sets the beat clock for a block of `block_len` samples from the host transport. A
     /// playing transport's position is used as is; a stopped one lets the clock run freely.
-    /// When the transport stops, everything generated is released.
+    /// When the transport stops, everything generated is released; when the position jumps
+    /// back (a loop), the history follows and generated notes are released.
     pub fn begin_block(&mut self, transport: TransportInfo, block_len: usize) {
         self.tempo_bpm = transport
             .tempo_bpm
             .filter(|tempo| tempo.is_finite() && *tempo > 0.0)
             .unwrap_or(DEFAULT_TEMPO_BPM);
         self.beats_per_sample = self.tempo_bpm / 60.0 / self.sample_rate;
+        // Where this block would start if time ran on from the last one.
+        let expected = self.free_beat;
         self.block_start_beat = match transport.pos_beats {
             Some(beat) if transport.playing && beat.is_finite() => beat,
             _ => self.free_beat,
         };
+        let jump = self.block_start_beat - expected;
+        if jump < -JUMP_BACK_BEATS {
+            self.send_event(CapturedEvent::Relocated { by_beats: jump });
+            self.player.retire(0, &mut self.output);
+        }
         self.free_beat = self.block_start_beat + block_len as f64 * self.beats_per_sample;
         if self.was_playing && !transport.playing {
             self.release_all(0);
@@ -258,21 +290,26 @@ impl PhraseRealtime {
 
     /// Records an input note-on (`on`) or note-off at `timing` samples into the block.
     pub fn capture(&mut self, timing: u32, on: bool, channel: u8, pitch: u8, velocity: f32) {
-        let event = NoteInput {
+        self.send_event(CapturedEvent::Note(NoteInput {
             beat: self.beat_at(timing),
             on,
             channel,
             pitch,
             velocity,
-        };
-        if self.events.push(event).is_err() {
+        }));
+    }
+
+    fn send_event(&mut self, event: CapturedEvent) {
+        if self.events.push(event).is_ok() {
+            self.events_sent += 1;
+        } else {
             self.count_dropped(1);
         }
     }
 
     /// Sends a request to the worker; `false` (and counted as dropped) when its queue is full.
     pub fn request(&mut self, request: PhraseRequest) -> bool {
-        let sent = self.requests.push(request).is_ok();
+        let sent = self.requests.push((self.events_sent, request)).is_ok();
         if !sent {
             self.count_dropped(1);
         }
@@ -282,6 +319,17 @@ impl PhraseRealtime {
     /// Ends every generated note (at `timing`) and forgets the scheduled ones.
     pub fn release_all(&mut self, timing: u32) {
         self.player.release_all(timing, &mut self.output);
+    }
+
+    /// The generated notes sounding now; the player forgets them (for deactivation: a later
+    /// engine's [`Self::adopt_sounding`] sends their note-offs).
+    pub fn take_sounding(&mut self) -> impl Iterator<Item = SoundingNote> + '_ {
+        self.player.take_sounding()
+    }
+
+    /// Takes over notes an earlier engine left sounding; their note-offs go out first thing.
+    pub fn adopt_sounding(&mut self, notes: impl IntoIterator<Item = SoundingNote>) {
+        self.player.adopt_sounding(notes);
     }
 
     /// Takes newly generated notes and adds this block's note events to [`Self::output`].
@@ -295,6 +343,22 @@ impl PhraseRealtime {
             block_len,
             &mut self.output,
         );
+        self.publish_drops();
+    }
+
+    /// Moves the player's and the event list's loss counts to [`PhraseShared`], where the
+    /// worker reports them.
+    pub fn publish_drops(&mut self) {
+        let notes = self.player.take_dropped();
+        if notes > 0 {
+            self.shared
+                .notes_dropped
+                .fetch_add(notes, Ordering::Relaxed);
+        }
+        let events = self.output.take_dropped();
+        if events > 0 {
+            self.count_dropped(events);
+        }
     }
 
     /// This block's generated note events; drain sorted.
@@ -312,11 +376,16 @@ impl PhraseRealtime {
 
 /// The worker's half: history, model, generation.
 struct PhraseWorker {
-    events: Consumer<NoteInput>,
-    requests: Consumer<PhraseRequest>,
+    events: Consumer<CapturedEvent>,
+    requests: Consumer<(u64, PhraseRequest)>,
     notes: Producer<ScheduledNote>,
     history: PhraseHistory,
     shared: Arc<PhraseShared>,
+    /// Events taken from `events` so far (compared with the requests' counts).
+    events_taken: u64,
+    /// Lost events and notes already reported.
+    drops_reported: u64,
+    last_drop_report: Option<Instant>,
     /// The initial model is loaded on the first poll (off the plugin's activation path).
     pending_initial: bool,
     source: ModelSource,
@@ -371,11 +440,63 @@ impl PhraseWorker {
 
     /// Of several model switches in a row only the last matters: skips to it.
     fn latest_model_request(&mut self, mut index: u16) -> u16 {
-        while let Ok(&PhraseRequest::Model { index: next }) = self.requests.peek() {
+        while let Ok(&(_, PhraseRequest::Model { index: next })) = self.requests.peek() {
             index = next;
             let _ = self.requests.pop();
         }
         index
+    }
+
+    /// Takes captured events into the history: all of them, or (`until`) only as many as the
+    /// audio thread had sent in total by then.
+    fn take_events(&mut self, until: Option<u64>) -> bool {
+        let mut took = false;
+        while until.is_none_or(|until| self.events_taken < until) {
+            let Ok(event) = self.events.pop() else {
+                break;
+            };
+            self.events_taken += 1;
+            took = true;
+            self.history.apply(event);
+            match event {
+                CapturedEvent::Note(note) => {
+                    self.shared
+                        .last_event_beat
+                        .store(note.beat, Ordering::Relaxed);
+                }
+                CapturedEvent::Relocated { by_beats } => {
+                    // The variations follow the history, so that Select still plays them in
+                    // played time.
+                    for note in self.variations.iter_mut().flatten() {
+                        note.start_beat += by_beats;
+                        note.end_beat += by_beats;
+                    }
+                }
+            }
+        }
+        self.shared
+            .notes_recorded
+            .store(self.history.len() as u64, Ordering::Relaxed);
+        took
+    }
+
+    /// Reports events and notes lost to full queues (at most once per
+    /// [`DROP_REPORT_INTERVAL`]).
+    fn report_drops(&mut self) {
+        let events = self.shared.events_dropped.load(Ordering::Relaxed);
+        let notes = self.shared.notes_dropped.load(Ordering::Relaxed);
+        let total = events + notes;
+        let due = self
+            .last_drop_report
+            .is_none_or(|last| last.elapsed() >= DROP_REPORT_INTERVAL);
+        if total > self.drops_reported && due {
+            self.drops_reported = total;
+            self.last_drop_report = Some(Instant::now());
+            self.report(format!(
+                "queues overflowed: {events} events and {notes} generated notes lost so far \
+                 (too many notes at once)"
+            ));
+        }
     }
 
     fn generate(&mut self, request: PhraseRequest) {
@@ -391,8 +512,23 @@ impl PhraseWorker {
             return;
         };
         let picked_up = Instant::now();
-        let Some(model) = self.model.as_mut() else {
+        if self.model.is_none() {
             self.report("Generate ignored: no continuation model is loaded".into());
+            return;
+        }
+        let (low, high) = settings.pitch_range;
+        if low > high {
+            // The musician's range, whichever end they set first.
+            settings.pitch_range = (high, low);
+            self.report(format!(
+                "Lowest Note {} is above Highest Note {}: generating between {} and {}",
+                key_name(low),
+                key_name(high),
+                key_name(high),
+                key_name(low)
+            ));
+        }
+        let Some(model) = self.model.as_mut() else {
             return;
         };
         let prompt: Vec<crate::midi::Note> =
@@ -406,12 +542,13 @@ impl PhraseWorker {
             KeyLock::Detect => detect_key(&prompt).map(|key| key.scale()),
             KeyLock::Fixed(scale) => Some(scale),
         };
-        let bar = settings.beats_per_bar;
+        let metre = Metre::from_beats(settings.beats_per_bar);
         let lead_beats = MIN_LEAD_SECONDS * tempo_bpm / 60.0;
-        let start_beat = bar_floor(trigger_beat + lead_beats, bar) + bar;
+        let start_beat = metre.bar_floor(trigger_beat + lead_beats) + metre.bar_beats();
         self.generation += 1;
         self.variations.clear();
         let mut first_note_ms = None;
+        let mut played_notes = 0;
         for variation in 0..variations.max(1) {
             let mut notes = Vec::new();
             let plays = variation == selected;
@@ -437,7 +574,13 @@ impl PhraseWorker {
                 self.report(format!("generation failed: {error}"));
                 return;
             }
+            if plays {
+                played_notes = notes.len();
+            }
             self.variations.push(notes);
+        }
+        if played_notes == 0 {
+            self.report(empty_continuation_reason(&settings));
         }
         if let Some(ms) = first_note_ms {
             self.shared.first_note_ms.store(ms, Ordering::Relaxed);
@@ -455,6 +598,28 @@ impl PhraseWorker {
                 self.shared.events_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// A MIDI key's name as the pitch parameters show it (60 = C4).
+fn key_name(pitch: u8) -> String {
+    let name = nice_plug::util::KEYS[usize::from(pitch % 12)];
+    format!("{name}{}", i32::from(pitch / 12) - 1)
+}
+
+/// Why a continuation came out without notes, in words.
+fn empty_continuation_reason(settings: &GenerationSettings) -> String {
+    let (low, high) = settings.pitch_range;
+    let range = format!("{}–{}", key_name(low), key_name(high));
+    match settings.scale {
+        Some(scale) if !(low..=high).any(|pitch| scale.contains(pitch)) => format!(
+            "the continuation is empty: no pitch in the note range {range} is in the locked key"
+        ),
+        _ => format!(
+            "the continuation is empty: the model played no note in the note range {range} \
+             within {} bars",
+            settings.bars
+        ),
     }
 }
 
@@ -489,17 +654,10 @@ impl Worker for PhraseWorker {
         self.history
             .set_length_beats(self.shared.history_beats.load(Ordering::Relaxed));
         let mut worked = false;
-        while let Ok(event) = self.events.pop() {
-            self.history.add(event);
-            self.shared
-                .last_event_beat
-                .store(event.beat, Ordering::Relaxed);
-            worked = true;
-        }
-        self.shared
-            .notes_recorded
-            .store(self.history.len() as u64, Ordering::Relaxed);
-        while let Ok(request) = self.requests.pop() {
+        while let Ok((events_before, request)) = self.requests.pop() {
+            // Exactly what was captured before the request: not less (the audio thread pushed
+            // it first, so it is there), and not what was played after it.
+            self.take_events(Some(events_before));
             match request {
                 PhraseRequest::Generate { .. } => self.generate(request),
                 PhraseRequest::Select { variation } => self.select(variation),
@@ -510,6 +668,8 @@ impl Worker for PhraseWorker {
             }
             worked = true;
         }
+        worked |= self.take_events(None);
+        self.report_drops();
         worked
     }
 }
@@ -618,5 +778,67 @@ mod tests {
             0,
             "no output without a model"
         );
+    }
+
+    #[test]
+    fn a_jump_back_moves_the_history_with_the_host() {
+        let (mut realtime, worker, _shared) =
+            start(48_000.0, 32.0, no_model(), Box::new(|_| {})).expect("worker");
+        let playing = |beat: f64| TransportInfo {
+            playing: true,
+            tempo_bpm: Some(120.0),
+            pos_beats: Some(beat),
+        };
+        // Blocks of two beats: 14–16, then the loop jumps back to 0 with a note held.
+        realtime.begin_block(playing(14.0), 48_000);
+        realtime.capture(12_000, true, 0, 60, 1.0);
+        realtime.capture(24_000, false, 0, 60, 0.0);
+        realtime.capture(36_000, true, 0, 62, 1.0);
+        realtime.begin_block(playing(0.0), 48_000);
+        realtime.capture(12_000, false, 0, 62, 0.0);
+        let (reply, notes) = crossbeam_channel::bounded(1);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(worker.send(PhraseCommand::Snapshot(reply)));
+        let notes = notes
+            .recv_timeout(Duration::from_secs(2))
+            .expect("snapshot");
+        let positions: Vec<(u8, f64, f64)> = notes
+            .iter()
+            .map(|n| (n.pitch, n.start_beat, n.end_beat))
+            .collect();
+        // Played time: the pass before the loop point lies just before the new position.
+        assert_eq!(positions, vec![(60, -1.5, -1.0), (62, -0.5, 0.5)]);
+    }
+
+    #[test]
+    fn lost_events_are_counted_and_reported() {
+        let (lines_in, lines) = crossbeam_channel::unbounded();
+        let report = Box::new(move |line: &str| {
+            let _ = lines_in.send(line.to_owned());
+        });
+        let (mut realtime, _worker, shared) =
+            start(48_000.0, 32.0, no_model(), report).expect("worker");
+        let note = crate::phrase::player::NoteOut {
+            timing: 0,
+            on: false,
+            channel: 0,
+            pitch: 60,
+            velocity: 0.0,
+        };
+        for _ in 0..BLOCK_EVENT_CAPACITY + 3 {
+            realtime.output().push(note);
+        }
+        realtime.render(512);
+        assert_eq!(shared.events_dropped.load(Ordering::Relaxed), 3);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(5))
+                .expect("a report of the lost events");
+            if line.contains("queues overflowed: 3 events") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{line}");
+        }
     }
 }

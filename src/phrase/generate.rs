@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use super::metre::Metre;
 use crate::midi::key::Scale;
 use crate::midi::tokenizer::{
     bar_floor, token_kind, DecodeOptions, DecodeState, EncodeOptions, EventTokenizer, TokenKind,
@@ -207,7 +208,8 @@ pub fn load_token_model(
 pub struct GenerationSettings {
     /// Bars to generate.
     pub bars: u32,
-    /// Quarter notes per bar.
+    /// Quarter notes per bar, as the host counts them (up to [`MAX_BAR_BEATS`](super::metre::MAX_BAR_BEATS); bars longer
+    /// than the vocabulary's are cut into equal model bars, see [`Metre`]).
     pub beats_per_bar: f64,
     /// Softmax temperature (> 0; lower is more conservative).
     pub temperature: f32,
@@ -307,7 +309,8 @@ pub fn generate(
     if !first_beat.is_finite() {
         return Err(GenerateError::NoNotes);
     }
-    let bar = settings.beats_per_bar;
+    let metre = Metre::from_beats(settings.beats_per_bar);
+    let bar = metre.model_bar_beats();
     let prompt_start = bar_floor(first_beat, bar);
     let tokenizer = EventTokenizer::new();
     let encode = EncodeOptions {
@@ -331,8 +334,9 @@ pub fn generate(
         model.step(token, &mut logits)?;
     }
 
-    let end_beat = start_beat + f64::from(settings.bars) * bar;
-    let max_tokens = MAX_TOKENS_PER_BAR * settings.bars.max(1) as usize;
+    let end_beat = start_beat + f64::from(settings.bars) * metre.bar_beats();
+    let max_tokens =
+        MAX_TOKENS_PER_BAR * settings.bars.max(1) as usize * metre.model_bars_per_bar() as usize;
     let mut stats = GenerationStats {
         tokens: 0,
         notes: 0,

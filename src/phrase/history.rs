@@ -45,10 +45,30 @@ pub struct NoteInput {
     pub velocity: f32,
 }
 
+/// What the audio thread hands the worker's history, in the order it happened.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CapturedEvent {
+    /// A note-on or note-off.
+    Note(NoteInput),
+    /// The host's time jumped back (a transport loop or a relocation) by `by_beats` (< 0):
+    /// what follows continues the playing from that earlier position.
+    Relocated {
+        /// The jump, in beats (negative).
+        by_beats: f64,
+    },
+}
+
+/// Most finished notes kept, whatever the history length (64 bars of dense playing fit).
+pub const MAX_HISTORY_NOTES: usize = 4096;
+
 /// Start beat and velocity of a held note, indexed `[channel][pitch]`.
 type HeldNotes = [[Option<(f64, f32)>; 128]; 16];
 
-/// Notes from the last `length_beats` beats, plus the ones still held.
+/// Notes from the last `length_beats` beats, plus the ones still held, in *played time*: the
+/// host's beats, except that when the host's time jumps back ([`CapturedEvent::Relocated`])
+/// everything recorded moves back by the jump. The history then stays in the order it was
+/// played, ends where playing resumes, and older passes of a loop roll off the front like any
+/// other old notes (otherwise they would never be pruned and prompts would mix passes).
 pub struct PhraseHistory {
     notes: VecDeque<RecordedNote>,
     /// Start beat and velocity of every held note, by channel and pitch.
@@ -66,6 +86,30 @@ impl PhraseHistory {
             length_beats,
             latest_beat: f64::MIN,
         }
+    }
+
+    /// Takes one event from the audio thread.
+    pub fn apply(&mut self, event: CapturedEvent) {
+        match event {
+            CapturedEvent::Note(note) => self.add(note),
+            CapturedEvent::Relocated { by_beats } => self.shift(by_beats),
+        }
+    }
+
+    /// Moves everything recorded (finished and held notes) by `by_beats`.
+    pub fn shift(&mut self, by_beats: f64) {
+        if !by_beats.is_finite() {
+            return;
+        }
+        for note in &mut self.notes {
+            note.start_beat += by_beats;
+            note.end_beat += by_beats;
+        }
+        for (start_beat, _) in self.held.iter_mut().flatten().flatten() {
+            *start_beat += by_beats;
+        }
+        self.latest_beat += by_beats;
+        self.prune();
     }
 
     /// Adds one event. A note-on for a note already held ends the held one first; a note-off for
@@ -121,11 +165,15 @@ impl PhraseHistory {
 
     /// Forgets everything.
     pub fn clear(&mut self) {
+        self.latest_beat = f64::MIN;
         self.notes.clear();
         self.held.iter_mut().for_each(|channel| channel.fill(None));
     }
 
     fn prune(&mut self) {
+        while self.notes.len() > MAX_HISTORY_NOTES {
+            self.notes.pop_front();
+        }
         let oldest_kept = self.latest_beat - self.length_beats;
         while self
             .notes
@@ -183,5 +231,62 @@ mod tests {
             vec![62],
             "notes ending more than 4 beats ago are dropped"
         );
+    }
+
+    #[test]
+    fn a_looping_transport_keeps_one_history_in_played_order_and_bounded() {
+        // A one-bar loop (beats 0–4) played 100 times, one note per beat, history of 2 bars.
+        let mut history = PhraseHistory::new(8.0);
+        for pass in 0..100 {
+            if pass > 0 {
+                history.apply(CapturedEvent::Relocated { by_beats: -4.0 });
+            }
+            for beat in 0..4 {
+                let pitch = 60 + (pass % 2) as u8;
+                history.apply(CapturedEvent::Note(event(f64::from(beat), true, pitch)));
+                history.apply(CapturedEvent::Note(event(
+                    f64::from(beat) + 0.5,
+                    false,
+                    pitch,
+                )));
+            }
+        }
+        assert!(
+            history.len() <= 12,
+            "two bars (and the note ending at their edge) are kept: {}",
+            history.len()
+        );
+        let notes: Vec<(u8, f64)> = history.notes().map(|n| (n.pitch, n.start_beat)).collect();
+        // The last pass sits at 0–4 where the host is now, the one before it at -4–0.
+        assert_eq!(notes.last(), Some(&(61, 3.0)));
+        assert!(notes.contains(&(60, -4.0)) && notes.contains(&(61, 0.0)));
+        assert!(
+            notes.windows(2).all(|pair| pair[0].1 <= pair[1].1),
+            "in played order: {notes:?}"
+        );
+    }
+
+    #[test]
+    fn a_held_note_across_the_loop_point_ends_after_it_starts() {
+        let mut history = PhraseHistory::new(16.0);
+        history.add(event(15.5, true, 60));
+        history.apply(CapturedEvent::Relocated { by_beats: -16.0 });
+        history.add(event(0.5, false, 60));
+        let notes: Vec<(f64, f64)> = history
+            .notes()
+            .map(|n| (n.start_beat, n.end_beat))
+            .collect();
+        assert_eq!(notes, vec![(-0.5, 0.5)]);
+    }
+
+    #[test]
+    fn the_history_is_bounded_whatever_its_length() {
+        let mut history = PhraseHistory::new(f64::MAX);
+        for index in 0..(MAX_HISTORY_NOTES + 100) {
+            let beat = index as f64 * 0.01;
+            history.add(event(beat, true, 60));
+            history.add(event(beat + 0.005, false, 60));
+        }
+        assert_eq!(history.len(), MAX_HISTORY_NOTES);
     }
 }

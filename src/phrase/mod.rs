@@ -4,5 +4,6 @@
 pub mod engine;
 pub mod generate;
 pub mod history;
+pub mod metre;
 pub mod player;
 pub mod trigger;

@@ -52,12 +52,15 @@ impl EventList {
         }
     }
 
-    /// Adds an event; counts it as dropped when the list is full (never reallocates).
-    pub fn push(&mut self, event: NoteOut) {
+    /// Adds an event; `false` (and counted as dropped) when the list is full (never
+    /// reallocates).
+    pub fn push(&mut self, event: NoteOut) -> bool {
         if self.events.len() < self.events.capacity() {
             self.events.push(event);
+            true
         } else {
             self.dropped += 1;
+            false
         }
     }
 
@@ -70,22 +73,53 @@ impl EventList {
         self.events.drain(..)
     }
 
-    /// Events lost because a block held more than the capacity.
-    pub fn dropped(&self) -> u64 {
-        self.dropped
+    /// Events that did not fit since the last call (a block held more than the capacity).
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotState {
+    /// Not started yet.
+    Waiting,
+    /// Note-on sent.
+    Sounding,
+    /// Note-on sent and the note must end as soon as its note-off fits (released while the
+    /// event list was full).
+    Releasing,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     note: ScheduledNote,
-    sounding: bool,
+    state: SlotState,
+}
+
+/// A note that was still sounding when the player was taken apart (deactivation): its pitch
+/// and channel, so that the next player can send its note-off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoundingNote {
+    /// MIDI channel.
+    pub channel: u8,
+    /// MIDI note number.
+    pub pitch: u8,
+}
+
+/// Where `beat` falls relative to a block starting at `start_beat`: the nearest sample (ties go
+/// to the later one). Rounding, not flooring: host positions are themselves rounded (CLAP's
+/// fixed-point beats are 2^-31 beat steps, about 1e-5 samples), and a block start rounded up by
+/// that much must not move a note that lies exactly on a sample one sample earlier.
+fn sample_offset(beat: f64, start_beat: f64, beats_per_sample: f64) -> f64 {
+    ((beat - start_beat) / beats_per_sample + 0.5).floor()
 }
 
 /// The scheduler: notes waiting to start and notes sounding.
 pub struct Player {
     slots: Vec<Slot>,
     generation: u32,
+    /// Notes of phrases older than this are ignored (see [`Player::retire`]).
+    first_accepted: u32,
     dropped: u64,
 }
 
@@ -95,6 +129,7 @@ impl Player {
         Self {
             slots: Vec::with_capacity(capacity),
             generation: 0,
+            first_accepted: 0,
             dropped: 0,
         }
     }
@@ -104,9 +139,10 @@ impl Player {
         self.generation
     }
 
-    /// Notes that did not fit (dropped, never started).
-    pub fn dropped(&self) -> u64 {
-        self.dropped
+    /// Notes lost since the last call: no room to hold them, or no room in a block's event list
+    /// when they were due (they are then skipped, never played late).
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
     }
 
     /// Whether anything is waiting or sounding.
@@ -117,7 +153,7 @@ impl Player {
     /// Takes a note from the worker. A note of a newer phrase first releases (at `timing`)
     /// and forgets everything of older phrases; a note of an older phrase is ignored.
     pub fn schedule(&mut self, note: ScheduledNote, timing: u32, out: &mut EventList) {
-        if note.generation < self.generation {
+        if note.generation < self.generation.max(self.first_accepted) {
             return;
         }
         if note.generation > self.generation {
@@ -127,30 +163,80 @@ impl Player {
         if self.slots.len() < self.slots.capacity() {
             self.slots.push(Slot {
                 note,
-                sounding: false,
+                state: SlotState::Waiting,
             });
         } else {
             self.dropped += 1;
         }
     }
 
-    /// Note-offs (at `timing`) for every sounding note; forgets the waiting ones too.
+    /// Note-offs (at `timing`) for every sounding note; forgets the waiting ones. A note whose
+    /// note-off does not fit in `out` keeps sounding and is released in the next block.
     pub fn release_all(&mut self, timing: u32, out: &mut EventList) {
-        for slot in self.slots.iter().filter(|slot| slot.sounding) {
-            out.push(NoteOut {
-                timing,
-                on: false,
+        let mut index = 0;
+        while index < self.slots.len() {
+            let slot = &mut self.slots[index];
+            let ended = match slot.state {
+                SlotState::Waiting => true,
+                SlotState::Sounding | SlotState::Releasing => {
+                    out.push(note_off(&slot.note, timing))
+                }
+            };
+            if ended {
+                self.slots.swap_remove(index);
+            } else {
+                slot.state = SlotState::Releasing;
+                index += 1;
+            }
+        }
+    }
+
+    /// [`Self::release_all`], and notes of the phrases scheduled so far that are still on their
+    /// way from the worker are ignored too: for when the host's time jumps back, which would put
+    /// their beats in the future again.
+    pub fn retire(&mut self, timing: u32, out: &mut EventList) {
+        self.release_all(timing, out);
+        self.first_accepted = self.generation.wrapping_add(1).max(self.first_accepted);
+    }
+
+    /// The notes sounding now (to be released by another player); forgets everything.
+    pub fn take_sounding(&mut self) -> impl Iterator<Item = SoundingNote> + '_ {
+        self.slots
+            .drain(..)
+            .filter(|slot| slot.state != SlotState::Waiting)
+            .map(|slot| SoundingNote {
                 channel: slot.note.channel,
                 pitch: slot.note.pitch,
-                velocity: 0.0,
-            });
+            })
+    }
+
+    /// Takes over notes another player left sounding: their note-offs go out with the next
+    /// block (or [`Self::release_all`]). Notes beyond the capacity are counted as dropped.
+    pub fn adopt_sounding(&mut self, notes: impl IntoIterator<Item = SoundingNote>) {
+        for sounding in notes {
+            if self.slots.len() < self.slots.capacity() {
+                self.slots.push(Slot {
+                    note: ScheduledNote {
+                        generation: self.generation,
+                        pitch: sounding.pitch,
+                        channel: sounding.channel,
+                        velocity: 0.0,
+                        start_beat: f64::NEG_INFINITY,
+                        end_beat: f64::NEG_INFINITY,
+                    },
+                    state: SlotState::Releasing,
+                });
+            } else {
+                self.dropped += 1;
+            }
         }
-        self.slots.clear();
     }
 
     /// Emits the events falling in a block of `block_len` samples starting at `start_beat`,
-    /// where one sample is `beats_per_sample` beats. Notes whose start has already passed
-    /// (e.g. after a variation change) are skipped rather than played late.
+    /// where one sample is `beats_per_sample` beats. A beat belongs to the block holding its
+    /// nearest sample. Notes whose start has already passed by more than a sample (e.g. after a
+    /// variation change) are skipped rather than played late; note-offs that are late (or did
+    /// not fit in an earlier block) go out at the block's first sample.
     pub fn render(
         &mut self,
         start_beat: f64,
@@ -158,59 +244,70 @@ impl Player {
         block_len: u32,
         out: &mut EventList,
     ) {
-        if block_len == 0 || beats_per_sample <= 0.0 {
+        if block_len == 0 || !beats_per_sample.is_finite() || beats_per_sample <= 0.0 {
             return;
         }
-        let end_beat = start_beat + f64::from(block_len) * beats_per_sample;
-        // The tiny offset keeps beats that land exactly on a sample from rounding down a sample.
-        let timing_of = |beat: f64| {
-            let samples = ((beat - start_beat) / beats_per_sample + 1e-6)
-                .floor()
-                .max(0.0);
-            (samples as u32).min(block_len - 1)
-        };
+        let block_end = f64::from(block_len);
+        let offset = |beat: f64| sample_offset(beat, start_beat, beats_per_sample);
         let mut index = 0;
         while index < self.slots.len() {
             let slot = &mut self.slots[index];
             let mut on_timing = None;
-            if !slot.sounding && slot.note.start_beat < end_beat {
-                if slot.note.start_beat < start_beat - beats_per_sample {
+            if slot.state == SlotState::Waiting {
+                let on = offset(slot.note.start_beat);
+                if on >= block_end {
+                    index += 1;
+                    continue;
+                }
+                let timing = on.max(0.0) as u32;
+                if on < -1.0 || !out.push(note_on(&slot.note, timing)) {
+                    self.dropped += 1;
                     self.slots.swap_remove(index);
                     continue;
                 }
-                let timing = timing_of(slot.note.start_beat);
-                out.push(NoteOut {
-                    timing,
-                    on: true,
-                    channel: slot.note.channel,
-                    pitch: slot.note.pitch,
-                    velocity: slot.note.velocity,
-                });
-                slot.sounding = true;
+                slot.state = SlotState::Sounding;
                 on_timing = Some(timing);
             }
-            if slot.sounding && slot.note.end_beat < end_beat {
-                let timing = timing_of(slot.note.end_beat);
+            let off = match slot.state {
+                SlotState::Releasing => 0.0,
+                _ => offset(slot.note.end_beat),
+            };
+            if off < block_end {
                 // A note-off must come after its note-on; if that does not fit in this block
                 // the note ends at the start of the next one.
                 let timing = match on_timing {
-                    Some(on) if timing <= on => on + 1,
-                    _ => timing,
+                    Some(on) => (off.max(0.0) as u32).max(on + 1),
+                    None => off.max(0.0) as u32,
                 };
-                if timing < block_len {
-                    out.push(NoteOut {
-                        timing,
-                        on: false,
-                        channel: slot.note.channel,
-                        pitch: slot.note.pitch,
-                        velocity: 0.0,
-                    });
+                // A note-off that does not fit in the list keeps the note sounding: it is
+                // retried next block rather than lost.
+                if timing < block_len && out.push(note_off(&slot.note, timing)) {
                     self.slots.swap_remove(index);
                     continue;
                 }
             }
             index += 1;
         }
+    }
+}
+
+fn note_on(note: &ScheduledNote, timing: u32) -> NoteOut {
+    NoteOut {
+        timing,
+        on: true,
+        channel: note.channel,
+        pitch: note.pitch,
+        velocity: note.velocity,
+    }
+}
+
+fn note_off(note: &ScheduledNote, timing: u32) -> NoteOut {
+    NoteOut {
+        timing,
+        on: false,
+        channel: note.channel,
+        pitch: note.pitch,
+        velocity: 0.0,
     }
 }
 
@@ -324,7 +421,7 @@ mod tests {
         let mut out = EventList::new(1);
         player.schedule(note(1, 60, 0.0, 1.0), 0, &mut out);
         player.schedule(note(1, 61, 0.0, 1.0), 0, &mut out);
-        assert_eq!(player.dropped(), 1);
+        assert_eq!(player.take_dropped(), 1);
         out.push(NoteOut {
             timing: 0,
             on: true,
@@ -339,6 +436,119 @@ mod tests {
             pitch: 2,
             velocity: 1.0,
         });
-        assert_eq!(out.dropped(), 1);
+        assert_eq!(out.take_dropped(), 1);
+    }
+
+    #[test]
+    fn a_note_on_a_sample_stays_there_when_the_host_rounds_the_block_start_up() {
+        // CLAP positions are fixed point (2^-31 beat): beat 14.08 arrives as 14.08 + 1.5e-10.
+        let host_start = (14.08f64 * 2f64.powi(31)).round() / 2f64.powi(31);
+        assert!(host_start > 14.08);
+        let mut player = Player::new(4);
+        let mut out = EventList::new(8);
+        // 14 + 1/12 beats is sample 338 000 at 24 000 samples per beat: 80 into the block.
+        player.schedule(note(1, 60, 14.0 + 1.0 / 12.0, 14.5), 0, &mut out);
+        player.render(host_start, BEATS_PER_SAMPLE, 256, &mut out);
+        let ons: Vec<u32> = out
+            .drain_sorted()
+            .filter(|e| e.on)
+            .map(|e| e.timing)
+            .collect();
+        assert_eq!(ons, vec![80]);
+    }
+
+    #[test]
+    fn beats_between_samples_go_to_the_nearest_one_in_one_block_only() {
+        // Block boundary at sample 512; notes 0.4 and 0.6 samples before it.
+        let mut player = Player::new(4);
+        let mut out = EventList::new(8);
+        player.schedule(note(1, 60, 511.6 * BEATS_PER_SAMPLE, 1.0), 0, &mut out);
+        player.schedule(note(1, 62, 511.4 * BEATS_PER_SAMPLE, 1.0), 0, &mut out);
+        let events = run(&mut player, 2, &mut out);
+        let ons: Vec<(u64, u8)> = events.iter().filter(|e| e.1).map(|e| (e.0, e.2)).collect();
+        assert_eq!(ons, vec![(511, 62), (512, 60)]);
+    }
+
+    #[test]
+    fn a_note_off_that_does_not_fit_keeps_the_note_until_the_next_block() {
+        let mut player = Player::new(4);
+        let mut out = EventList::new(1);
+        player.schedule(note(1, 60, 0.0, 100.0 * BEATS_PER_SAMPLE), 0, &mut out);
+        player.render(0.0, BEATS_PER_SAMPLE, 512, &mut out);
+        // The list holds only the note-on: the note-off at sample 100 does not fit.
+        let first: Vec<(u32, bool)> = out.drain_sorted().map(|e| (e.timing, e.on)).collect();
+        assert_eq!(first, vec![(0, true)]);
+        assert!(
+            !player.is_idle(),
+            "the note is still sounding, not forgotten"
+        );
+        player.render(512.0 * BEATS_PER_SAMPLE, BEATS_PER_SAMPLE, 512, &mut out);
+        let second: Vec<(u32, bool)> = out.drain_sorted().map(|e| (e.timing, e.on)).collect();
+        assert_eq!(
+            second,
+            vec![(0, false)],
+            "released first thing in the next block"
+        );
+        assert!(player.is_idle());
+        assert_eq!(
+            out.take_dropped(),
+            1,
+            "the event that did not fit is counted"
+        );
+    }
+
+    #[test]
+    fn release_all_into_a_full_list_releases_in_the_next_block() {
+        let mut player = Player::new(4);
+        let mut out = EventList::new(2);
+        player.schedule(note(1, 60, 0.0, 4.0), 0, &mut out);
+        player.schedule(note(1, 64, 0.0, 4.0), 0, &mut out);
+        player.render(0.0, BEATS_PER_SAMPLE, 512, &mut out);
+        // The two note-ons fill the list: neither note-off fits now.
+        player.release_all(10, &mut out);
+        assert_eq!(out.drain_sorted().filter(|e| !e.on).count(), 0);
+        player.render(512.0 * BEATS_PER_SAMPLE, BEATS_PER_SAMPLE, 512, &mut out);
+        let offs: Vec<(u32, u8)> = out
+            .drain_sorted()
+            .filter(|e| !e.on)
+            .map(|e| (e.timing, e.pitch))
+            .collect();
+        assert_eq!(offs.len(), 2, "{offs:?}");
+        assert!(player.is_idle());
+    }
+
+    #[test]
+    fn sounding_notes_outlive_the_player_and_retired_phrases_stay_out() {
+        let mut player = Player::new(4);
+        let mut out = EventList::new(8);
+        player.schedule(note(3, 60, 0.0, 4.0), 0, &mut out);
+        player.schedule(note(3, 67, 2.0, 4.0), 0, &mut out);
+        player.render(0.0, BEATS_PER_SAMPLE, 512, &mut out);
+        out.drain_sorted().for_each(drop);
+        let left: Vec<SoundingNote> = player.take_sounding().collect();
+        assert_eq!(
+            left,
+            vec![SoundingNote {
+                channel: 0,
+                pitch: 60
+            }],
+            "only started notes"
+        );
+        let mut next = Player::new(4);
+        next.adopt_sounding(left);
+        next.render(0.0, BEATS_PER_SAMPLE, 512, &mut out);
+        let offs: Vec<(u32, bool, u8)> = out
+            .drain_sorted()
+            .map(|e| (e.timing, e.on, e.pitch))
+            .collect();
+        assert_eq!(offs, vec![(0, false, 60)]);
+
+        // After a jump back, notes of phrase 3 still arriving are ignored; phrase 4 plays.
+        player.schedule(note(3, 60, 0.0, 4.0), 0, &mut out);
+        player.retire(0, &mut out);
+        player.schedule(note(3, 62, 0.0, 4.0), 0, &mut out);
+        assert!(player.is_idle());
+        player.schedule(note(4, 64, 0.0, 4.0), 0, &mut out);
+        assert!(!player.is_idle());
     }
 }

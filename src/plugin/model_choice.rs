@@ -83,7 +83,9 @@ impl ModelChoice {
 
     /// Before a session's state is loaded: points parameter `param_id` at the index the name
     /// saved under `name_key` has now. A name no longer installed picks value 0 (the default
-    /// model, or "none"), logged; "" is "none"; states saved without a name keep their index.
+    /// model, or "none"), logged; "" is "none"; states saved without a name keep their index,
+    /// and so do states whose index still picks the saved name (values past the list pick the
+    /// last model too: rewriting them would make save → load → save change the state).
     pub fn restore(&self, state: &mut PluginState, param_id: &str, name_key: &str, plugin: &str) {
         let Some(saved) = state
             .fields
@@ -92,6 +94,11 @@ impl ModelChoice {
         else {
             return;
         };
+        if let Some(ParamValue::I32(value)) = state.params.get(param_id) {
+            if self.name(*value).unwrap_or_default() == saved {
+                return;
+            }
+        }
         let value = match self.choices.iter().position(|name| *name == saved) {
             Some(index) => index as i32 + self.first,
             None if saved.is_empty() => 0,
@@ -181,6 +188,9 @@ mod tests {
         assert_eq!(restored(a, 1, Some("\"folk\"")), 0);
         // A session from before names were saved keeps its index.
         assert_eq!(restored(a, 1, None), 1);
+        // A value past the list that still picks the saved name is kept as saved (restoring
+        // it as index 2 would make a state saved again differ from the one loaded).
+        assert_eq!(restored(a, 5, Some("\"jazz\"")), 5);
         // With an Off value first (Style B): names shift by one, "" is Off.
         let b = ModelChoice::new(models(), 1);
         assert_eq!(restored(b, 2, Some("\"jazz\"")), 3);

@@ -21,7 +21,8 @@ use crate::phrase::engine::{
     self, ModelSource, PhraseCommand, PhraseRealtime, PhraseRequest, PhraseShared, TransportInfo,
 };
 use crate::phrase::generate::GenerationSettings;
-use crate::phrase::player::NoteOut;
+use crate::phrase::metre::Metre;
+use crate::phrase::player::{NoteOut, SoundingNote};
 use crate::phrase::trigger::{TriggerInput, TriggerState};
 
 /// Input events passed through per block (more are dropped and counted).
@@ -38,6 +39,9 @@ struct Running {
     model: usize,
     /// This block's input events for thru, in input order (capacity fixed at activation).
     thru: Vec<PluginNoteEvent<ContinuoPhrase>>,
+    /// Input notes passed through and not yet released, by channel and pitch: their note-offs
+    /// pass even when Thru has been switched off since.
+    thru_sounding: Box<[[bool; 128]; 16]>,
     was_bypassed: bool,
     _worker: WorkerHandle<PhraseCommand>,
 }
@@ -48,6 +52,9 @@ pub struct ContinuoPhrase {
     params: Arc<PhraseParams>,
     /// Present between `activate` and `deactivate`.
     running: Option<Running>,
+    /// Generated notes that were sounding at deactivation: the next activation's first block
+    /// sends their note-offs.
+    left_sounding: Vec<SoundingNote>,
 }
 
 impl Plugin for ContinuoPhrase {
@@ -90,7 +97,7 @@ impl Plugin for ContinuoPhrase {
         buffer_config: &BufferConfig,
         _context: &mut impl ActivateContext<Self>,
     ) -> bool {
-        self.running = None;
+        self.stop_engine();
         let initial = self.chosen_model_index();
         let model = ModelSource {
             choices: model_choice().choices().to_vec(),
@@ -105,7 +112,8 @@ impl Plugin for ContinuoPhrase {
             model,
             report,
         ) {
-            Ok((engine, worker, shared)) => {
+            Ok((mut engine, worker, shared)) => {
+                engine.adopt_sounding(self.left_sounding.drain(..));
                 self.running = Some(Running {
                     engine,
                     shared,
@@ -113,6 +121,7 @@ impl Plugin for ContinuoPhrase {
                     selected: self.selected_variation(),
                     model: initial,
                     thru: Vec::with_capacity(THRU_CAPACITY),
+                    thru_sounding: Box::new([[false; 128]; 16]),
                     was_bypassed: false,
                     _worker: worker,
                 });
@@ -182,12 +191,25 @@ impl Plugin for ContinuoPhrase {
         ProcessStatus::Normal
     }
 
+    /// CLAP and VST3 let a plugin send events only from `process`, so generated notes still
+    /// sounding cannot be ended here (nor does nice-plug tell `process` which call is the last).
+    /// They are kept, and their note-offs go out with the first block after the next
+    /// activation. In between, what the instrument fed by this effect does with them is up to
+    /// the host, which owns the event routing it just stopped. While the plugin keeps
+    /// processing, every note-on it sent gets its note-off.
     fn deactivate(&mut self) {
-        self.running = None;
+        self.stop_engine();
     }
 }
 
 impl ContinuoPhrase {
+    /// Stops the engine (joining its worker), keeping the notes it left sounding.
+    fn stop_engine(&mut self) {
+        if let Some(mut running) = self.running.take() {
+            self.left_sounding.extend(running.engine.take_sounding());
+        }
+    }
+
     fn history_beats(&self, beats_per_bar: f64) -> f64 {
         f64::from(self.params.history_bars.value()) * beats_per_bar
     }
@@ -201,13 +223,14 @@ impl ContinuoPhrase {
     }
 }
 
-/// Quarter notes per bar from the host's time signature (4/4 when unknown).
+/// Quarter notes per bar from the host's time signature (4/4 when unknown), as [`Metre`]
+/// bounds it.
 fn beats_per_bar(transport: &Transport) -> f64 {
     match (transport.time_sig_numerator, transport.time_sig_denominator) {
-        (Some(numerator), Some(denominator)) if numerator > 0 && denominator > 0 => {
-            (f64::from(numerator) * 4.0 / f64::from(denominator)).clamp(0.5, 8.0)
+        (Some(numerator), Some(denominator)) => {
+            Metre::from_time_signature(numerator, denominator).bar_beats()
         }
-        _ => 4.0,
+        _ => Metre::default().bar_beats(),
     }
 }
 
@@ -246,13 +269,36 @@ fn capture_input(
                 running.triggers.note(on, beat);
             }
         }
-        if thru && passes_thru(&event) {
+        if thru_passes(&mut running.thru_sounding, &event, thru) {
             if running.thru.len() < running.thru.capacity() {
                 running.thru.push(event);
             } else {
                 running.engine.count_dropped(1);
             }
         }
+    }
+}
+
+/// Whether thru forwards `event` now. Keeps track of the input notes it passed on: the
+/// note-off of one of them passes whatever Thru is set to by then (or the note would hang).
+fn thru_passes<S>(sounding: &mut [[bool; 128]; 16], event: &NoteEvent<S>, thru: bool) -> bool {
+    let note = match event {
+        NoteEvent::NoteOn { channel, key, .. } => Some((true, channel, key)),
+        NoteEvent::NoteOff { channel, key, .. } => Some((false, channel, key)),
+        _ => None,
+    };
+    let Some((on, channel, key)) = note else {
+        return thru && passes_thru(event);
+    };
+    let (Some(channel), Some(pitch)) = (channel.number(), key.number()) else {
+        return thru;
+    };
+    let passed = &mut sounding[usize::from(channel & 0x0f)][usize::from(pitch & 0x7f)];
+    if on {
+        *passed |= thru;
+        thru
+    } else {
+        std::mem::take(passed) || thru
     }
 }
 
@@ -493,5 +539,52 @@ mod tests {
             channel: Channel::Number(0),
             key: Key::Number(60),
         }));
+    }
+
+    #[test]
+    fn bars_follow_the_hosts_time_signature_beyond_eight_beats() {
+        let mut transport = Transport::new(48_000.0);
+        assert_eq!(beats_per_bar(&transport), 4.0, "no time signature: 4/4");
+        for (numerator, denominator, beats) in
+            [(12, 4, 12.0), (15, 8, 7.5), (21, 8, 10.5), (32, 4, 32.0)]
+        {
+            transport.time_sig_numerator = Some(numerator);
+            transport.time_sig_denominator = Some(denominator);
+            assert_eq!(
+                beats_per_bar(&transport),
+                beats,
+                "{numerator}/{denominator}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_note_off_of_a_note_thru_passed_passes_after_thru_is_switched_off() {
+        let mut sounding = Box::new([[false; 128]; 16]);
+        let on = |key| NoteEvent::<()>::NoteOn {
+            timing: 0,
+            voice_id: VoiceID::Wildcard,
+            channel: Channel::Number(0),
+            key: Key::Number(key),
+            velocity: 0.8,
+        };
+        let off = |key| NoteEvent::<()>::NoteOff {
+            timing: 0,
+            voice_id: VoiceID::Wildcard,
+            channel: Channel::Number(0),
+            key: Key::Number(key),
+            velocity: 0.0,
+        };
+        assert!(thru_passes(&mut sounding, &on(60), true));
+        assert!(
+            !thru_passes(&mut sounding, &on(62), false),
+            "thru off: not passed"
+        );
+        // Thru is now off: the passed note still ends, the other one sends nothing.
+        assert!(thru_passes(&mut sounding, &off(60), false));
+        assert!(!thru_passes(&mut sounding, &off(62), false));
+        assert!(!thru_passes(&mut sounding, &off(60), false), "only once");
+        assert!(!thru_passes(&mut sounding, &cc(0, 0.5), false));
+        assert!(thru_passes(&mut sounding, &cc(0, 0.5), true));
     }
 }

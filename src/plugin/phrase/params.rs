@@ -180,9 +180,10 @@ pub struct PhraseParams {
     pub model_name: SavedModelName,
 }
 
-const NOTE_NAMES: [&str; 12] = [
-    "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B",
-];
+/// Unit of the Density parameter (part of its text, since "model" has none).
+const DENSITY_UNIT: &str = " notes/beat";
+/// Density's text for 0 (the model decides).
+const DENSITY_MODEL: &str = "model";
 
 impl Default for PhraseParams {
     fn default() -> Self {
@@ -196,40 +197,64 @@ impl Default for PhraseParams {
             every_bars: IntParam::new("Every", 4, IntRange::Linear { min: 1, max: 16 })
                 .with_unit(" bars"),
             bars: IntParam::new("Bars", 2, IntRange::Linear { min: 1, max: 16 }).with_unit(" bars"),
+            // Steps as fine as the text: what is shown is what is set, and reads back the same.
             temperature: FloatParam::new(
                 "Temperature",
                 1.0,
                 FloatRange::Linear { min: 0.1, max: 2.0 },
             )
+            .with_step_size(0.01)
             .with_value_to_string(formatters::v2s_f32_rounded(2)),
             top_p: FloatParam::new("Top-p", 0.95, FloatRange::Linear { min: 0.1, max: 1.0 })
+                .with_step_size(0.01)
                 .with_value_to_string(formatters::v2s_f32_rounded(2)),
             variations: IntParam::new("Variations", 1, IntRange::Linear { min: 1, max: 8 }),
             variation: IntParam::new("Variation", 1, IntRange::Linear { min: 1, max: 8 }),
             density: FloatParam::new("Density", 0.0, FloatRange::Linear { min: 0.0, max: 8.0 })
-                .with_unit(" notes/beat")
+                .with_step_size(0.01)
                 .with_value_to_string(std::sync::Arc::new(|value| {
                     if value <= 0.0 {
-                        "model".into()
+                        DENSITY_MODEL.into()
                     } else {
-                        format!("{value:.2}")
+                        format!("{value:.2}{DENSITY_UNIT}")
                     }
+                }))
+                .with_string_to_value(std::sync::Arc::new(|text| {
+                    let text = text.trim();
+                    if text.eq_ignore_ascii_case(DENSITY_MODEL) {
+                        return Some(0.0);
+                    }
+                    text.trim_end_matches(DENSITY_UNIT.trim())
+                        .trim()
+                        .parse()
+                        .ok()
                 })),
             key_lock: EnumParam::new("Key Lock", KeyLockParam::Off),
             key_root: IntParam::new("Key Root", 0, IntRange::Linear { min: 0, max: 11 })
                 .with_value_to_string(std::sync::Arc::new(|value| {
-                    NOTE_NAMES[value.clamp(0, 11) as usize].into()
+                    nice_plug::util::KEYS[value.clamp(0, 11) as usize].into()
+                }))
+                .with_string_to_value(std::sync::Arc::new(|text| {
+                    let text = text.trim();
+                    nice_plug::util::KEYS
+                        .iter()
+                        .position(|name| name.eq_ignore_ascii_case(text))
+                        .map(|index| index as i32)
                 })),
             key_mode: EnumParam::new("Key Mode", KeyModeParam::Major),
+            // Lowest above Highest is taken as the range between them (reported when used).
             pitch_low: IntParam::new("Lowest Note", 36, IntRange::Linear { min: 0, max: 127 })
-                .with_value_to_string(formatters::v2s_i32_key_formatter()),
+                .with_value_to_string(formatters::v2s_i32_key_formatter())
+                .with_string_to_value(formatters::s2v_i32_key_formatter()),
             pitch_high: IntParam::new("Highest Note", 96, IntRange::Linear { min: 0, max: 127 })
-                .with_value_to_string(formatters::v2s_i32_key_formatter()),
+                .with_value_to_string(formatters::v2s_i32_key_formatter())
+                .with_string_to_value(formatters::s2v_i32_key_formatter()),
             velocity_scale: FloatParam::new(
                 "Velocity",
                 1.0,
                 FloatRange::Linear { min: 0.0, max: 2.0 },
             )
+            .with_step_size(0.01)
             .with_unit("%")
             .with_value_to_string(formatters::v2s_f32_percentage(0))
             .with_string_to_value(formatters::s2v_f32_percentage()),
@@ -275,5 +300,57 @@ mod tests {
             "the default model is choice 0"
         );
         assert_eq!(params.model.to_string(), "continuo-chorales");
+    }
+
+    /// Every parameter, over its whole range (every step of a stepped one, a dense sweep of a
+    /// continuous one), as clap-validator's `param-conversions` checks it: value → text → value
+    /// → text gives the same text and the same value, with and without the unit.
+    #[test]
+    fn every_value_text_reads_back_as_the_same_value() {
+        let params = PhraseParams::default();
+        for (id, param, _) in params.param_map() {
+            // SAFETY: the pointers point into `params`, alive for the whole test.
+            let (steps, name) = unsafe { (param.step_count(), param.name().to_owned()) };
+            let values: Vec<f32> = match steps {
+                Some(steps) => (0..=steps).map(|s| s as f32 / steps as f32).collect(),
+                None => (0..=2000).map(|s| s as f32 / 2000.0).collect(),
+            };
+            for normalized in values {
+                for include_unit in [true, false] {
+                    // SAFETY: as above.
+                    let text =
+                        unsafe { param.normalized_value_to_string(normalized, include_unit) };
+                    let read = unsafe { param.string_to_normalized_value(&text) };
+                    let Some(read) = read else {
+                        panic!("{id} ({name}): `{text}` does not read back");
+                    };
+                    let again = unsafe { param.normalized_value_to_string(read, include_unit) };
+                    assert_eq!(
+                        again, text,
+                        "{id} ({name}): {normalized} -> `{text}` -> {read}"
+                    );
+                    let read_again = unsafe { param.string_to_normalized_value(&again) };
+                    assert_eq!(read_again, Some(read), "{id} ({name}): `{again}`");
+                    // The value itself survives (its plain value, to the step). The Model
+                    // parameter keeps two steps even with one model installed, and both pick
+                    // (and show) that model: for it, the model picked is the value.
+                    let (plain, read_plain) =
+                        unsafe { (param.preview_plain(normalized), param.preview_plain(read)) };
+                    if id == MODEL_ID {
+                        let choice = model_choice();
+                        assert_eq!(
+                            choice.index(plain as i32),
+                            choice.index(read_plain as i32),
+                            "{id}: `{text}`"
+                        );
+                        continue;
+                    }
+                    assert!(
+                        (plain - read_plain).abs() <= 1e-4 * plain.abs().max(1.0),
+                        "{id} ({name}): {plain} -> `{text}` -> {read_plain}"
+                    );
+                }
+            }
+        }
     }
 }
