@@ -6,19 +6,38 @@
 //!
 //! `CONTINUO_WRITE_STATE_FIXTURES=1 cargo test --test clap_state` records the fixtures again
 //! (only when the saved format changes on purpose: old fixtures are what old sessions look like).
-//! One test per process for the tests that set the process-wide `NICE_LOG`.
+//! The plugin log (`NICE_LOG`, read once per process when the bundle is first loaded) goes to
+//! one file for all tests here.
 
 mod clap_support;
 
 use std::collections::BTreeMap;
 use std::ffi::CStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use clack_extensions::params::{ParamInfoBuffer, ParamInfoFlags, PluginParams};
 use clack_extensions::state::PluginState;
 use clack_host::events::event_types::ParamValueEvent;
 use clack_host::prelude::*;
 use clap_support::*;
+
+/// Loads the built bundle, with the plugin log going to this test binary's log file.
+fn entry() -> PluginEntry {
+    log_file();
+    load_bundle(&built_bundle())
+}
+
+/// The log file every test here shares; set before any bundle is loaded.
+fn log_file() -> &'static Path {
+    static LOG: OnceLock<PathBuf> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let path =
+            std::env::temp_dir().join(format!("continuo-clap-state-{}.log", std::process::id()));
+        std::env::set_var("NICE_LOG", &path);
+        path
+    })
+}
 
 /// Parameter values by name.
 type Values = BTreeMap<String, f64>;
@@ -114,7 +133,7 @@ fn load(plugin: &mut PluginInstance<()>, bytes: &[u8]) {
 
 /// Save → load into a new instance → same values, and save again → the same bytes.
 fn round_trips(id: &CStr) {
-    let entry = load_bundle(&built_bundle());
+    let entry = entry();
     let mut original = instance(&entry, id);
     let defaults = values(&mut original);
     move_every_param(&mut original);
@@ -169,7 +188,7 @@ fn old_sessions_load(id: &CStr) {
         &std::fs::read_to_string(fixture(name, "values.json")).expect("values fixture"),
     )
     .expect("values fixture JSON");
-    let entry = load_bundle(&built_bundle());
+    let entry = entry();
     let mut plugin = instance(&entry, id);
     load(&mut plugin, &bytes);
     let now = values(&mut plugin);
@@ -225,10 +244,8 @@ fn with_missing_model(name: &str, key: &str) -> Vec<u8> {
 
 #[test]
 fn a_session_whose_model_is_gone_loads_the_default_and_says_so() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let log = dir.path().join("state.log");
-    std::env::set_var("NICE_LOG", &log);
-    let entry = load_bundle(&built_bundle());
+    let log = log_file();
+    let entry = entry();
     let mut said = 0;
     for (id, name, key, param) in [
         (STYLE_ID, "style", "style-name", "Style"),
@@ -243,12 +260,15 @@ fn a_session_whose_model_is_gone_loads_the_default_and_says_so() {
             default,
             "{name}: a missing model falls back to the default"
         );
-        drop(plugin);
-        let logged = std::fs::read_to_string(&log).unwrap_or_default();
-        assert!(
-            logged.matches("`no-such-model` is not installed").count() == said + 1,
-            "{name}: the log says why:\n{logged}"
-        );
+        // The log is written by a background thread: give it a moment.
+        let said_so = |log: &str| log.matches("`no-such-model` is not installed").count() > said;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut logged = String::new();
+        while !said_so(&logged) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            logged = std::fs::read_to_string(log).unwrap_or_default();
+        }
+        assert!(said_so(&logged), "{name}: the log says why:\n{logged}");
         said += 1;
     }
 }

@@ -6,7 +6,7 @@
 //! may call [`WorkerHandle::wake`] to skip the wait.
 
 use std::thread::{self, JoinHandle, Thread};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
@@ -86,6 +86,27 @@ impl<C> Drop for WorkerHandle<C> {
             let _ = thread.join();
         }
     }
+}
+
+/// For offline renders only (it yields and sleeps): wakes `worker` and waits until `done()`, at
+/// most `limit`. Returns whether the worker got there.
+pub fn wait_for_worker(worker: &Thread, limit: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut polls = 0u32;
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        worker.unpark();
+        // Yield first (the worker usually needs microseconds), then back off.
+        if polls < 1000 {
+            thread::yield_now();
+        } else {
+            thread::sleep(Duration::from_micros(50));
+        }
+        polls += 1;
+    }
+    true
 }
 
 fn run<W: Worker>(mut worker: W, commands: Receiver<W::Command>) {

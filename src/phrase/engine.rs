@@ -15,6 +15,11 @@
 //! When the host's time jumps back (a loop, a relocation), the history moves back with it
 //! (see [`PhraseHistory`]), and generated notes are released: their beats would otherwise lie
 //! in the future again.
+//! In an offline render ([`Timing::Offline`]) the audio thread waits for the worker to answer
+//! each request before it plays on, so a bounce has every generated note however slow the
+//! machine is (bounded: a worker that misses [`OFFLINE_WAIT_LIMIT`] is not waited for again
+//! until it answers).
+//!
 //! The model is loaded on the worker, never on the audio thread; its status and problems are
 //! reported through [`PhraseShared`] and a status callback (the plugin logs it).
 //!
@@ -25,6 +30,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::Thread;
 use std::time::Instant;
 
 use atomic_float::{AtomicF32, AtomicF64};
@@ -35,7 +41,8 @@ use super::generate::{generate, load_token_model, GenerationSettings, Rng, Token
 use super::history::{CapturedEvent, NoteInput, PhraseHistory, RecordedNote};
 use super::metre::Metre;
 use super::player::{EventList, Player, ScheduledNote, SoundingNote};
-use crate::engine::worker::{Worker, WorkerHandle};
+use crate::engine::audio::{Timing, OFFLINE_WAIT_LIMIT};
+use crate::engine::worker::{wait_for_worker, Worker, WorkerHandle};
 use crate::midi::key::{detect_key, Scale};
 use crate::model::{BackendChoice, ModelDirs};
 
@@ -81,6 +88,10 @@ pub struct PhraseShared {
     pub model_ready: AtomicBool,
     /// Index in [`ModelSource::choices`] of the loaded model; [`NO_MODEL`] before any loads.
     pub model_choice: AtomicUsize,
+    /// Requests the worker has handled (an offline render waits for this to catch up).
+    pub requests_handled: AtomicU64,
+    /// Offline waits for the worker that timed out (the render then went on without waiting).
+    pub offline_stalls: AtomicU64,
     /// Time from picking up a trigger to the first note being ready, in ms (last generation).
     pub first_note_ms: AtomicF32,
     /// The latest problem or status in words (worker and GUI only; never the audio thread).
@@ -190,6 +201,8 @@ pub fn start(
         generations: AtomicU64::new(0),
         model_ready: AtomicBool::new(false),
         model_choice: AtomicUsize::new(NO_MODEL),
+        requests_handled: AtomicU64::new(0),
+        offline_stalls: AtomicU64::new(0),
         first_note_ms: AtomicF32::new(0.0),
         status: Mutex::new(String::new()),
     });
@@ -216,6 +229,10 @@ pub fn start(
         requests: requests_in,
         notes: notes_out,
         events_sent: 0,
+        requests_sent: 0,
+        timing: Timing::Realtime,
+        stalled_at: None,
+        worker: handle.unparker(),
         player: Player::new(PLAYER_CAPACITY),
         output: EventList::new(BLOCK_EVENT_CAPACITY),
         sample_rate: f64::from(sample_rate),
@@ -236,6 +253,15 @@ pub struct PhraseRealtime {
     requests: Producer<(u64, PhraseRequest)>,
     /// Events pushed into `events` so far.
     events_sent: u64,
+    /// Requests pushed into `requests` so far.
+    requests_sent: u64,
+    /// Whether [`Self::render`] waits for the worker's answers (offline renders).
+    timing: Timing,
+    /// [`PhraseShared::requests_handled`] when an offline wait timed out: no more waiting
+    /// until the worker has moved on from there.
+    stalled_at: Option<u64>,
+    /// Woken by offline waits.
+    worker: Thread,
     notes: Consumer<ScheduledNote>,
     player: Player,
     output: EventList,
@@ -310,10 +336,35 @@ impl PhraseRealtime {
     /// Sends a request to the worker; `false` (and counted as dropped) when its queue is full.
     pub fn request(&mut self, request: PhraseRequest) -> bool {
         let sent = self.requests.push((self.events_sent, request)).is_ok();
-        if !sent {
+        if sent {
+            self.requests_sent += 1;
+        } else {
             self.count_dropped(1);
         }
         sent
+    }
+
+    /// Real time (never wait for the worker: late notes are skipped) or offline (wait for its
+    /// answers: a bounce is complete and repeatable).
+    pub fn set_timing(&mut self, timing: Timing) {
+        self.timing = timing;
+    }
+
+    /// Offline only: waits (bounded) until the worker has handled every request sent.
+    fn wait_for_answers(&mut self) {
+        let handled = &self.shared.requests_handled;
+        let sent = self.requests_sent;
+        let now = handled.load(Ordering::Acquire);
+        if now >= sent || self.stalled_at == Some(now) {
+            return;
+        }
+        self.stalled_at = None;
+        if !wait_for_worker(&self.worker, OFFLINE_WAIT_LIMIT, || {
+            handled.load(Ordering::Acquire) >= sent
+        }) {
+            self.stalled_at = Some(handled.load(Ordering::Acquire));
+            self.shared.offline_stalls.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Ends every generated note (at `timing`) and forgets the scheduled ones.
@@ -334,6 +385,9 @@ impl PhraseRealtime {
 
     /// Takes newly generated notes and adds this block's note events to [`Self::output`].
     pub fn render(&mut self, block_len: u32) {
+        if self.timing == Timing::Offline {
+            self.wait_for_answers();
+        }
         while let Ok(note) = self.notes.pop() {
             self.player.schedule(note, 0, &mut self.output);
         }
@@ -438,13 +492,16 @@ impl PhraseWorker {
         }
     }
 
-    /// Of several model switches in a row only the last matters: skips to it.
-    fn latest_model_request(&mut self, mut index: u16) -> u16 {
+    /// Of several model switches in a row only the last matters: skips to it. Returns it and
+    /// how many requests were skipped.
+    fn latest_model_request(&mut self, mut index: u16) -> (u16, u64) {
+        let mut skipped = 0;
         while let Ok(&(_, PhraseRequest::Model { index: next })) = self.requests.peek() {
             index = next;
             let _ = self.requests.pop();
+            skipped += 1;
         }
-        index
+        (index, skipped)
     }
 
     /// Takes captured events into the history: all of them, or (`until`) only as many as the
@@ -662,10 +719,14 @@ impl Worker for PhraseWorker {
                 PhraseRequest::Generate { .. } => self.generate(request),
                 PhraseRequest::Select { variation } => self.select(variation),
                 PhraseRequest::Model { index } => {
-                    let index = self.latest_model_request(index);
-                    self.load_model(usize::from(index));
+                    let skipped = self.latest_model_request(index);
+                    self.load_model(usize::from(skipped.0));
+                    self.shared
+                        .requests_handled
+                        .fetch_add(skipped.1, Ordering::Release);
                 }
             }
+            self.shared.requests_handled.fetch_add(1, Ordering::Release);
             worked = true;
         }
         worked |= self.take_events(None);

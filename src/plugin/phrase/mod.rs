@@ -15,6 +15,7 @@ use nice_plug::prelude::*;
 pub use params::PhraseParams;
 use params::{model_choice, MODEL_ID, MODEL_NAME_KEY};
 
+use crate::engine::audio::Timing;
 use crate::engine::worker::WorkerHandle;
 use crate::model::{BackendChoice, ModelDirs};
 use crate::phrase::engine::{
@@ -114,6 +115,12 @@ impl Plugin for ContinuoPhrase {
         ) {
             Ok((mut engine, worker, shared)) => {
                 engine.adopt_sounding(self.left_sounding.drain(..));
+                // A bounce waits for each continuation, so it never loses notes to a slow
+                // machine (CLAP's render extension and VST3's setupProcessing say which).
+                engine.set_timing(match buffer_config.process_mode {
+                    ProcessMode::Offline => Timing::Offline,
+                    ProcessMode::Realtime | ProcessMode::Buffered => Timing::Realtime,
+                });
                 self.running = Some(Running {
                     engine,
                     shared,
