@@ -536,7 +536,8 @@ impl Plugin for ContinuoStyle {
             running.engine.reset();
         }
         self.bypassed = self.params.bypass.value();
-        self.bypass_fade.reset(if self.bypassed { 1.0 } else { 0.0 });
+        self.bypass_fade
+            .reset(if self.bypassed { 1.0 } else { 0.0 });
     }
 
     fn process(
