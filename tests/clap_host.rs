@@ -5,7 +5,6 @@
 //! `.ci/run` builds the bundle in debug with `assert_process_allocs`, so any allocation inside
 //! either plugin's `process()` aborts this test process.
 
-use clack_extensions::latency::PluginLatency;
 use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent};
 use clack_host::events::Match;
 use clack_host::prelude::*;
@@ -28,7 +27,9 @@ fn bundle_lists_both_plugins() {
 #[test]
 fn style_processes_audio_and_follows_parameters_at_many_block_sizes() {
     let entry = load_bundle(&built_bundle());
-    for (sample_rate, max_block) in [(44_100.0, 64u32), (48_000.0, 512), (96_000.0, 4096)] {
+    let rates = [44_100.0, 48_000.0, 96_000.0];
+    let blocks = [64u32, 512, 4096];
+    for (sample_rate, max_block) in rates.into_iter().flat_map(|r| blocks.map(|b| (r, b))) {
         let mut plugin = instance(&entry, STYLE_ID);
         let mix = param_id(&mut plugin, "Mix");
         let config = PluginAudioConfiguration {
@@ -37,11 +38,7 @@ fn style_processes_audio_and_follows_parameters_at_many_block_sizes() {
             max_frames_count: max_block,
         };
         let processor = plugin.activate(|_, _| (), config).expect("activate");
-        let latency = {
-            let handle = plugin.plugin_handle();
-            let latency: PluginLatency = handle.get_extension().expect("latency extension");
-            latency.get(&handle) as usize
-        };
+        let latency = latency(&mut plugin) as usize;
         assert!(latency > 0, "Style reports its latency");
 
         // An impulse train through the plugin with Mix = 0 must come out exactly `latency`
@@ -198,4 +195,202 @@ fn phrase_passes_notes_through_and_obeys_thru() {
         after_thru_off.is_empty(),
         "Thru off: nothing is passed, got {after_thru_off:?}"
     );
+}
+
+/// A 220 Hz tone at −12 dBFS.
+fn tone(frames: usize, sample_rate: f64) -> Vec<f32> {
+    (0..frames)
+        .map(|n| 0.25 * (std::f64::consts::TAU * 220.0 * n as f64 / sample_rate).sin() as f32)
+        .collect()
+}
+
+fn config(sample_rate: f64, max_block: u32) -> PluginAudioConfiguration {
+    PluginAudioConfiguration {
+        sample_rate,
+        min_frames_count: 1,
+        max_frames_count: max_block,
+    }
+}
+
+/// clap-validator `param-fuzz-sample-accurate`: switching Latency Mode while processing must
+/// not announce a latency from `process()` (nice-plug then calls `host_latency.changed` from
+/// the main thread, possibly while deactivated). Style asks for a restart, once per change,
+/// and the reported latency stays the running engine's until `activate` builds the new mode.
+#[test]
+fn latency_mode_switch_asks_for_a_restart_and_changes_latency_only_in_activate() {
+    let entry = load_bundle(&built_bundle());
+    let mut plugin = recording_instance(&entry, STYLE_ID);
+    let mode = param_id(&mut plugin, "Latency Mode");
+    let (low, quality) = (0.0, 1.0);
+    let set_mode = |value| vec![ParamValueEvent::new(0, mode, Pckn::match_all(), value)];
+    let config = config(48_000.0, 256);
+    let processor = activate_recorded(&mut plugin, config);
+    let quality_latency = latency(&mut plugin);
+    let restarts =
+        |plugin: &PluginInstance<RecordingHost>| recorded(plugin, |r| &r.restart_requests);
+    let before = restarts(&plugin);
+
+    // A host that does not restart: Low latency, held for many blocks.
+    let (processor, _) = play(processor, &tone(40 * 256, 48_000.0), 256, |block| {
+        if block == 0 {
+            set_mode(low)
+        } else {
+            Vec::new()
+        }
+    });
+    run_main_thread_callback(&mut plugin);
+    assert_eq!(restarts(&plugin), before + 1, "one request per change");
+    assert_eq!(
+        latency(&mut plugin),
+        quality_latency,
+        "Quality still runs, so its latency is the one reported"
+    );
+    // Back to Quality and to Low again: a new change, a new request.
+    let (processor, _) = play(
+        processor,
+        &tone(10 * 256, 48_000.0),
+        256,
+        |block| match block {
+            2 => set_mode(quality),
+            5 => set_mode(low),
+            _ => Vec::new(),
+        },
+    );
+    run_main_thread_callback(&mut plugin);
+    assert_eq!(
+        restarts(&plugin),
+        before + 2,
+        "re-armed after switching back"
+    );
+    assert_eq!(latency(&mut plugin), quality_latency);
+
+    // The host restarts (the main thread may run callbacks in between); nice-plug reports the
+    // new latency from inside `activate` (asking for one more restart to do so).
+    plugin.deactivate(processor);
+    run_main_thread_callback(&mut plugin);
+    let processor = activate_recorded(&mut plugin, config);
+    run_main_thread_callback(&mut plugin);
+    let low_latency = latency(&mut plugin);
+    assert!(
+        low_latency < quality_latency,
+        "{low_latency} vs {quality_latency}"
+    );
+    plugin.deactivate(processor);
+    let processor = activate_recorded(&mut plugin, config);
+    run_main_thread_callback(&mut plugin);
+    assert_eq!(latency(&mut plugin), low_latency);
+    plugin.deactivate(processor);
+    run_main_thread_callback(&mut plugin);
+    assert_eq!(
+        recorded(&plugin, |r| &r.latency_changed_outside_activate),
+        0,
+        "host_latency.changed outside activate"
+    );
+    assert!(recorded(&plugin, |r| &r.latency_changed_in_activate) >= 1);
+}
+
+/// clap-validator `process-varying-sample-rates`, Steinberg's validator at 1234.5678 Hz:
+/// activation never fails. Where Style cannot resample, it passes audio through untouched
+/// with no latency.
+#[test]
+fn style_activates_at_any_rate_and_passes_audio_through_where_it_cannot_run() {
+    let entry = load_bundle(&built_bundle());
+    for sample_rate in [1_234.567_8, 4_000.0, 768_000.0] {
+        for max_block in [64u32, 4096] {
+            let mut plugin = instance(&entry, STYLE_ID);
+            let processor = plugin
+                .activate(|_, _| (), config(sample_rate, max_block))
+                .unwrap_or_else(|e| panic!("activate at {sample_rate} Hz: {e}"));
+            assert_eq!(latency(&mut plugin), 0, "{sample_rate} Hz");
+            let input = tone(3 * max_block as usize + 17, sample_rate);
+            let (processor, output) = play(processor, &input, max_block as usize, |_| Vec::new());
+            plugin.deactivate(processor);
+            assert_eq!(output, input, "{sample_rate} Hz, blocks of {max_block}");
+        }
+    }
+}
+
+/// Bypassed output is exactly the latency-compensated dry signal: neither mix nor output gain
+/// touch it.
+#[test]
+fn bypassed_style_outputs_exactly_the_delayed_input() {
+    let entry = load_bundle(&built_bundle());
+    let mut plugin = instance(&entry, STYLE_ID);
+    let ids = ["Bypass", "Output Gain", "Mix"].map(|name| param_id(&mut plugin, name));
+    let sample_rate = 48_000.0;
+    let processor = plugin
+        .activate(|_, _| (), config(sample_rate, 256))
+        .expect("activate");
+    let latency = latency(&mut plugin) as usize;
+    // Bypass on, output gain at its minimum (−30 dB), mix half-way.
+    let events = |block| {
+        if block == 0 {
+            [1.0, 0.0, 0.5]
+                .iter()
+                .zip(ids)
+                .map(|(&value, id)| ParamValueEvent::new(0, id, Pckn::match_all(), value))
+                .collect()
+        } else {
+            Vec::new()
+        }
+    };
+    let settle = latency + (0.05 * sample_rate) as usize;
+    let input = tone(settle + 20 * 256, sample_rate);
+    let (processor, output) = play(processor, &input, 256, events);
+    plugin.deactivate(processor);
+    for n in settle..input.len() {
+        assert_eq!(output[n], input[n - latency], "sample {n}");
+    }
+}
+
+/// Offline bounce through the CLAP render extension: a host that switches the plugin to
+/// offline rendering and re-activates it (as asked) gets the same wet output on every run.
+#[test]
+fn offline_render_through_the_render_extension_is_wet_and_deterministic() {
+    use clack_extensions::render::{PluginRender, RenderMode};
+
+    let entry = load_bundle(&built_bundle());
+    let sample_rate = 48_000.0;
+    let input = tone(48_000, sample_rate);
+    let render = |mix: f64| {
+        let mut plugin = recording_instance(&entry, STYLE_ID);
+        let mix_id = param_id(&mut plugin, "Mix");
+        let processor = activate_recorded(&mut plugin, config(sample_rate, 512));
+        let restarts = recorded(&plugin, |r| &r.restart_requests);
+        {
+            let handle = plugin.plugin_handle();
+            let extension: PluginRender = handle.get_extension().expect("render extension");
+            extension
+                .set(&handle, RenderMode::Offline)
+                .expect("offline rendering");
+        }
+        assert_eq!(
+            recorded(&plugin, |r| &r.restart_requests),
+            restarts + 1,
+            "switching to offline asks for a restart"
+        );
+        plugin.deactivate(processor);
+        let processor = activate_recorded(&mut plugin, config(sample_rate, 512));
+        let latency = latency(&mut plugin) as usize;
+        let (processor, output) = play(processor, &input, 512, |block| {
+            if block == 0 {
+                vec![ParamValueEvent::new(0, mix_id, Pckn::match_all(), mix)]
+            } else {
+                Vec::new()
+            }
+        });
+        plugin.deactivate(processor);
+        (output, latency)
+    };
+    let (first, latency) = render(1.0);
+    let (second, _) = render(1.0);
+    assert_eq!(first, second, "two offline renders differ");
+    // Wet from the first sample: a fully wet bounce is not the delayed dry signal anywhere
+    // past the start (a late worker would leave dry stretches in it).
+    let (dry, _) = render(0.0);
+    let window = 2048;
+    for start in (latency + window..input.len() - window).step_by(window) {
+        let differs = (start..start + window).any(|n| (first[n] - dry[n]).abs() > 1e-3);
+        assert!(differs, "dry stretch at {start}");
+    }
 }

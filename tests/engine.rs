@@ -10,10 +10,7 @@ use continuo::engine::audio::{self, EngineConfig, HopProcessor, MixGain, Timing}
 use continuo::engine::offline;
 use continuo::engine::resynthesis::StftResynthesis;
 
-const WET: MixGain = MixGain {
-    mix: 1.0,
-    gain: 1.0,
-};
+const WET: MixGain = MixGain::WET;
 
 fn test_signal(frames: usize, channel: usize, sample_rate: f32) -> Vec<f32> {
     // Two partials plus a deterministic pseudo-noise component, different per channel.
@@ -448,5 +445,115 @@ fn failed_model_loads_leave_the_engine_running() {
     assert!(
         error <= 1e-5,
         "audio unaffected by failed loads: error {error}"
+    );
+}
+
+#[test]
+fn bypass_is_exactly_the_delayed_dry_signal_whatever_the_gain() {
+    let sample_rate = 48_000.0;
+    let config = EngineConfig {
+        sample_rate,
+        channels: 2,
+        max_block_size: 256,
+    };
+    let (mut engine, _worker) =
+        audio::start(config, StftResynthesis::new(sample_rate, 2)).expect("worker");
+    let input = vec![
+        test_signal(10_000, 0, sample_rate),
+        test_signal(10_000, 1, sample_rate),
+    ];
+    let bypassed = MixGain {
+        mix: 0.7,
+        gain: 0.25,
+        bypass: 1.0,
+    };
+    let output = offline::render(&mut engine, &input, 256, bypassed);
+    // `render` removes the latency, so bypassed output is the input, bit for bit.
+    assert_eq!(output, input);
+}
+
+#[test]
+fn a_block_with_fewer_channels_than_the_engine_is_processed_on_those() {
+    let sample_rate = 48_000.0;
+    let block = 128;
+    let config = EngineConfig {
+        sample_rate,
+        channels: 2,
+        max_block_size: block,
+    };
+    let (mut engine, _worker) =
+        audio::start(config, StftResynthesis::new(sample_rate, 2)).expect("worker");
+    let latency = engine.latency_samples();
+    let input = test_signal(latency + 20 * block, 0, sample_rate);
+    let mut output = input.clone();
+    for chunk in output.chunks_mut(block) {
+        // A host passing one channel to a stereo-activated plugin.
+        engine.process(&mut [chunk], Timing::Offline, || WET);
+    }
+    let max_error = (latency..input.len())
+        .map(|n| (output[n] - input[n - latency]).abs())
+        .fold(0.0f32, f32::max);
+    assert!(max_error <= 1e-5, "max error {max_error}");
+}
+
+#[test]
+fn offline_mode_waits_for_a_stuck_worker_once_then_plays_dry_and_says_so() {
+    let sample_rate = 48_000.0;
+    let block = 256;
+    let stall = Arc::new(AtomicBool::new(false));
+    let config = EngineConfig {
+        sample_rate,
+        channels: 1,
+        max_block_size: block,
+    };
+    let (mut engine, _worker) = audio::start(
+        config,
+        StallingHalver {
+            stall: stall.clone(),
+        },
+    )
+    .expect("worker");
+    let wait_limit = Duration::from_millis(200);
+    engine.set_offline_wait_limit(wait_limit);
+    let latency = engine.latency_samples();
+    let input: Vec<f32> = (0..200 * block)
+        .map(|n| 0.5 * (std::f32::consts::TAU * 220.0 * n as f32 / sample_rate).sin())
+        .collect();
+    let mut output = input.clone();
+    let started = std::time::Instant::now();
+    let mut stalled_for = Duration::ZERO;
+    for (index, chunk) in output.chunks_mut(block).enumerate() {
+        match index {
+            50 => stall.store(true, Ordering::Relaxed),
+            100 => {
+                stalled_for = started.elapsed();
+                stall.store(false, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        engine.process(&mut [chunk], Timing::Offline, || WET);
+    }
+    let stats = engine.stats();
+    // Fifty stuck blocks cost one wait, not fifty (the old engine waited every block).
+    assert!(
+        stalled_for < 4 * wait_limit,
+        "stuck for {stalled_for:?} with a {wait_limit:?} limit"
+    );
+    assert_eq!(stats.offline_stalls.load(Ordering::Relaxed), 1);
+    assert!(stats.late_blocks.load(Ordering::Relaxed) > 10);
+    let dry = |n: usize| input[n - latency];
+    let max_deviation = |range: std::ops::Range<usize>, expected: &dyn Fn(usize) -> f32| {
+        range
+            .map(|n| (output[n] - expected(n)).abs())
+            .fold(0.0f32, f32::max)
+    };
+    assert!(
+        max_deviation(80 * block..100 * block, &dry) < 1e-6,
+        "stuck → dry"
+    );
+    // Once the worker has caught up, offline waiting (and so every hop wet) resumes.
+    assert!(
+        max_deviation(150 * block..200 * block, &|n| 0.5 * dry(n)) < 1e-6,
+        "wet again after the stall"
     );
 }

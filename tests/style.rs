@@ -73,15 +73,7 @@ type StyleWorker = WorkerHandle<AudioCommand<StyleProcessor>>;
 /// Renders mono `input` offline through the engine (latency compensated).
 fn render(p: StyleProcessor, rate: f32, block: usize, input: &[f32]) -> Vec<f32> {
     let (mut engine, _worker) = start_engine(p, rate, block);
-    let out = offline::render(
-        &mut engine,
-        &[input.to_vec()],
-        block,
-        MixGain {
-            mix: 1.0,
-            gain: 1.0,
-        },
-    );
+    let out = offline::render(&mut engine, &[input.to_vec()], block, MixGain::WET);
     assert_eq!(engine.stats().late_blocks.load(Ordering::Relaxed), 0);
     out.into_iter().next().expect("one channel")
 }
@@ -158,10 +150,7 @@ fn dry_path_impulse_lands_exactly_at_the_reported_latency() {
                 for start in (0..len).step_by(block) {
                     let end = (start + block).min(len);
                     engine.process(&mut [&mut signal[start..end]], Timing::Offline, || {
-                        MixGain {
-                            mix: 1.0,
-                            gain: 1.0,
-                        }
+                        MixGain::WET
                     });
                 }
                 let at = signal.iter().position(|&y| (y - 1.0).abs() < 1e-6);
@@ -309,9 +298,8 @@ fn hot_swap_to_another_style_is_accepted_and_click_free() {
             assert!(worker.send(AudioCommand::Replace(next)));
         }
         let end = (start + block).min(out.len());
-        engine.process(&mut [&mut out[start..end]], Timing::Offline, || MixGain {
-            mix: 1.0,
-            gain: 1.0,
+        engine.process(&mut [&mut out[start..end]], Timing::Offline, || {
+            MixGain::WET
         });
         for &y in &out[start..end] {
             max_step = max_step.max((y - last).abs());

@@ -14,6 +14,9 @@ use continuo::engine::offline;
 use continuo::model::lookup::{scan, ModelDirs};
 use continuo::model::{describe_auto_backend, BackendChoice, RuntimeSearch};
 use continuo::phrase::generate::{generate, load_token_model, GenerationSettings, Rng};
+use continuo::style::controls::{
+    ParamSpec, BALANCE, BRIGHTNESS, GATE, INPUT_GAIN, MIX, MORPH, OCTAVE, PITCH_SHIFT,
+};
 use continuo::style::{
     load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleProcessor, StyleSettings,
     StyleStatus,
@@ -46,32 +49,37 @@ enum Command {
         /// Second style (B) to morph towards.
         #[arg(long)]
         morph: Option<String>,
-        /// Morph amount: 0 = the --model style, 1 = the --morph style.
-        #[arg(long, default_value_t = 0.5, requires = "morph")]
+        // Ranges and defaults come from the plugin's parameter specs (`style::controls`).
+        // Morphing is asked for by naming a B style, so the CLI's default is half-way there.
+        #[arg(long, default_value_t = 0.5, requires = "morph",
+              value_parser = in_range(MORPH), help = help("Morph amount: 0 = the --model style, 1 = the --morph style", MORPH))]
         amount: f32,
-        /// Pitch shift in semitones, −24…24.
-        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        #[arg(long, default_value_t = PITCH_SHIFT.default, allow_negative_numbers = true,
+              value_parser = in_range(PITCH_SHIFT), help = help("Pitch shift in semitones", PITCH_SHIFT))]
         pitch_shift: f32,
-        /// Octave shift, −2…2.
-        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        #[arg(long, default_value_t = OCTAVE.default as i32, allow_negative_numbers = true,
+              value_parser = clap::value_parser!(i32).range(OCTAVE.min as i64..=OCTAVE.max as i64),
+              help = help("Octave shift", OCTAVE))]
         octave: i32,
-        /// Gain before analysis, dB (−24…24).
-        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        #[arg(long, default_value_t = INPUT_GAIN.default, allow_negative_numbers = true,
+              value_parser = in_range(INPUT_GAIN), help = help("Gain before analysis, dB", INPUT_GAIN))]
         input_gain: f32,
-        /// Gate threshold, dB: quieter or unvoiced input fades the output out (−100 = off).
-        #[arg(long, default_value_t = -60.0, allow_negative_numbers = true)]
+        #[arg(long, default_value_t = GATE.default, allow_negative_numbers = true,
+              value_parser = in_range(GATE),
+              help = help("Gate threshold, dB: quieter or unvoiced input fades the output out (lowest = off)", GATE))]
         gate: f32,
-        /// Harmonic/noise balance: −1 harmonics only, 0 as modelled, 1 noise only.
-        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        #[arg(long, default_value_t = BALANCE.default, allow_negative_numbers = true,
+              value_parser = in_range(BALANCE),
+              help = help("Harmonic/noise balance: −1 harmonics only, 0 as modelled, 1 noise only", BALANCE))]
         balance: f32,
-        /// Brightness (tilt of the harmonics), −1…1.
-        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        #[arg(long, default_value_t = BRIGHTNESS.default, allow_negative_numbers = true,
+              value_parser = in_range(BRIGHTNESS), help = help("Brightness (tilt of the harmonics)", BRIGHTNESS))]
         brightness: f32,
         /// Latency mode, as in the plugin.
         #[arg(long, value_enum, default_value_t = ModeArg::Quality)]
         mode: ModeArg,
-        /// Dry/wet mix, 0–1.
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = MIX.default,
+              value_parser = in_range(MIX), help = help("Dry/wet mix", MIX))]
         mix: f32,
         /// Block size the engine is driven with, as a host would.
         #[arg(long, default_value_t = 512)]
@@ -224,6 +232,26 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// An argument parser for a value in `spec`'s range (the plugin's range for that control).
+fn in_range(spec: ParamSpec) -> impl Fn(&str) -> Result<f32, String> + Clone + Send + Sync {
+    move |text| {
+        let value: f32 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{text}` is not a number"))?;
+        if spec.contains(value) {
+            Ok(value)
+        } else {
+            Err(format!("must be between {} and {}", spec.min, spec.max))
+        }
+    }
+}
+
+/// An argument's help: `what` and `spec`'s range.
+fn help(what: &str, spec: ParamSpec) -> String {
+    format!("{what} ({} … {})", spec.min, spec.max)
+}
+
 /// Latency mode on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ModeArg {
@@ -259,24 +287,9 @@ fn style(
     let StyleOptions {
         mode, mix, block, ..
     } = *options;
-    if !(0.0..=1.0).contains(&mix) {
-        bail!("--mix must be between 0 and 1, got {mix}");
-    }
+    // The style settings and --mix were range-checked by their argument parsers.
     if !(1..=65_536).contains(&block) {
         bail!("--block must be between 1 and 65536, got {block}");
-    }
-    for (flag, value, lo, hi) in [
-        ("--amount", settings.morph, 0.0, 1.0),
-        ("--pitch-shift", settings.pitch_shift_st, -24.0, 24.0),
-        ("--octave", settings.octave, -2.0, 2.0),
-        ("--input-gain", settings.input_gain_db, -24.0, 24.0),
-        ("--gate", settings.gate_db, -120.0, 0.0),
-        ("--balance", settings.balance, -1.0, 1.0),
-        ("--brightness", settings.brightness, -1.0, 1.0),
-    ] {
-        if !(lo..=hi).contains(&value) {
-            bail!("{flag} must be between {lo} and {hi}, got {value}");
-        }
     }
     let audio = wav::read(input)?;
     if audio.channels.len() > 2 {
@@ -320,7 +333,10 @@ fn style(
         &mut engine,
         &audio.channels,
         block,
-        MixGain { mix, gain: 1.0 },
+        MixGain {
+            mix,
+            ..MixGain::WET
+        },
     );
     let late = engine.stats().late_blocks.load(Ordering::Relaxed);
     if late > 0 {
@@ -542,5 +558,67 @@ fn info() {
     println!("models are looked up in:");
     for dir in model_dirs(&[]).dirs {
         println!("  {}", dir.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Each style argument takes exactly its plugin parameter's range and defaults to the
+    /// parameter's default (`--amount` excepted: see its definition).
+    #[test]
+    fn style_arguments_take_the_plugin_ranges() {
+        let parses = |flag: &str, value: f32| {
+            Cli::command()
+                .try_get_matches_from([
+                    "continuo",
+                    "style",
+                    "in.wav",
+                    "-o",
+                    "out.wav",
+                    "--morph",
+                    "b",
+                    &format!("--{flag}={value}"),
+                ])
+                .is_ok()
+        };
+        for (flag, spec) in [
+            ("amount", MORPH),
+            ("pitch-shift", PITCH_SHIFT),
+            ("octave", OCTAVE),
+            ("input-gain", INPUT_GAIN),
+            ("gate", GATE),
+            ("balance", BALANCE),
+            ("brightness", BRIGHTNESS),
+            ("mix", MIX),
+        ] {
+            assert!(parses(flag, spec.min) && parses(flag, spec.max), "{flag}");
+            assert!(!parses(flag, spec.min - 1.0), "--{flag} below {}", spec.min);
+            assert!(!parses(flag, spec.max + 1.0), "--{flag} above {}", spec.max);
+        }
+        let cli = Cli::try_parse_from(["continuo", "style", "in.wav", "-o", "out.wav"])
+            .expect("the defaults parse");
+        let Command::Style {
+            pitch_shift,
+            octave,
+            input_gain,
+            gate,
+            balance,
+            brightness,
+            mix,
+            ..
+        } = cli.command
+        else {
+            panic!("not the style command");
+        };
+        assert_eq!(pitch_shift, PITCH_SHIFT.default);
+        assert_eq!(octave as f32, OCTAVE.default);
+        assert_eq!(input_gain, INPUT_GAIN.default);
+        assert_eq!(gate, GATE.default);
+        assert_eq!(balance, BALANCE.default);
+        assert_eq!(brightness, BRIGHTNESS.default);
+        assert_eq!(mix, MIX.default);
     }
 }

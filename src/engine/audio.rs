@@ -29,6 +29,8 @@ pub const FADE_MS: f32 = 2.0;
 /// How long a hot-swap crossfade (old processor → new) takes.
 pub const SWAP_FADE_MS: f32 = 30.0;
 /// Offline mode waits this long for the worker before giving up on a block (and counting a miss).
+/// After one such timeout the engine stops waiting (see [`EngineStats::offline_stalls`]) until the
+/// worker has caught up again, so a dead worker costs a bounce this long once, not per block.
 pub const OFFLINE_WAIT_LIMIT: Duration = Duration::from_secs(10);
 
 /// Hop-based processing run on the worker thread (analysis → model → synthesis).
@@ -113,6 +115,9 @@ pub struct EngineStats {
     pub swaps_rejected: AtomicU64,
     /// Stream index up to which the worker has consumed input (offline mode waits on it).
     pub worker_progress: AtomicU64,
+    /// Offline waits that timed out: each one switched the engine to real-time behaviour (no
+    /// waiting, late hops dry and counted as misses) until the worker caught up again.
+    pub offline_stalls: AtomicU64,
     /// Time the last hop took divided by the hop's duration (1.0 = just real time).
     pub worker_load: AtomicF32,
 }
@@ -133,6 +138,28 @@ pub struct MixGain {
     pub mix: f32,
     /// Linear output gain.
     pub gain: f32,
+    /// 0 = processed (mix, then gain); 1 = exactly the latency-compensated dry signal, gain
+    /// and all bypassed; in between a linear crossfade, so switching bypass never clicks.
+    pub bypass: f32,
+}
+
+impl MixGain {
+    /// Wet only, unity gain, not bypassed.
+    pub const WET: Self = Self {
+        mix: 1.0,
+        gain: 1.0,
+        bypass: 0.0,
+    };
+
+    /// One output sample from the phase-aligned `processed` (wet after the miss crossfade)
+    /// and `dry` samples.
+    fn apply(&self, processed: f32, dry: f32) -> f32 {
+        if self.bypass >= 1.0 {
+            return dry;
+        }
+        let out = self.gain * (self.mix * processed + (1.0 - self.mix) * dry);
+        out + self.bypass.max(0.0) * (dry - out)
+    }
 }
 
 /// Starts an engine: the audio-thread half and the worker thread running `processor`.
@@ -174,6 +201,8 @@ pub fn start<P: HopProcessor>(
         latency,
         next_index: 0,
         stream_start: 0,
+        offline_wait_limit: OFFLINE_WAIT_LIMIT,
+        stalled_at: None,
         stats,
         worker_thread: handle.unparker(),
     };
@@ -206,6 +235,11 @@ pub struct AudioEngine {
     /// Index where the current stream began (0, or where `reset` restarted it): no wet audio
     /// is due before `stream_start + worker_slack`.
     stream_start: u64,
+    /// How long an offline block waits for the worker.
+    offline_wait_limit: Duration,
+    /// The worker's progress when an offline wait timed out; while it has not moved since,
+    /// offline blocks do not wait.
+    stalled_at: Option<u64>,
     stats: Arc<EngineStats>,
     /// Only touched in offline mode, to wake the worker instead of waiting for its poll.
     worker_thread: Thread,
@@ -232,6 +266,12 @@ impl AudioEngine {
         self.channels
     }
 
+    /// Changes how long an offline block waits for the worker ([`OFFLINE_WAIT_LIMIT`] by
+    /// default), e.g. for a caller with its own deadline.
+    pub fn set_offline_wait_limit(&mut self, limit: Duration) {
+        self.offline_wait_limit = limit;
+    }
+
     /// Clears the dry path and restarts the stream timeline; the worker notices the jump and
     /// resets itself. Real-time safe.
     pub fn reset(&mut self) {
@@ -242,7 +282,9 @@ impl AudioEngine {
         self.fade.set(true);
     }
 
-    /// Processes one host block in place (`channels[c][frame]`), any length.
+    /// Processes one host block in place (`channels[c][frame]`), any length. A block with
+    /// fewer channels than the engine was started with is processed on the channels it has (the
+    /// worker gets the last one repeated); extra channels are left untouched.
     pub fn process(
         &mut self,
         channels: &mut [&mut [f32]],
@@ -295,11 +337,14 @@ impl AudioEngine {
                 .fetch_add(non_finite, Ordering::Relaxed);
         }
 
+        // `process` passes at least one channel; a missing one reads the last one present.
+        let present = channels.len();
+        let source = |channel: usize| channel.min(present - 1);
         let start = self.next_index;
         let sent = {
             let input = &*channels;
             self.to_worker.write(start, len, |channel, frame| {
-                input[channel.min(input.len() - 1)][offset + frame]
+                input[source(channel)][offset + frame]
             })
         };
         if !sent {
@@ -317,7 +362,7 @@ impl AudioEngine {
         for frame in 0..len {
             let index = start + frame as u64;
             for (channel, value) in dry.iter_mut().enumerate().take(self.channels) {
-                *value = channels[channel][offset + frame];
+                *value = channels[source(channel)][offset + frame];
             }
             self.dry_delay.process_frame(&mut dry[..self.channels]);
 
@@ -338,11 +383,10 @@ impl AudioEngine {
                 }
             };
             let fade = self.fade.next(towards_wet);
-            let MixGain { mix, gain } = mix_gain();
-            for channel in 0..self.channels {
+            let mix_gain = mix_gain();
+            for (channel, samples) in channels.iter_mut().enumerate() {
                 let processed = fade.wet * wet[channel] + fade.dry * dry[channel];
-                channels[channel][offset + frame] =
-                    gain * (mix * processed + (1.0 - mix) * dry[channel]);
+                samples[offset + frame] = mix_gain.apply(processed, dry[channel]);
             }
         }
         if missed > 0 {
@@ -354,13 +398,26 @@ impl AudioEngine {
         self.next_index += len as u64;
     }
 
-    /// Offline only: waits until the worker has consumed the input up to `index`.
-    fn wait_for_worker(&self, index: u64) {
-        let deadline = Instant::now() + OFFLINE_WAIT_LIMIT;
+    /// Offline only: waits until the worker has consumed the input up to `end`, at most
+    /// `offline_wait_limit`. After a timeout it does not wait again until the worker has moved
+    /// on: a dead or stuck worker must not stall every block of a bounce; meanwhile the blocks
+    /// play as in real time (dry where wet is late, counted as misses).
+    fn wait_for_worker(&mut self, end: u64) {
+        let progress = || self.stats.worker_progress.load(Ordering::Acquire);
+        if let Some(stalled_at) = self.stalled_at {
+            if progress() == stalled_at {
+                return;
+            }
+            self.stalled_at = None;
+        }
+        let deadline = Instant::now() + self.offline_wait_limit;
         let mut polls = 0u32;
-        while self.stats.worker_progress.load(Ordering::Acquire) < index
-            && Instant::now() < deadline
-        {
+        while progress() < end {
+            if Instant::now() >= deadline {
+                self.stalled_at = Some(progress());
+                self.stats.offline_stalls.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             self.worker_thread.unpark();
             // Yield first (the worker usually needs microseconds), then back off.
             if polls < 1000 {

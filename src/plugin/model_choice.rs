@@ -13,6 +13,9 @@ use nice_plug::params::persist::PersistentField;
 use nice_plug::plugin::ParamValue;
 use nice_plug::prelude::*;
 
+/// What a model parameter without an "Off" value shows when no model is installed.
+const NO_MODEL: &str = "(no model)";
+
 /// A model list and how parameter values map onto it.
 #[derive(Debug, Clone, Copy)]
 pub struct ModelChoice {
@@ -57,20 +60,17 @@ impl ModelChoice {
             }))
             .with_value_to_string(Arc::new(move |value| {
                 show.name(value).map_or_else(
-                    || {
-                        if choice.first > 0 {
-                            "Off"
-                        } else {
-                            "(no model)"
-                        }
-                        .to_owned()
-                    },
+                    || if choice.first > 0 { "Off" } else { NO_MODEL }.to_owned(),
                     str::to_owned,
                 )
             }))
             .with_string_to_value(Arc::new(move |text| {
                 let text = text.trim();
                 if parse.first > 0 && text.eq_ignore_ascii_case("off") {
+                    return Some(0);
+                }
+                // What an empty list shows must read back (hosts round-trip every text).
+                if parse.choices.is_empty() && text == NO_MODEL {
                     return Some(0);
                 }
                 parse

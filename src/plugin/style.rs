@@ -15,12 +15,13 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use nice_plug::prelude::*;
 
-use crate::engine::audio::{
-    self, AudioCommand, AudioEngine, EngineConfig, Latency, MixGain, Timing,
-};
+use crate::engine::audio::{self, AudioCommand, AudioEngine, EngineConfig, MixGain, Timing};
 use crate::engine::worker::WorkerHandle;
 use crate::model::{BackendChoice, ModelDirs};
 use crate::plugin::model_choice::{ModelChoice, SavedModelName};
+use crate::style::controls::{
+    ParamSpec, BALANCE, BRIGHTNESS, GATE, INPUT_GAIN, MIX, MORPH, OCTAVE, OUTPUT_GAIN, PITCH_SHIFT,
+};
 use crate::style::voice::GATE_OFF_DB;
 use crate::style::{
     available_styles, load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleProcessor,
@@ -79,8 +80,8 @@ pub struct StyleParams {
     /// Brightness (harmonic tilt).
     #[id = "bright"]
     pub brightness: FloatParam,
-    /// Latency mode. Changing it announces the other mode's latency, which makes the host
-    /// restart the plugin in that mode.
+    /// Latency mode. Changing it asks the host to restart the plugin, which then runs (and
+    /// reports the latency of) that mode; until the host does, the old mode plays on.
     #[id = "mode"]
     pub mode: EnumParam<ModeParam>,
     /// Dry/wet balance, linear (dry and wet are phase-aligned).
@@ -117,103 +118,103 @@ fn style_b() -> ModelChoice {
     ModelChoice::new(style_models(), 1)
 }
 
+/// A linear float parameter over `spec`'s range, default, step and unit.
+fn float_param(name: &str, spec: ParamSpec) -> FloatParam {
+    let param = FloatParam::new(
+        name,
+        spec.default,
+        FloatRange::Linear {
+            min: spec.min,
+            max: spec.max,
+        },
+    )
+    .with_unit(spec.unit);
+    match spec.step {
+        Some(step) => param
+            .with_step_size(step)
+            .with_value_to_string(Arc::new(move |value| stepped_to_string(value, step))),
+        None => param,
+    }
+}
+
+/// `value` with the decimals `step` needs, and never "-0.0": that would read back as 0.0 and
+/// show as "0.0", and hosts expect a value's text to survive a round trip.
+fn stepped_to_string(value: f32, step: f32) -> String {
+    let decimals = (-step.log10()).ceil().max(0.0) as usize;
+    // Adding +0.0 turns −0.0 into +0.0.
+    let snapped = (value / step).round() * step + 0.0;
+    format!("{snapped:.decimals$}")
+}
+
+/// A 0–1 float parameter over `spec`, shown and typed in whole percent.
+fn percent_param(name: &str, spec: ParamSpec) -> FloatParam {
+    float_param(name, spec)
+        .with_value_to_string(formatters::v2s_f32_percentage(0))
+        .with_string_to_value(formatters::s2v_f32_percentage())
+}
+
+/// The gate's text: "Off" at the bottom of its range, else dB with one decimal.
+fn gate_to_string(db: f32) -> String {
+    if db <= GATE_OFF_DB {
+        "Off".into()
+    } else {
+        format!("{db:.1} dB")
+    }
+}
+
+/// Reads what [`gate_to_string`] writes (and a bare number of dB).
+fn gate_from_string(text: &str) -> Option<f32> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Some(GATE_OFF_DB);
+    }
+    let number = text
+        .strip_suffix("dB")
+        .or_else(|| text.strip_suffix("db"))
+        .unwrap_or(text);
+    number.trim().parse().ok()
+}
+
 impl Default for StyleParams {
     fn default() -> Self {
         let style_name = SavedModelName::new(style_a());
         let style_b_name = SavedModelName::new(style_b());
-        let percent = || {
-            (
-                formatters::v2s_f32_percentage(0),
-                formatters::s2v_f32_percentage(),
-            )
-        };
-        let (mix_v2s, mix_s2v) = percent();
-        let (morph_v2s, morph_s2v) = percent();
         Self {
             style: style_a().param("Style", 0, &style_name),
             style_b: style_b().param("Style B", 0, &style_b_name),
             style_name,
             style_b_name,
-            morph: FloatParam::new(
-                "Style Morph",
-                0.0,
-                FloatRange::Linear { min: 0.0, max: 1.0 },
-            )
-            .with_unit("%")
-            .with_value_to_string(morph_v2s)
-            .with_string_to_value(morph_s2v),
-            pitch_shift: FloatParam::new(
-                "Pitch Shift",
-                0.0,
-                FloatRange::Linear {
-                    min: -24.0,
-                    max: 24.0,
+            morph: percent_param("Style Morph", MORPH),
+            pitch_shift: float_param("Pitch Shift", PITCH_SHIFT),
+            octave: IntParam::new(
+                "Octave",
+                OCTAVE.default as i32,
+                IntRange::Linear {
+                    min: OCTAVE.min as i32,
+                    max: OCTAVE.max as i32,
                 },
-            )
-            .with_step_size(0.01)
-            .with_unit(" st"),
-            octave: IntParam::new("Octave", 0, IntRange::Linear { min: -2, max: 2 }),
-            input_gain: FloatParam::new(
-                "Input Gain",
-                0.0,
-                FloatRange::Linear {
-                    min: -24.0,
-                    max: 24.0,
-                },
-            )
-            .with_step_size(0.1)
-            .with_unit(" dB"),
-            gate: FloatParam::new(
-                "Gate",
-                -60.0,
-                FloatRange::Linear {
-                    min: GATE_OFF_DB,
-                    max: -10.0,
-                },
-            )
-            .with_step_size(0.5)
-            .with_value_to_string(Arc::new(|db| {
-                if db <= GATE_OFF_DB {
-                    "Off".into()
-                } else {
-                    format!("{db:.1} dB")
-                }
-            })),
-            balance: FloatParam::new(
-                "Harmonic/Noise",
-                0.0,
-                FloatRange::Linear {
-                    min: -1.0,
-                    max: 1.0,
-                },
-            )
-            .with_step_size(0.01),
-            brightness: FloatParam::new(
-                "Brightness",
-                0.0,
-                FloatRange::Linear {
-                    min: -1.0,
-                    max: 1.0,
-                },
-            )
-            .with_step_size(0.01),
+            ),
+            input_gain: float_param("Input Gain", INPUT_GAIN),
+            // The unit is in the text (Off has none).
+            gate: float_param("Gate", GATE)
+                .with_unit("")
+                .with_value_to_string(Arc::new(gate_to_string))
+                .with_string_to_value(Arc::new(gate_from_string)),
+            balance: float_param("Harmonic/Noise", BALANCE),
+            brightness: float_param("Brightness", BRIGHTNESS),
             mode: EnumParam::new("Latency Mode", ModeParam::Quality).non_automatable(),
-            mix: FloatParam::new("Mix", 1.0, FloatRange::Linear { min: 0.0, max: 1.0 })
-                .with_smoother(SmoothingStyle::Linear(20.0))
-                .with_unit("%")
-                .with_value_to_string(mix_v2s)
-                .with_string_to_value(mix_s2v),
+            mix: percent_param("Mix", MIX).with_smoother(SmoothingStyle::Linear(20.0)),
             output_gain: FloatParam::new(
                 "Output Gain",
-                util::db_to_gain(0.0),
+                util::db_to_gain(OUTPUT_GAIN.default),
                 FloatRange::Skewed {
-                    min: util::db_to_gain(-30.0),
-                    max: util::db_to_gain(12.0),
-                    factor: FloatRange::gain_skew_factor(-30.0, 12.0),
+                    min: util::db_to_gain(OUTPUT_GAIN.min),
+                    max: util::db_to_gain(OUTPUT_GAIN.max),
+                    factor: FloatRange::gain_skew_factor(OUTPUT_GAIN.min, OUTPUT_GAIN.max),
                 },
             )
             .with_smoother(SmoothingStyle::Logarithmic(20.0))
-            .with_unit(" dB")
+            .with_unit(OUTPUT_GAIN.unit)
             .with_value_to_string(formatters::v2s_f32_gain_to_db(1))
             .with_string_to_value(formatters::s2v_f32_gain_to_db()),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
@@ -259,8 +260,11 @@ struct BuildContext {
 
 impl BuildContext {
     /// A processor playing `choice`, or the dry processor (same latency) with the reason logged
-    /// when it cannot be loaded.
-    fn build(&self, choice: Option<&StyleChoice>) -> Option<StyleProcessor> {
+    /// when it cannot be loaded; `Err` with the reason when no processor can run at this rate.
+    fn build(&self, choice: Option<&StyleChoice>) -> Result<StyleProcessor, String> {
+        let cannot_run = |e| format!("cannot run at {} Hz: {e}", self.sample_rate);
+        // Before loading models: they are of no use at a rate the processor cannot run at.
+        StyleProcessor::supported_rate(self.sample_rate).map_err(cannot_run)?;
         let voice = match choice {
             None => {
                 self.report("no timbre model found: passing audio through dry".into());
@@ -285,19 +289,18 @@ impl BuildContext {
                 }
             },
         };
-        match StyleProcessor::new(self.sample_rate, self.channels, self.mode, voice) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                self.report(format!("cannot run at {} Hz: {e}", self.sample_rate));
-                None
-            }
-        }
+        StyleProcessor::new(self.sample_rate, self.channels, self.mode, voice).map_err(cannot_run)
     }
 
     fn report(&self, message: String) {
-        nice_log!("Continuo Style: {message}");
-        self.status.set(message);
+        report(&self.status, message);
     }
+}
+
+/// Logs `message` and makes it the status the UI shows.
+fn report(status: &StyleStatus, message: String) {
+    nice_log!("Continuo Style: {message}");
+    status.set(message);
 }
 
 fn describe(choice: &StyleChoice) -> String {
@@ -340,10 +343,13 @@ impl StyleLoader {
                     pending = Some(wanted);
                     continue;
                 }
-                if let Some(processor) = build.build(wanted.as_ref()) {
-                    if commands.send(AudioCommand::Replace(processor)).is_err() {
-                        return;
+                match build.build(wanted.as_ref()) {
+                    Ok(processor) => {
+                        if commands.send(AudioCommand::Replace(processor)).is_err() {
+                            return;
+                        }
                     }
+                    Err(reason) => build.report(format!("{reason}; the current style plays on")),
                 }
                 loaded = wanted;
                 pending = None;
@@ -377,12 +383,12 @@ struct Running {
     engine: AudioEngine,
     _worker: WorkerHandle<AudioCommand<StyleProcessor>>,
     timing: Timing,
-    /// The latency mode this engine runs.
+    /// The latency mode this engine runs (its latency is the one reported to the host).
     mode: ModeParam,
-    /// What the latency will be in the other mode: announcing it makes the host restart the
-    /// plugin, and `activate` then builds that mode.
-    other_mode_latency: Option<u32>,
-    mode_change_requested: bool,
+    /// `process` has asked the host to restart the plugin in the other mode (`activate` builds
+    /// it and reports its latency: CLAP and VST3 allow latency changes only there). Cleared when
+    /// the parameter returns to `mode`, so switching again asks again.
+    restart_requested: bool,
 }
 
 /// The Continuo Style plugin.
@@ -390,10 +396,13 @@ pub struct ContinuoStyle {
     params: Arc<StyleParams>,
     settings: Arc<SharedStyleSettings>,
     status: Arc<StyleStatus>,
-    /// Present between `activate` and `deactivate`.
+    /// Present between `activate` and `deactivate`, unless Style cannot run at the host's rate
+    /// (then audio passes through untouched, with no latency; the status says why).
     running: Option<Running>,
-    /// 1 = processing, 0 = bypassed; smoothed so bypass never clicks.
-    active: Smoother<f32>,
+    /// 0 = processing, 1 = bypassed; smoothed so bypass never clicks.
+    bypass_fade: Smoother<f32>,
+    /// Where `bypass_fade` is heading.
+    bypassed: bool,
     sample_rate: f32,
 }
 
@@ -404,9 +413,59 @@ impl Default for ContinuoStyle {
             settings: Arc::new(SharedStyleSettings::default()),
             status: Arc::new(StyleStatus::default()),
             running: None,
-            active: Smoother::new(SmoothingStyle::Linear(20.0)),
+            bypass_fade: Smoother::new(SmoothingStyle::Linear(20.0)),
+            bypassed: false,
             sample_rate: 48_000.0,
         }
+    }
+}
+
+impl ContinuoStyle {
+    /// Starts the engine in the chosen latency mode; `Err` with the reason when Style cannot
+    /// run (a rate the resamplers do not take, or no worker thread).
+    fn start(
+        &self,
+        audio_io_layout: &AudioIOLayout,
+        buffer_config: &BufferConfig,
+    ) -> Result<Running, String> {
+        let channels = audio_io_layout
+            .main_output_channels
+            .map_or(2, NonZeroU32::get) as usize;
+        let config = EngineConfig {
+            sample_rate: buffer_config.sample_rate,
+            channels,
+            max_block_size: buffer_config.max_buffer_size as usize,
+        };
+        let mode = self.params.mode.value();
+        let build = BuildContext {
+            sample_rate: buffer_config.sample_rate,
+            channels,
+            mode: mode.into(),
+            dirs: ModelDirs::standard(&[]),
+            settings: self.settings.clone(),
+            status: self.status.clone(),
+        };
+        // Activation may block: the first models load here, so an offline bounce is wet from
+        // its first sample.
+        let choice = self.params.choice();
+        let processor = build.build(choice.as_ref())?;
+        let (engine, worker) = audio::start(config, processor)
+            .map_err(|e| format!("cannot start the worker thread: {e}"))?;
+        let timing = match buffer_config.process_mode {
+            ProcessMode::Offline => Timing::Offline,
+            ProcessMode::Realtime | ProcessMode::Buffered => Timing::Realtime,
+        };
+        let loader = worker
+            .sender()
+            .and_then(|commands| StyleLoader::spawn(self.params.clone(), build, choice, commands));
+        Ok(Running {
+            _loader: loader,
+            engine,
+            _worker: worker,
+            timing,
+            mode,
+            restart_requested: false,
+        })
     }
 }
 
@@ -451,60 +510,24 @@ impl Plugin for ContinuoStyle {
     ) -> bool {
         // Stop a previous worker (and loader) before starting the next.
         self.running = None;
-        let channels = audio_io_layout
-            .main_output_channels
-            .map_or(2, NonZeroU32::get) as usize;
-        let config = EngineConfig {
-            sample_rate: buffer_config.sample_rate,
-            channels,
-            max_block_size: buffer_config.max_buffer_size as usize,
-        };
-        self.settings.store(&self.params.style_settings());
-        let mode = self.params.mode.value();
-        let other_mode = match mode {
-            ModeParam::LowLatency => ModeParam::Quality,
-            ModeParam::Quality => ModeParam::LowLatency,
-        };
-        let other_mode_latency =
-            StyleProcessor::hop_and_latency(buffer_config.sample_rate, other_mode.into())
-                .ok()
-                .map(|(hop, processor)| Latency::new(&config, hop, processor).total() as u32);
-        let build = BuildContext {
-            sample_rate: buffer_config.sample_rate,
-            channels,
-            mode: mode.into(),
-            dirs: ModelDirs::standard(&[]),
-            settings: self.settings.clone(),
-            status: self.status.clone(),
-        };
-        // Activation may block: the first models load here, so an offline bounce is wet from
-        // its first sample.
-        let choice = self.params.choice();
-        let Some(processor) = build.build(choice.as_ref()) else {
-            return false;
-        };
-        let Ok((engine, worker)) = audio::start(config, processor) else {
-            return false;
-        };
-        context.set_latency_samples(engine.latency_samples() as u32);
-        let timing = match buffer_config.process_mode {
-            ProcessMode::Offline => Timing::Offline,
-            ProcessMode::Realtime | ProcessMode::Buffered => Timing::Realtime,
-        };
-        let loader = worker
-            .sender()
-            .and_then(|commands| StyleLoader::spawn(self.params.clone(), build, choice, commands));
         self.sample_rate = buffer_config.sample_rate;
+        self.settings.store(&self.params.style_settings());
+        // Activation never fails: a host may ask for any rate, and refusing it leaves the track
+        // silent. Where Style cannot run, the audio passes through untouched, with no latency.
+        match self.start(audio_io_layout, buffer_config) {
+            Ok(running) => {
+                context.set_latency_samples(running.engine.latency_samples() as u32);
+                self.running = Some(running);
+            }
+            Err(reason) => {
+                report(
+                    &self.status,
+                    format!("{reason}: passing audio through untouched"),
+                );
+                context.set_latency_samples(0);
+            }
+        }
         log_model_runtime();
-        self.running = Some(Running {
-            _loader: loader,
-            engine,
-            _worker: worker,
-            timing,
-            mode,
-            other_mode_latency,
-            mode_change_requested: false,
-        });
         true
     }
 
@@ -512,8 +535,9 @@ impl Plugin for ContinuoStyle {
         if let Some(running) = &mut self.running {
             running.engine.reset();
         }
-        self.active
-            .reset(if self.params.bypass.value() { 0.0 } else { 1.0 });
+        self.bypassed = self.params.bypass.value();
+        self.bypass_fade
+            .reset(if self.bypassed { 1.0 } else { 0.0 });
     }
 
     fn process(
@@ -523,26 +547,35 @@ impl Plugin for ContinuoStyle {
         context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
         let Some(running) = &mut self.running else {
-            // Not activated: leave the audio untouched.
+            // Not activated, or Style cannot run at this rate: leave the audio untouched.
             return ProcessStatus::Normal;
         };
-        if self.params.mode.value() != running.mode && !running.mode_change_requested {
-            if let Some(latency) = running.other_mode_latency {
-                // A new latency makes the wrapper ask the host for a restart (lock-free task).
-                context.set_latency_samples(latency);
-                running.mode_change_requested = true;
-            }
+        if self.params.mode.value() == running.mode {
+            running.restart_requested = false;
+        } else if !running.restart_requested {
+            // The other mode has another latency, which may change only in `activate`: ask the
+            // host to restart the plugin (CLAP request_restart, VST3 restartComponent). Until
+            // it does, this mode plays on and its latency stays the reported one.
+            context.request_restart();
+            running.restart_requested = true;
         }
         self.settings.store(&self.params.style_settings());
-        let target = if self.params.bypass.value() { 0.0 } else { 1.0 };
-        self.active.set_target(self.sample_rate, target);
+        let bypassed = self.params.bypass.value();
+        if bypassed != self.bypassed {
+            // Only on a change: setting a target restarts the ramp, and a ramp restarted every
+            // block would never arrive (bypassed audio must be exactly dry).
+            let target = if bypassed { 1.0 } else { 0.0 };
+            self.bypass_fade.set_target(self.sample_rate, target);
+            self.bypassed = bypassed;
+        }
         let params = &self.params;
-        let active = &self.active;
+        let bypass_fade = &self.bypass_fade;
         running
             .engine
             .process(buffer.as_slice(), running.timing, || MixGain {
-                mix: params.mix.smoothed.next() * active.next(),
+                mix: params.mix.smoothed.next(),
                 gain: params.output_gain.smoothed.next(),
+                bypass: bypass_fade.next(),
             });
         ProcessStatus::Normal
     }
@@ -584,4 +617,85 @@ impl ClapPlugin for ContinuoStyle {
 impl Vst3Plugin for ContinuoStyle {
     const VST3_CLASS_ID: [u8; 16] = *b"ContinuoStyle01!";
     const VST3_SUBCATEGORIES: &'static [Vst3SubCategory] = &[Vst3SubCategory::Fx];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::model_choice::ModelChoice;
+    use nice_plug::params::internals::ParamPtr;
+
+    /// What a host does with a parameter's text (clap-validator's `param-conversions`, a
+    /// DAW's value entry): value → text → value → text must agree, for every value shown.
+    fn assert_text_round_trips(name: &str, param: ParamPtr) {
+        // SAFETY: the pointers come from parameters that outlive this function.
+        let (steps, to_text, to_value) = unsafe {
+            (
+                param.step_count(),
+                |n: f32| param.normalized_value_to_string(n, true),
+                |text: &str| param.string_to_normalized_value(text),
+            )
+        };
+        // Every step of a discrete parameter, a dense sweep of a continuous one.
+        let points = steps.unwrap_or(4000);
+        for i in 0..=points {
+            let text = to_text(i as f32 / points as f32);
+            let value = to_value(&text)
+                .unwrap_or_else(|| panic!("{name}: the text `{text}` does not parse back"));
+            let again = to_text(value);
+            assert_eq!(again, text, "{name}: `{text}` → {value} → `{again}`");
+            assert_eq!(to_value(&again), Some(value), "{name}: `{again}`");
+        }
+    }
+
+    #[test]
+    fn every_parameter_text_parses_back_to_the_same_value() {
+        let params = StyleParams::default();
+        let map = params.param_map();
+        assert!(map.len() >= 13, "all parameters walked");
+        for (id, param, _) in map {
+            assert_text_round_trips(&id, param);
+        }
+        // The model choices, with models installed and without (which one the machine running
+        // this test has is up to it).
+        let names: &'static [String] = Vec::leak(vec!["violin".into(), "flute".into()]);
+        for models in [names, &[]] {
+            for first in [0, 1] {
+                let choice = ModelChoice::new(models, first);
+                let param = choice.param("Model", 0, &SavedModelName::new(choice));
+                assert_text_round_trips(&format!("{models:?} from {first}"), param.as_ptr());
+            }
+        }
+    }
+
+    #[test]
+    fn parameter_ranges_and_defaults_are_the_param_specs() {
+        let params = StyleParams::default();
+        let floats = [
+            (&params.morph, MORPH),
+            (&params.pitch_shift, PITCH_SHIFT),
+            (&params.input_gain, INPUT_GAIN),
+            (&params.gate, GATE),
+            (&params.balance, BALANCE),
+            (&params.brightness, BRIGHTNESS),
+            (&params.mix, MIX),
+        ];
+        for (param, spec) in floats {
+            let name = param.name();
+            assert_eq!(param.preview_plain(0.0), spec.min, "{name}");
+            assert_eq!(param.preview_plain(1.0), spec.max, "{name}");
+            assert_eq!(param.default_plain_value(), spec.default, "{name}");
+        }
+        let octave = &params.octave;
+        assert_eq!(octave.preview_plain(0.0) as f32, OCTAVE.min);
+        assert_eq!(octave.preview_plain(1.0) as f32, OCTAVE.max);
+        assert_eq!(octave.default_plain_value() as f32, OCTAVE.default);
+        let gain_db = |normalized| util::gain_to_db(params.output_gain.preview_plain(normalized));
+        assert!((gain_db(0.0) - OUTPUT_GAIN.min).abs() < 1e-4);
+        assert!((gain_db(1.0) - OUTPUT_GAIN.max).abs() < 1e-4);
+        let default_db = util::gain_to_db(params.output_gain.default_plain_value());
+        assert!((default_db - OUTPUT_GAIN.default).abs() < 1e-4);
+        // What the worker reads from a fresh instance is the specs' defaults.
+        assert_eq!(params.style_settings(), StyleSettings::default());
+    }
 }

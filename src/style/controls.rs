@@ -5,39 +5,146 @@
 //! The plugin writes [`SharedStyleSettings`] (atomics, so the audio thread only stores) and the
 //! worker reads them once per 16 kHz frame, smoothing every value itself ([`SettingsSmoother`])
 //! so automation never steps.
+//!
+//! Every control's range, default and unit is defined once, as a [`ParamSpec`] below: the
+//! plugin builds its parameters from it, the CLI validates its arguments with it and the worker
+//! clamps what it reads to it.
 
 use atomic_float::AtomicF32;
 use std::sync::atomic::Ordering;
 
+use super::voice::GATE_OFF_DB;
+
+/// Range, default, display step and unit of one Style control.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParamSpec {
+    /// Lowest value, in the units shown to the user.
+    pub min: f32,
+    /// Highest value.
+    pub max: f32,
+    /// Value of a fresh plugin instance (and the CLI's default, unless it says otherwise).
+    pub default: f32,
+    /// Resolution the plugin shows and snaps to (`None`: continuous).
+    pub step: Option<f32>,
+    /// Unit suffix as the plugin shows it (with its leading space, if any).
+    pub unit: &'static str,
+}
+
+impl ParamSpec {
+    /// Whether `value` lies in the range (`false` for NaN).
+    pub fn contains(&self, value: f32) -> bool {
+        (self.min..=self.max).contains(&value)
+    }
+
+    /// `value` clamped into the range.
+    pub fn clamp(&self, value: f32) -> f32 {
+        value.clamp(self.min, self.max)
+    }
+}
+
+/// Pitch shift, semitones.
+pub const PITCH_SHIFT: ParamSpec = ParamSpec {
+    min: -24.0,
+    max: 24.0,
+    default: 0.0,
+    step: Some(0.01),
+    unit: " st",
+};
+/// Octave shift (whole octaves, added to the pitch shift).
+pub const OCTAVE: ParamSpec = ParamSpec {
+    min: -2.0,
+    max: 2.0,
+    default: 0.0,
+    step: Some(1.0),
+    unit: "",
+};
+/// Gain before analysis, dB.
+pub const INPUT_GAIN: ParamSpec = ParamSpec {
+    min: -24.0,
+    max: 24.0,
+    default: 0.0,
+    step: Some(0.1),
+    unit: " dB",
+};
+/// Gate threshold, A-weighted dB; the lowest value ([`GATE_OFF_DB`]) is Off.
+pub const GATE: ParamSpec = ParamSpec {
+    min: GATE_OFF_DB,
+    max: -10.0,
+    default: -60.0,
+    step: Some(0.5),
+    unit: " dB",
+};
+/// Harmonic/noise balance: −1 harmonics only, 0 as modelled, 1 noise only.
+pub const BALANCE: ParamSpec = ParamSpec {
+    min: -1.0,
+    max: 1.0,
+    default: 0.0,
+    step: Some(0.01),
+    unit: "",
+};
+/// Brightness (tilt of the harmonics): −1 darker … 1 brighter.
+pub const BRIGHTNESS: ParamSpec = ParamSpec {
+    min: -1.0,
+    max: 1.0,
+    default: 0.0,
+    step: Some(0.01),
+    unit: "",
+};
+/// Morph from style A (0) to style B (1); the plugin shows it in percent.
+pub const MORPH: ParamSpec = ParamSpec {
+    min: 0.0,
+    max: 1.0,
+    default: 0.0,
+    step: None,
+    unit: "%",
+};
+/// Dry/wet mix (0 dry … 1 wet, linear); the plugin shows it in percent.
+pub const MIX: ParamSpec = ParamSpec {
+    min: 0.0,
+    max: 1.0,
+    default: 1.0,
+    step: None,
+    unit: "%",
+};
+/// Gain after the mix, dB (plugin only: the CLI writes what the engine produces).
+pub const OUTPUT_GAIN: ParamSpec = ParamSpec {
+    min: -30.0,
+    max: 12.0,
+    default: 0.0,
+    step: None,
+    unit: " dB",
+};
+
 /// Control values, in the units shown to the user.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StyleSettings {
-    /// Pitch shift in semitones, −24…24.
+    /// Pitch shift in semitones ([`PITCH_SHIFT`]).
     pub pitch_shift_st: f32,
-    /// Octave shift, −2…2 (added to the pitch shift).
+    /// Octave shift ([`OCTAVE`], added to the pitch shift).
     pub octave: f32,
-    /// Gain before analysis, dB (changes how loud, and so how bright, the model plays).
+    /// Gain before analysis, dB ([`INPUT_GAIN`]; changes how loud, and so how bright, the
+    /// model plays).
     pub input_gain_db: f32,
-    /// Below this loudness (A-weighted dB) or when unvoiced, the output fades out.
+    /// Below this loudness (A-weighted dB) or when unvoiced, the output fades out ([`GATE`]).
     pub gate_db: f32,
-    /// −1 = harmonics only, 0 = as modelled, 1 = noise only.
+    /// −1 = harmonics only, 0 = as modelled, 1 = noise only ([`BALANCE`]).
     pub balance: f32,
-    /// Spectral tilt of the harmonic distribution, −1 (darker) … 1 (brighter).
+    /// Spectral tilt of the harmonic distribution, −1 (darker) … 1 (brighter) ([`BRIGHTNESS`]).
     pub brightness: f32,
-    /// 0 = style A, 1 = style B.
+    /// 0 = style A, 1 = style B ([`MORPH`]).
     pub morph: f32,
 }
 
 impl Default for StyleSettings {
     fn default() -> Self {
         Self {
-            pitch_shift_st: 0.0,
-            octave: 0.0,
-            input_gain_db: 0.0,
-            gate_db: -60.0,
-            balance: 0.0,
-            brightness: 0.0,
-            morph: 0.0,
+            pitch_shift_st: PITCH_SHIFT.default,
+            octave: OCTAVE.default,
+            input_gain_db: INPUT_GAIN.default,
+            gate_db: GATE.default,
+            balance: BALANCE.default,
+            brightness: BRIGHTNESS.default,
+            morph: MORPH.default,
         }
     }
 }
@@ -51,7 +158,7 @@ impl StyleSettings {
     /// `(harmonic gain, noise gain)` of the balance: both 1 at the centre, one side fading out
     /// towards either end.
     pub fn balance_gains(&self) -> (f32, f32) {
-        let b = self.balance.clamp(-1.0, 1.0);
+        let b = BALANCE.clamp(self.balance);
         ((1.0 - b).min(1.0), (1.0 + b).min(1.0))
     }
 }
@@ -150,16 +257,17 @@ impl SettingsSmoother {
     }
 }
 
+/// `target` clamped to each control's [`ParamSpec`]; non-finite values keep `fallback`'s.
 fn sanitize(target: StyleSettings, fallback: StyleSettings) -> StyleSettings {
-    let pick = |t: f32, f: f32, lo: f32, hi: f32| if t.is_finite() { t.clamp(lo, hi) } else { f };
+    let pick = |t: f32, f: f32, spec: ParamSpec| if t.is_finite() { spec.clamp(t) } else { f };
     StyleSettings {
-        pitch_shift_st: pick(target.pitch_shift_st, fallback.pitch_shift_st, -24.0, 24.0),
-        octave: pick(target.octave, fallback.octave, -2.0, 2.0).round(),
-        input_gain_db: pick(target.input_gain_db, fallback.input_gain_db, -24.0, 24.0),
-        gate_db: pick(target.gate_db, fallback.gate_db, -120.0, 0.0),
-        balance: pick(target.balance, fallback.balance, -1.0, 1.0),
-        brightness: pick(target.brightness, fallback.brightness, -1.0, 1.0),
-        morph: pick(target.morph, fallback.morph, 0.0, 1.0),
+        pitch_shift_st: pick(target.pitch_shift_st, fallback.pitch_shift_st, PITCH_SHIFT),
+        octave: pick(target.octave, fallback.octave, OCTAVE).round(),
+        input_gain_db: pick(target.input_gain_db, fallback.input_gain_db, INPUT_GAIN),
+        gate_db: pick(target.gate_db, fallback.gate_db, GATE),
+        balance: pick(target.balance, fallback.balance, BALANCE),
+        brightness: pick(target.brightness, fallback.brightness, BRIGHTNESS),
+        morph: pick(target.morph, fallback.morph, MORPH),
     }
 }
 
@@ -266,6 +374,42 @@ mod tests {
         shared.store(&s);
         assert_eq!(shared.load(), s);
         assert!((s.pitch_ratio() - 2f32.powf(-8.5 / 12.0)).abs() < 1e-6);
+    }
+
+    /// The worker clamps to exactly the ranges the plugin and the CLI offer (the plugin's and
+    /// the CLI's tests compare theirs with the same [`ParamSpec`]s).
+    #[test]
+    fn sanitiser_ranges_are_the_param_specs() {
+        let settings = |v: f32| StyleSettings {
+            pitch_shift_st: v,
+            octave: v,
+            input_gain_db: v,
+            gate_db: v,
+            balance: v,
+            brightness: v,
+            morph: v,
+        };
+        let specs = |s: StyleSettings| {
+            [
+                (s.pitch_shift_st, PITCH_SHIFT),
+                (s.octave, OCTAVE),
+                (s.input_gain_db, INPUT_GAIN),
+                (s.gate_db, GATE),
+                (s.balance, BALANCE),
+                (s.brightness, BRIGHTNESS),
+                (s.morph, MORPH),
+            ]
+        };
+        let fallback = StyleSettings::default();
+        for (value, spec) in specs(sanitize(settings(1e6), fallback)) {
+            assert_eq!(value, spec.max, "{spec:?}");
+        }
+        for (value, spec) in specs(sanitize(settings(-1e6), fallback)) {
+            assert_eq!(value, spec.min, "{spec:?}");
+        }
+        for (value, spec) in specs(fallback) {
+            assert_eq!(value, spec.default, "{spec:?}");
+        }
     }
 
     #[test]

@@ -240,14 +240,7 @@ impl StyleProcessor {
         mode: LatencyMode,
         voice: Option<TimbreVoice>,
     ) -> Result<Self, StyleError> {
-        let host_rate = sample_rate.round();
-        if !((8_000.0..=384_000.0).contains(&host_rate) && (sample_rate - host_rate).abs() < 1e-3) {
-            return Err(StyleError::Dsp(crate::dsp::DspError::invalid(
-                "sample rate",
-                "must be a whole number of Hz between 8 kHz and 384 kHz",
-            )));
-        }
-        let host_rate = host_rate as u32;
+        let host_rate = Self::supported_rate(sample_rate)?;
         let voice_latency = match &voice {
             Some(v) => v.latency_samples(),
             None => mode.voice_latency_16k()?,
@@ -265,6 +258,21 @@ impl StyleProcessor {
             restyled: vec![0.0; hop],
             frame: vec![0.0; channels],
         })
+    }
+
+    /// `sample_rate` as the whole number of Hz the resamplers run at, if Style can run at it.
+    ///
+    /// # Errors
+    /// A rate that is not a whole number of Hz in 8 kHz–384 kHz.
+    pub fn supported_rate(sample_rate: f32) -> Result<u32, StyleError> {
+        let host_rate = sample_rate.round();
+        if !((8_000.0..=384_000.0).contains(&host_rate) && (sample_rate - host_rate).abs() < 1e-3) {
+            return Err(StyleError::Dsp(crate::dsp::DspError::invalid(
+                "sample rate",
+                "must be a whole number of Hz between 8 kHz and 384 kHz",
+            )));
+        }
+        Ok(host_rate as u32)
     }
 
     /// `(hop, latency)` a processor in `mode` at `sample_rate` will have, without a model (the

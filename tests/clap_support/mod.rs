@@ -3,7 +3,9 @@
 
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+use clack_extensions::latency::{HostLatency, HostLatencyImpl, PluginLatency};
 use clack_extensions::params::{ParamInfoBuffer, PluginParams};
 use clack_host::events::event_types::{TransportEvent, TransportFlags};
 use clack_host::events::{EventFlags, EventHeader};
@@ -46,8 +48,116 @@ pub fn instance(entry: &PluginEntry, id: &CStr) -> PluginInstance<()> {
     PluginInstance::<()>::new(|_| (), |_| (), entry, id, &host).expect("instantiate")
 }
 
+/// What a plugin asked of a [`RecordingHost`], and when.
+#[derive(Default)]
+pub struct HostRecord {
+    /// `host.request_restart` calls (thread-safe: process() may make them).
+    pub restart_requests: AtomicU32,
+    /// The plugin asked for `on_main_thread`; [`run_main_thread_callback`] serves it.
+    pub callback_requested: AtomicBool,
+    /// Set by [`activate_recorded`] while the plugin's `activate` runs.
+    pub activating: AtomicBool,
+    /// `host_latency.changed` calls inside `activate` (the only place CLAP allows them).
+    pub latency_changed_in_activate: AtomicU32,
+    /// `host_latency.changed` calls anywhere else: each one a CLAP violation.
+    pub latency_changed_outside_activate: AtomicU32,
+}
+
+impl SharedHandler<'_> for HostRecord {
+    fn request_restart(&self) {
+        self.restart_requests.fetch_add(1, Ordering::SeqCst);
+    }
+    fn request_process(&self) {}
+    fn request_callback(&self) {
+        self.callback_requested.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The main-thread side of a [`RecordingHost`].
+pub struct RecordingMainThread<'a> {
+    record: &'a HostRecord,
+}
+
+impl<'a> MainThreadHandler<'a> for RecordingMainThread<'a> {}
+
+impl HostLatencyImpl for RecordingMainThread<'_> {
+    fn changed(&self) {
+        let counter = if self.record.activating.load(Ordering::SeqCst) {
+            &self.record.latency_changed_in_activate
+        } else {
+            &self.record.latency_changed_outside_activate
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A host that supports the latency extension and records restart requests and latency
+/// notifications (as clap-validator checks them).
+pub struct RecordingHost;
+
+impl HostHandlers for RecordingHost {
+    type Shared<'a> = HostRecord;
+    type MainThread<'a> = RecordingMainThread<'a>;
+    type AudioProcessor<'a> = ();
+
+    fn declare_extensions(builder: &mut HostExtensions<Self>, _shared: &Self::Shared<'_>) {
+        builder.register::<HostLatency>();
+    }
+}
+
+pub fn recording_instance(entry: &PluginEntry, id: &CStr) -> PluginInstance<RecordingHost> {
+    let host = HostInfo::new(
+        "continuo-recording-host",
+        "Continuo",
+        "https://example.invalid",
+        "0.1",
+    )
+    .expect("host info");
+    PluginInstance::<RecordingHost>::new(
+        |_| HostRecord::default(),
+        |record| RecordingMainThread { record },
+        entry,
+        id,
+        &host,
+    )
+    .expect("instantiate")
+}
+
+/// Activates, marking the call so latency notifications inside it are told apart.
+pub fn activate_recorded(
+    plugin: &mut PluginInstance<RecordingHost>,
+    config: PluginAudioConfiguration,
+) -> StoppedPluginAudioProcessor<RecordingHost> {
+    plugin.access_shared_handler(|r| r.activating.store(true, Ordering::SeqCst));
+    let processor = plugin.activate(|_, _| (), config);
+    plugin.access_shared_handler(|r| r.activating.store(false, Ordering::SeqCst));
+    processor.expect("activate")
+}
+
+/// Serves a pending `on_main_thread` request, as a host's idle loop does.
+pub fn run_main_thread_callback(plugin: &mut PluginInstance<RecordingHost>) {
+    if plugin.access_shared_handler(|r| r.callback_requested.swap(false, Ordering::SeqCst)) {
+        plugin.call_on_main_thread_callback();
+    }
+}
+
+/// A counter of the host record.
+pub fn recorded(
+    plugin: &PluginInstance<RecordingHost>,
+    counter: impl FnOnce(&HostRecord) -> &AtomicU32,
+) -> u32 {
+    plugin.access_shared_handler(|r| counter(r).load(Ordering::SeqCst))
+}
+
+/// The latency the plugin reports now.
+pub fn latency<H: HostHandlers>(plugin: &mut PluginInstance<H>) -> u32 {
+    let handle = plugin.plugin_handle();
+    let latency: PluginLatency = handle.get_extension().expect("latency extension");
+    latency.get(&handle)
+}
+
 /// Parameter id by display name, through the params extension.
-pub fn param_id(plugin: &mut PluginInstance<()>, name: &str) -> ClapId {
+pub fn param_id<H: HostHandlers>(plugin: &mut PluginInstance<H>, name: &str) -> ClapId {
     let handle = plugin.plugin_handle();
     let params: PluginParams = handle.get_extension().expect("params extension");
     let mut buffer = ParamInfoBuffer::new();
@@ -122,9 +232,9 @@ impl StereoPorts {
     }
 
     /// Processes one block: `left`/`right` in, the plugin's stereo output returned.
-    pub fn process(
+    pub fn process<H: HostHandlers>(
         &mut self,
-        processor: &mut StartedPluginAudioProcessor<()>,
+        processor: &mut StartedPluginAudioProcessor<H>,
         left: &[f32],
         right: &[f32],
         events: &InputEvents<'_>,
@@ -162,4 +272,40 @@ impl StereoPorts {
             .expect("process");
         (left_out, right_out)
     }
+}
+
+/// Plays `input` (the same on both channels) through `processor` on an audio thread in blocks of
+/// `block`, sending `events(block_index)` with each block; returns the processor and the left
+/// output.
+pub fn play<H: HostHandlers>(
+    processor: StoppedPluginAudioProcessor<H>,
+    input: &[f32],
+    block: usize,
+    events: impl Fn(usize) -> Vec<clack_host::events::event_types::ParamValueEvent> + Send,
+) -> (StoppedPluginAudioProcessor<H>, Vec<f32>)
+where
+    StoppedPluginAudioProcessor<H>: Send,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                let mut processor = processor.start_processing().expect("start processing");
+                let mut ports = StereoPorts::new();
+                let mut output = Vec::with_capacity(input.len());
+                for (index, chunk) in input.chunks(block).enumerate() {
+                    let events = events(index);
+                    let (left, right) = ports.process(
+                        &mut processor,
+                        chunk,
+                        chunk,
+                        &InputEvents::from_buffer(&events),
+                    );
+                    assert!(left.iter().chain(&right).all(|y| y.is_finite()));
+                    output.extend_from_slice(&left);
+                }
+                (processor.stop_processing(), output)
+            })
+            .join()
+            .expect("audio thread")
+    })
 }
