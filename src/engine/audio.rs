@@ -14,7 +14,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use atomic_float::AtomicF32;
@@ -22,7 +21,7 @@ use atomic_float::AtomicF32;
 use super::crossfade::Crossfade;
 use super::delay::DelayLine;
 use super::stream::{stream, FrameRead, StreamReader, StreamWriter, MAX_CHANNELS};
-use super::worker::{Worker, WorkerHandle, IDLE_POLL};
+use super::worker::{OfflineWait, Worker, WorkerHandle, IDLE_POLL};
 
 /// How long a miss crossfade takes.
 pub const FADE_MS: f32 = 2.0;
@@ -201,10 +200,8 @@ pub fn start<P: HopProcessor>(
         latency,
         next_index: 0,
         stream_start: 0,
-        offline_wait_limit: OFFLINE_WAIT_LIMIT,
-        stalled_at: None,
+        offline_wait: OfflineWait::new(handle.unparker(), OFFLINE_WAIT_LIMIT),
         stats,
-        worker_thread: handle.unparker(),
     };
     Ok((engine, handle))
 }
@@ -235,14 +232,10 @@ pub struct AudioEngine {
     /// Index where the current stream began (0, or where `reset` restarted it): no wet audio
     /// is due before `stream_start + worker_slack`.
     stream_start: u64,
-    /// How long an offline block waits for the worker.
-    offline_wait_limit: Duration,
-    /// The worker's progress when an offline wait timed out; while it has not moved since,
-    /// offline blocks do not wait.
-    stalled_at: Option<u64>,
+    /// Only used in offline mode: waits for the worker (and wakes it instead of waiting for
+    /// its poll).
+    offline_wait: OfflineWait,
     stats: Arc<EngineStats>,
-    /// Only touched in offline mode, to wake the worker instead of waiting for its poll.
-    worker_thread: Thread,
 }
 
 impl AudioEngine {
@@ -269,7 +262,7 @@ impl AudioEngine {
     /// Changes how long an offline block waits for the worker ([`OFFLINE_WAIT_LIMIT`] by
     /// default), e.g. for a caller with its own deadline.
     pub fn set_offline_wait_limit(&mut self, limit: Duration) {
-        self.offline_wait_limit = limit;
+        self.offline_wait.set_limit(limit);
     }
 
     /// Clears the dry path and restarts the stream timeline; the worker notices the jump and
@@ -398,34 +391,12 @@ impl AudioEngine {
         self.next_index += len as u64;
     }
 
-    /// Offline only: waits until the worker has consumed the input up to `end`, at most
-    /// `offline_wait_limit`. After a timeout it does not wait again until the worker has moved
-    /// on: a dead or stuck worker must not stall every block of a bounce; meanwhile the blocks
-    /// play as in real time (dry where wet is late, counted as misses).
+    /// Offline only: waits until the worker has consumed the input up to `end` (see
+    /// [`OfflineWait`]: a stuck worker is waited for once); meanwhile the blocks play as in
+    /// real time (dry where wet is late, counted as misses).
     fn wait_for_worker(&mut self, end: u64) {
-        let progress = || self.stats.worker_progress.load(Ordering::Acquire);
-        if let Some(stalled_at) = self.stalled_at {
-            if progress() == stalled_at {
-                return;
-            }
-            self.stalled_at = None;
-        }
-        let deadline = Instant::now() + self.offline_wait_limit;
-        let mut polls = 0u32;
-        while progress() < end {
-            if Instant::now() >= deadline {
-                self.stalled_at = Some(progress());
-                self.stats.offline_stalls.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            self.worker_thread.unpark();
-            // Yield first (the worker usually needs microseconds), then back off.
-            if polls < 1000 {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-            polls += 1;
+        if !self.offline_wait.until(&self.stats.worker_progress, end) {
+            self.stats.offline_stalls.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -5,6 +5,7 @@
 //! latency budget (see `audio::Latency`). Non-realtime callers (CLI, offline bounces, the GUI)
 //! may call [`WorkerHandle::wake`] to skip the wait.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
@@ -88,25 +89,59 @@ impl<C> Drop for WorkerHandle<C> {
     }
 }
 
-/// For offline renders only (it yields and sleeps): wakes `worker` and waits until `done()`, at
-/// most `limit`. Returns whether the worker got there.
-pub fn wait_for_worker(worker: &Thread, limit: Duration, done: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    let mut polls = 0u32;
-    while !done() {
-        if Instant::now() >= deadline {
-            return false;
+/// How an offline render waits for its worker: until a progress counter reaches a target, at
+/// most `limit` at a time. After a timeout it does not wait again until the worker has moved
+/// on: a dead or stuck worker must cost a bounce `limit` once, not on every block. Offline
+/// only: it yields and sleeps.
+pub struct OfflineWait {
+    worker: Thread,
+    limit: Duration,
+    /// The progress when a wait last timed out.
+    stalled_at: Option<u64>,
+}
+
+impl OfflineWait {
+    /// Waits for `worker` at most `limit` at a time.
+    pub fn new(worker: Thread, limit: Duration) -> Self {
+        Self {
+            worker,
+            limit,
+            stalled_at: None,
         }
-        worker.unpark();
-        // Yield first (the worker usually needs microseconds), then back off.
-        if polls < 1000 {
-            thread::yield_now();
-        } else {
-            thread::sleep(Duration::from_micros(50));
-        }
-        polls += 1;
     }
-    true
+
+    /// Changes how long one wait may take.
+    pub fn set_limit(&mut self, limit: Duration) {
+        self.limit = limit;
+    }
+
+    /// Wakes the worker and waits until `progress` reaches `target`. Returns `false` when this
+    /// wait timed out (the caller counts the stall); a worker still stuck since the last
+    /// timeout is not waited for.
+    pub fn until(&mut self, progress: &AtomicU64, target: u64) -> bool {
+        let now = progress.load(Ordering::Acquire);
+        if now >= target || self.stalled_at == Some(now) {
+            return true;
+        }
+        self.stalled_at = None;
+        let deadline = Instant::now() + self.limit;
+        let mut polls = 0u32;
+        while progress.load(Ordering::Acquire) < target {
+            if Instant::now() >= deadline {
+                self.stalled_at = Some(progress.load(Ordering::Acquire));
+                return false;
+            }
+            self.worker.unpark();
+            // Yield first (the worker usually needs microseconds), then back off.
+            if polls < 1000 {
+                thread::yield_now();
+            } else {
+                thread::sleep(Duration::from_micros(50));
+            }
+            polls += 1;
+        }
+        true
+    }
 }
 
 fn run<W: Worker>(mut worker: W, commands: Receiver<W::Command>) {

@@ -30,7 +30,6 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::Thread;
 use std::time::Instant;
 
 use atomic_float::{AtomicF32, AtomicF64};
@@ -42,7 +41,7 @@ use super::history::{CapturedEvent, NoteInput, PhraseHistory, RecordedNote};
 use super::metre::Metre;
 use super::player::{EventList, Player, ScheduledNote, SoundingNote};
 use crate::engine::audio::{Timing, OFFLINE_WAIT_LIMIT};
-use crate::engine::worker::{wait_for_worker, Worker, WorkerHandle};
+use crate::engine::worker::{OfflineWait, Worker, WorkerHandle};
 use crate::midi::key::{detect_key, Scale};
 use crate::model::{BackendChoice, ModelDirs};
 
@@ -231,8 +230,7 @@ pub fn start(
         events_sent: 0,
         requests_sent: 0,
         timing: Timing::Realtime,
-        stalled_at: None,
-        worker: handle.unparker(),
+        offline_wait: OfflineWait::new(handle.unparker(), OFFLINE_WAIT_LIMIT),
         player: Player::new(PLAYER_CAPACITY),
         output: EventList::new(BLOCK_EVENT_CAPACITY),
         sample_rate: f64::from(sample_rate),
@@ -257,11 +255,8 @@ pub struct PhraseRealtime {
     requests_sent: u64,
     /// Whether [`Self::render`] waits for the worker's answers (offline renders).
     timing: Timing,
-    /// [`PhraseShared::requests_handled`] when an offline wait timed out: no more waiting
-    /// until the worker has moved on from there.
-    stalled_at: Option<u64>,
-    /// Woken by offline waits.
-    worker: Thread,
+    /// Waits for the worker's answers in offline renders.
+    offline_wait: OfflineWait,
     notes: Consumer<ScheduledNote>,
     player: Player,
     output: EventList,
@@ -352,18 +347,12 @@ impl PhraseRealtime {
 
     /// Offline only: waits (bounded) until the worker has handled every request sent.
     fn wait_for_answers(&mut self) {
-        let handled = &self.shared.requests_handled;
-        let sent = self.requests_sent;
-        let now = handled.load(Ordering::Acquire);
-        if now >= sent || self.stalled_at == Some(now) {
-            return;
-        }
-        self.stalled_at = None;
-        if !wait_for_worker(&self.worker, OFFLINE_WAIT_LIMIT, || {
-            handled.load(Ordering::Acquire) >= sent
-        }) {
-            self.stalled_at = Some(handled.load(Ordering::Acquire));
-            self.shared.offline_stalls.fetch_add(1, Ordering::Relaxed);
+        let shared = &self.shared;
+        if !self
+            .offline_wait
+            .until(&shared.requests_handled, self.requests_sent)
+        {
+            shared.offline_stalls.fetch_add(1, Ordering::Relaxed);
         }
     }
 
