@@ -16,8 +16,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clack_extensions::params::{ParamInfoBuffer, PluginParams};
-use clack_extensions::state::PluginState as StateExtension;
+use clack_extensions::params::PluginParams;
 use clack_host::events::event_types::{MidiEvent, NoteOffEvent, NoteOnEvent, ParamValueEvent};
 use clack_host::events::Match;
 use clack_host::prelude::*;
@@ -328,69 +327,6 @@ fn phrase_generates_on_the_tempo_grid_and_releases_every_note() {
                 .iter()
                 .all(|e| e.sample < stop_sample + u64::from(BLOCK)),
             "{tempo} BPM: nothing is emitted after the stop block"
-        );
-    }
-}
-
-/// Sets every parameter to `pick(min, max)` the way a host does while the plugin is inactive.
-fn set_every_param(plugin: &mut PluginInstance<()>, pick: impl Fn(f64, f64) -> f64) {
-    let handle = plugin.plugin_handle();
-    let params: PluginParams = handle.get_extension().expect("params extension");
-    let mut buffer = ParamInfoBuffer::new();
-    let mut input = EventBuffer::new();
-    for index in 0..params.count(&handle) {
-        let info = params
-            .get_info(&handle, index, &mut buffer)
-            .expect("param info");
-        let value = pick(info.min_value, info.max_value);
-        input.push(&ParamValueEvent::new(0, info.id, Pckn::match_all(), value));
-    }
-    let mut output = EventBuffer::new();
-    let mut inactive = plugin.inactive_plugin_handle().expect("inactive");
-    params.flush(
-        &mut inactive,
-        &input.as_input(),
-        &mut OutputEvents::from_buffer(&mut output),
-    );
-}
-
-fn save_state(plugin: &mut PluginInstance<()>) -> Vec<u8> {
-    let handle = plugin.plugin_handle();
-    let state: StateExtension = handle.get_extension().expect("state extension");
-    let mut bytes = Vec::new();
-    state.save(&handle, &mut bytes).expect("save");
-    bytes
-}
-
-/// clap-validator's state-reproducibility-binary: a state loaded into a new instance saves as
-/// the same bytes. Without installed models the Model list holds only the default, while the
-/// parameter keeps two steps: its maximum picks the default by name, past the list.
-#[test]
-fn a_loaded_state_saves_as_the_same_bytes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bundle = copy_bundle(dir.path(), "PhraseState", false);
-    let entry = load_bundle(&bundle);
-    type Pick = fn(f64, f64) -> f64;
-    let picks: [(&str, Pick); 3] = [
-        ("maximum", |_, max| max),
-        ("minimum", |min, _| min),
-        ("a third", |min, max| min + (max - min) / 3.0),
-    ];
-    for (what, pick) in picks {
-        let mut first = instance(&entry, PHRASE_ID);
-        set_every_param(&mut first, pick);
-        let saved = save_state(&mut first);
-        let mut second = instance(&entry, PHRASE_ID);
-        {
-            let handle = second.plugin_handle();
-            let state: StateExtension = handle.get_extension().expect("state extension");
-            state.load(&handle, &mut saved.as_slice()).expect("load");
-        }
-        let saved_again = save_state(&mut second);
-        assert_eq!(
-            String::from_utf8_lossy(&saved_again),
-            String::from_utf8_lossy(&saved),
-            "every parameter at its {what}"
         );
     }
 }

@@ -83,23 +83,29 @@ fn values(plugin: &mut PluginInstance<()>) -> Values {
         .collect()
 }
 
-/// Moves every parameter away from its default (the far end of its range for stepped ones,
-/// an arbitrary interior point for continuous ones), through the host's parameter flush.
-fn move_every_param(plugin: &mut PluginInstance<()>) {
+/// Where a test puts every parameter: a value from (min, max, default, stepped).
+type Pick = fn(f64, f64, f64, bool) -> f64;
+
+/// Away from the default: the far end of a stepped range, an interior point otherwise.
+const OFF_DEFAULT: Pick = |min, max, default, stepped| match stepped {
+    true if default == max => min,
+    true => max,
+    false => min + 0.37 * (max - min),
+};
+
+/// Ends and a third of the way (past-the-list model choices, inverted note ranges, …).
+const EXTREMES: [(&str, Pick); 3] = [
+    ("maximum", |_, max, _, _| max),
+    ("minimum", |min, _, _, _| min),
+    ("a third", |min, max, _, _| min + (max - min) / 3.0),
+];
+
+/// Sets every parameter to `pick`, through the host's parameter flush (plugin inactive).
+fn set_every_param(plugin: &mut PluginInstance<()>, pick: Pick) {
     let events: Vec<ParamValueEvent> = settable_params(plugin)
         .into_iter()
         .map(|(id, _, min, max, default, stepped)| {
-            let value = if stepped {
-                // Stepped (CLAP shows nice-plug's stepped parameters in steps): the other end.
-                if default == max {
-                    min
-                } else {
-                    max
-                }
-            } else {
-                min + 0.37 * (max - min)
-            };
-            ParamValueEvent::new(0, id, Pckn::match_all(), value)
+            ParamValueEvent::new(0, id, Pckn::match_all(), pick(min, max, default, stepped))
         })
         .collect();
     let params: PluginParams = plugin
@@ -131,12 +137,14 @@ fn load(plugin: &mut PluginInstance<()>, bytes: &[u8]) {
         .expect("load state");
 }
 
-/// Save → load into a new instance → same values, and save again → the same bytes.
+/// Save → load into a new instance → same values, and save again → the same bytes
+/// (clap-validator's state-reproducibility), with every parameter moved off its default and at
+/// the ends of its range.
 fn round_trips(id: &CStr) {
     let entry = entry();
     let mut original = instance(&entry, id);
     let defaults = values(&mut original);
-    move_every_param(&mut original);
+    set_every_param(&mut original, OFF_DEFAULT);
     let moved = values(&mut original);
     let unchanged: Vec<&String> = moved
         .iter()
@@ -160,16 +168,29 @@ fn round_trips(id: &CStr) {
         .expect("write fixture values");
     }
 
-    let mut restored = instance(&entry, id);
-    load(&mut restored, &saved);
-    assert_eq!(values(&mut restored), moved, "{id:?}: values after load");
-    let saved_again = save(&mut restored);
-    assert!(
-        saved_again == saved,
-        "{id:?}: save → load → save changed the bytes:\n{}\n{}",
-        String::from_utf8_lossy(&saved),
-        String::from_utf8_lossy(&saved_again)
-    );
+    for (what, pick) in [("off its default", OFF_DEFAULT)]
+        .into_iter()
+        .chain(EXTREMES)
+    {
+        let mut first = instance(&entry, id);
+        set_every_param(&mut first, pick);
+        let values_set = values(&mut first);
+        let saved = save(&mut first);
+        let mut restored = instance(&entry, id);
+        load(&mut restored, &saved);
+        assert_eq!(
+            values(&mut restored),
+            values_set,
+            "{id:?}, every parameter at {what}: values after load"
+        );
+        let saved_again = save(&mut restored);
+        assert!(
+            saved_again == saved,
+            "{id:?}, every parameter at {what}: save → load → save changed the bytes:\n{}\n{}",
+            String::from_utf8_lossy(&saved),
+            String::from_utf8_lossy(&saved_again)
+        );
+    }
 }
 
 fn short_name(id: &CStr) -> &'static str {
