@@ -178,6 +178,14 @@ fn clap_validator(tools: &Path, root: &Path, bundle: &Path, logs: &Path) -> Resu
     Ok(())
 }
 
+/// `ERROR:` lines of the VST3 validator whose cause is in nice-plug 0.4.2, not in Continuo,
+/// with the cause. Remove an entry when a nice-plug release fixes it.
+const KNOWN_NICE_PLUG_ERRORS: &[(&str, &str)] = &[(
+    "The bypass parameter was not correctly set",
+    "nice-plug's VST3 setParamNormalized ignores values while processing (the processor gets \
+     them through process()), so the suite's immediate getParamNormalized reads the old value",
+)];
+
 fn vst3_validator(tools: &Path, root: &Path, bundle: &Path, logs: &Path) -> Result<()> {
     let validator = build_tool(
         &tools.join("build-vst3-validator.sh"),
@@ -191,22 +199,32 @@ fn vst3_validator(tools: &Path, root: &Path, bundle: &Path, logs: &Path) -> Resu
         .rev()
         .find(|line| line.contains("Result:"))
         .unwrap_or("no result line printed");
-    // The suite logs some problems only as `ERROR:` lines without failing a test.
-    let errors: Vec<&str> = printed
+    // The suite logs some problems only as `ERROR:` lines without failing a test. Each one
+    // fails this check, except those whose cause is known to lie in nice-plug (listed, and
+    // printed every run so they are not forgotten).
+    let (known, errors): (Vec<&str>, Vec<&str>) = printed
         .lines()
         .filter(|line| line.contains("ERROR:"))
-        .collect();
+        .partition(|line| {
+            KNOWN_NICE_PLUG_ERRORS
+                .iter()
+                .any(|(known, _)| line.contains(known))
+        });
     println!(
-        "VST3 validator -e: {} ({} ERROR lines)",
+        "VST3 validator -e: {} ({} ERROR lines, {} of them known nice-plug problems)",
         result.trim(),
-        errors.len()
+        errors.len() + known.len(),
+        known.len()
     );
+    for (message, cause) in KNOWN_NICE_PLUG_ERRORS {
+        if known.iter().any(|line| line.contains(message)) {
+            println!("  known: `{message}`: {cause}");
+        }
+    }
     let failed = !result.contains(" 0 tests failed");
     if failed || !errors.is_empty() || !output.status.success() {
-        for line in printed
-            .lines()
-            .filter(|line| line.contains("ERROR:") || line.contains("Failed]"))
-        {
+        let failed_tests = printed.lines().filter(|line| line.contains("Failed]"));
+        for line in errors.iter().copied().chain(failed_tests) {
             println!("  {}", line.trim());
         }
         bail!("VST3 validator failed (full output in {})", log.display());
