@@ -30,12 +30,14 @@ pub use backend::{
     describe_auto_backend, onnx_runtime, Backend, BackendChoice, OrtRuntime, RuntimeSearch,
     RuntimeUnavailable, Session,
 };
-pub use error::ModelError;
-pub use loader::{load_model, load_model_with, LoadOptions, LoadedModel, ModelPaths};
+pub use error::{chain_message, ModelError};
+pub use loader::{
+    load_model, load_model_with, LoadOptions, LoadedModel, ModelPaths, MAX_ONNX_BYTES,
+};
 pub use lookup::{scan, FoundModel, ModelDirs};
 pub use manifest::{
     sha256_file, Dim, FeatureConfig, Manifest, ModelKind, SynthSpec, TensorSpec, VocabularyInfo,
-    CONTRACT_VERSION,
+    CONTRACT_VERSION, MAX_FIXED_DIM, MAX_MANIFEST_BYTES, MAX_TENSOR_ELEMENTS,
 };
 pub use onnx_info::IoInfo;
 pub use tensor::{Dtype, Tensor, TensorData, TensorSlice, TensorView};
