@@ -27,23 +27,38 @@ use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, T
 
 use super::{Note, TempoMap};
 
+/// Largest MIDI file read (64 MiB; a long orchestral file is a few hundred KiB). The whole
+/// file is read into memory, and everything parsed from it is bounded by its length.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
 /// Everything that can go wrong reading or writing a MIDI file. Each variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum MidiError {
     /// The file could not be read from disk.
-    #[error("{}: cannot read the file: {source}", path.display())]
+    #[error("{}: cannot read the file", path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// What the operating system said.
+        /// What the operating system said (the error's source, printed by whoever walks the
+        /// chain).
+        #[source]
         source: std::io::Error,
     },
+    /// The file is larger than [`MAX_FILE_BYTES`].
+    #[error("{}: the file is {size} bytes; MIDI files over {MAX_FILE_BYTES} bytes are not read", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+    },
     /// The file could not be written.
-    #[error("{}: cannot write the file: {source}", path.display())]
+    #[error("{}: cannot write the file", path.display())]
     Write {
         /// The file.
         path: PathBuf,
         /// What the operating system said.
+        #[source]
         source: std::io::Error,
     },
     /// The bytes are not a Standard MIDI File.
@@ -288,7 +303,8 @@ impl Song {
 ///
 /// # Errors
 ///
-/// [`MidiError::Read`] if the file cannot be read, then as [`Song::from_bytes`].
+/// [`MidiError::Read`] if the file cannot be read, [`MidiError::TooLarge`] above
+/// [`MAX_FILE_BYTES`], then as [`Song::from_bytes`].
 ///
 /// # Examples
 ///
@@ -302,11 +318,25 @@ impl Song {
 /// assert_eq!(song.melodic_notes(None).unwrap()[0].end_beat, 1.0);
 /// ```
 pub fn read(path: impl AsRef<Path>) -> Result<Song, MidiError> {
+    use std::io::Read;
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| MidiError::Read {
+    let read_error = |source| MidiError::Read {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let size = file.metadata().map_err(read_error)?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(MidiError::TooLarge {
+            path: path.to_owned(),
+            size,
+        });
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    // `take`: a file growing while it is read still stops at the cap.
+    file.take(MAX_FILE_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
     Song::from_bytes(&bytes, path)
 }
 
