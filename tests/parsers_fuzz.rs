@@ -71,6 +71,14 @@ fn turn() -> MutexGuard<'static, ()> {
     guard
 }
 
+/// Prints the largest allocation the test saw (shown with `--nocapture`).
+fn report(test: &str) {
+    eprintln!(
+        "{test}: largest single allocation {} bytes (cap {MAX_SINGLE_ALLOCATION})",
+        LARGEST.load(Ordering::Relaxed)
+    );
+}
+
 fn largest_allocation_within_cap() -> Result<(), TestCaseError> {
     let largest = LARGEST.load(Ordering::Relaxed);
     prop_assert!(
@@ -239,6 +247,7 @@ fn mutated_midi_files() {
         }
         largest_allocation_within_cap()?;
     });
+    report("mutated_midi_files");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,6 +276,7 @@ fn mutated_wav_files() {
         }
         largest_allocation_within_cap()?;
     });
+    report("mutated_wav_files");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -339,7 +349,7 @@ fn hostile_json() -> impl Strategy<Value = serde_json::Value> {
 
 #[derive(Debug, Clone)]
 enum JsonMutation {
-    /// A huge, negative or zero count in place of one of the manifest's numbers.
+    /// A huge, negative or zero count in place of one of the manifest's integers.
     Count(Index, serde_json::Value),
     Replace(Index, serde_json::Value),
     Remove(Index),
@@ -349,7 +359,10 @@ enum JsonMutation {
 
 fn json_mutation() -> impl Strategy<Value = JsonMutation> {
     use serde_json::json;
+    // u32::MAX most often: it is what an unchecked u32 count field can hold at worst.
     let count = prop::sample::select(vec![
+        json!(4_294_967_295u64),
+        json!(4_294_967_295u64),
         json!(4_294_967_295u64),
         json!(1u64 << 31),
         json!(1u64 << 40),
@@ -359,7 +372,7 @@ fn json_mutation() -> impl Strategy<Value = JsonMutation> {
         json!(-1),
     ]);
     prop_oneof![
-        3 => (any::<Index>(), count).prop_map(|(i, v)| JsonMutation::Count(i, v)),
+        6 => (any::<Index>(), count).prop_map(|(i, v)| JsonMutation::Count(i, v)),
         3 => (any::<Index>(), hostile_json()).prop_map(|(i, v)| JsonMutation::Replace(i, v)),
         1 => any::<Index>().prop_map(JsonMutation::Remove),
         1 => (any::<Index>(), hostile_json()).prop_map(|(i, v)| JsonMutation::AddField(i, v)),
@@ -377,7 +390,7 @@ fn mutate_json(value: &mut serde_json::Value, mutation: &JsonMutation) {
         JsonMutation::Count(index, count) => {
             let numbers: Vec<Vec<Step>> = paths
                 .iter()
-                .filter(|path| json_at(value, path).is_number())
+                .filter(|path| json_at(value, path).is_u64())
                 .cloned()
                 .collect();
             if !numbers.is_empty() {
@@ -472,17 +485,21 @@ fn mutated_manifests() {
         .iter()
         .map(|(name, _)| copy_model(name, dir.path()))
         .collect();
-    proptest!(config(256), |(
+    proptest!(config(384), |(
         model in 0..models.len(),
         mutations in prop::collection::vec(json_mutation(), 1..3),
-        text_mutations in prop::collection::vec(byte_mutation(&[0]), 0..2),
+        // Now and then a broken text too (most cases should reach the loaders).
+        text_mutation in prop::option::weighted(0.2, byte_mutation(&[0])),
     )| {
         let (name, kind) = models[model];
         let mut value = originals[model].clone();
         for mutation in &mutations {
             mutate_json(&mut value, mutation);
         }
-        let text = mutate(serde_json::to_vec_pretty(&value).unwrap(), &text_mutations);
+        let text = mutate(
+            serde_json::to_vec_pretty(&value).unwrap(),
+            text_mutation.as_slice(),
+        );
         let path = dir.path().join(format!("{name}.json"));
         std::fs::write(&path, &text).unwrap();
         for error in load_as_user(&path, kind) {
@@ -491,6 +508,7 @@ fn mutated_manifests() {
         }
         largest_allocation_within_cap()?;
     });
+    report("mutated_manifests");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -592,4 +610,5 @@ fn mutated_onnx_files() {
         }
         largest_allocation_within_cap()?;
     });
+    report("mutated_onnx_files");
 }
