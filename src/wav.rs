@@ -175,7 +175,12 @@ pub fn write(path: &Path, channels: &[Vec<f32>], spec: hound::WavSpec) -> Result
     let channel_count = u16::try_from(channels.len())
         .ok()
         .filter(|&n| n > 0)
-        .ok_or_else(|| invalid(format!("{} channels (1 to 65535 can be written)", channels.len())))?;
+        .ok_or_else(|| {
+            invalid(format!(
+                "{} channels (1 to 65535 can be written)",
+                channels.len()
+            ))
+        })?;
     let supported = match spec.sample_format {
         hound::SampleFormat::Float => spec.bits_per_sample == 32,
         hound::SampleFormat::Int => matches!(spec.bits_per_sample, 8 | 16 | 24 | 32),
@@ -280,7 +285,10 @@ mod tests {
         let error = write(&path, &[vec![0.1; 10], vec![0.1; 4]], spec).expect_err("ragged");
         assert!(matches!(error, WavError::InvalidInput { .. }), "{error}");
         let text = error.to_string();
-        assert!(text.contains("ragged.wav") && text.contains("[10, 4]"), "{text}");
+        assert!(
+            text.contains("ragged.wav") && text.contains("[10, 4]"),
+            "{text}"
+        );
         let error = write(&path, &[], spec).expect_err("no channels");
         assert!(error.to_string().contains("0 channels"), "{error}");
     }

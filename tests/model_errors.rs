@@ -15,13 +15,13 @@ use continuo::model::manifest::{sha256_bytes, ModelKind, MAX_FIXED_DIM, MAX_MANI
 use continuo::model::onnx_writer::proto::ModelProto;
 use continuo::model::onnx_writer::{Attr, GraphBuilder};
 use continuo::model::{chain_message, Manifest, SynthSpec};
-use continuo::style::{
-    load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleSettings, StyleStatus,
-    TimbreModel, TimbreVoice,
-};
 use continuo::model::{
     load_model, scan, Backend, BackendChoice, Dim, Dtype, ModelDirs, ModelError, RuntimeSearch,
     TensorSpec,
+};
+use continuo::style::{
+    load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleSettings, StyleStatus,
+    TimbreModel, TimbreVoice,
 };
 use prost::Message;
 
@@ -717,14 +717,21 @@ fn style_models_with_unusable_synth_counts_are_refused_naming_the_field() {
         // Within the manifest cap but above what the synthesiser renders.
         (2000, "renders at most 1024"),
         // Not what the model outputs.
-        (33, "output `harmonics` is 32 wide but synth.harmonics is 33"),
+        (
+            33,
+            "output `harmonics` is 32 wide but synth.harmonics is 33",
+        ),
     ];
     for (harmonics, needle) in cases {
         let p = copy_shipped(dir.path(), "continuo-flute", "BROKEN", |v| {
             v["synth"]["harmonics"] = harmonics.into()
         });
-        let e = TimbreModel::load(p.to_str().unwrap(), &ModelDirs::new([]), BackendChoice::Tract)
-            .expect_err("refused");
+        let e = TimbreModel::load(
+            p.to_str().unwrap(),
+            &ModelDirs::new([]),
+            BackendChoice::Tract,
+        )
+        .expect_err("refused");
         let text = chain_message(&e);
         assert!(
             text.contains("BROKEN.json") && text.contains(needle),
@@ -770,7 +777,11 @@ fn hops_whose_style_b_call_fails_play_style_a_alone() {
     let input = melody();
     let (mut alone, _) = voice(&a, None, 0.0);
     let (mut morphing, status) = voice(&a, Some(&flaky), 0.5);
-    assert_eq!(morphing.style_names().1.as_deref(), Some("flaky"), "B loads");
+    assert_eq!(
+        morphing.style_names().1.as_deref(),
+        Some("flaky"),
+        "B loads"
+    );
     let expected = run_voice(&mut alone, &input);
     let got = run_voice(&mut morphing, &input);
     let failures = status.model_errors.load(Ordering::Relaxed);
@@ -793,7 +804,11 @@ fn hops_whose_style_a_call_fails_play_the_dry_input() {
     let latency = voice.latency_samples();
     let output = run_voice(&mut voice, &input);
     assert!(status.model_errors.load(Ordering::Relaxed) > 200);
-    assert!(status.message().contains("dry input"), "{}", status.message());
+    assert!(
+        status.message().contains("dry input"),
+        "{}",
+        status.message()
+    );
     // After the first failing hop's crossfade: the input, delayed by the voice latency.
     let settled = latency + 2 * 64;
     for n in settled..output.len() {
@@ -885,7 +900,11 @@ fn cli_errors_print_each_cause_once() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success());
     assert!(stderr.contains("missing.mid"), "{stderr}");
-    assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
 
     // A manifest that is a directory: ModelError::Io through StyleError.
     let model_dir = dir.path().join("dir.json");

@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use continuo::model::onnx_writer::proto::{tensor_shape_proto, type_proto, ModelProto};
-use continuo::model::{chain_message, load_model, sha256_file, BackendChoice, ModelDirs, ModelKind};
-use continuo::style::{
-    load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleStatus,
+use continuo::model::{
+    chain_message, load_model, sha256_file, BackendChoice, ModelDirs, ModelKind,
 };
+use continuo::style::{load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleStatus};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use prost::Message;
@@ -66,7 +66,9 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Takes this test's turn and starts measuring from zero.
 fn turn() -> MutexGuard<'static, ()> {
-    let guard = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let guard = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     LARGEST.store(0, Ordering::Relaxed);
     guard
 }

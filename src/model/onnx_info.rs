@@ -123,7 +123,12 @@ fn check_graph(graph: &GraphProto, depth: usize) -> std::result::Result<(), Stri
     if depth > MAX_GRAPH_DEPTH {
         return Err(format!("subgraphs nested deeper than {MAX_GRAPH_DEPTH}"));
     }
-    for value in graph.input.iter().chain(&graph.output).chain(&graph.value_info) {
+    for value in graph
+        .input
+        .iter()
+        .chain(&graph.output)
+        .chain(&graph.value_info)
+    {
         check_value_dims(value)?;
     }
     for tensor in &graph.initializer {
@@ -144,7 +149,8 @@ fn check_graph(graph: &GraphProto, depth: usize) -> std::result::Result<(), Stri
 
 fn check_value_dims(value: &ValueInfoProto) -> std::result::Result<(), String> {
     use tensor_shape_proto::dimension::Value as D;
-    let Some(type_proto::Value::TensorType(t)) = value.r#type.as_ref().and_then(|t| t.value.as_ref())
+    let Some(type_proto::Value::TensorType(t)) =
+        value.r#type.as_ref().and_then(|t| t.value.as_ref())
     else {
         return Ok(());
     };
