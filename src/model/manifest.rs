@@ -599,6 +599,35 @@ mod tests {
     }
 
     #[test]
+    fn counts_above_their_caps_are_refused_naming_the_field() {
+        // Each dim within MAX_FIXED_DIM, their product far above MAX_TENSOR_ELEMENTS: what a
+        // warm-up or a caller's state buffer would have allocated.
+        let mut m = sample();
+        m.inputs[0].shape = vec![Dim::Fixed(MAX_FIXED_DIM), Dim::Fixed(MAX_FIXED_DIM)];
+        let err = Manifest::from_json_str(&serde_json::to_string(&m).unwrap(), Path::new("x.json"))
+            .unwrap_err();
+        assert!(matches!(err, ModelError::ManifestInvalid { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("x.json") && text.contains("`inputs[0]` (`features`)"),
+            "{text}"
+        );
+        assert!(text.contains("more than 4194304 elements"), "{text}");
+
+        let mut m = sample();
+        m.vocabulary = Some(VocabularyInfo {
+            version: "v".into(),
+            size: u32::MAX,
+        });
+        let err = Manifest::from_json_str(&serde_json::to_string(&m).unwrap(), Path::new("x.json"))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("`vocabulary.size` is 4294967295"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn onnx_path_rules() {
         let mut m = sample();
         assert_eq!(

@@ -211,3 +211,26 @@ impl<'a> TensorView<'a> {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zeros_checks_the_element_count_before_allocating() {
+        let t = Tensor::zeros(Dtype::F32, vec![2, 3], 6).expect("within the cap");
+        assert_eq!(t.as_f32(), Some(&[0.0; 6][..]));
+        assert_eq!(
+            Tensor::zeros(Dtype::I64, vec![2, 4], 6),
+            None,
+            "above the cap"
+        );
+        // The product overflows usize: refused, not wrapped or panicking.
+        assert_eq!(
+            Tensor::zeros(Dtype::F32, vec![usize::MAX, 2], usize::MAX),
+            None
+        );
+        assert_eq!(element_count(&[]), Some(1));
+        assert_eq!(element_count(&[1 << 40, 1 << 40]), None);
+    }
+}
