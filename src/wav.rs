@@ -40,6 +40,14 @@ pub enum WavError {
         /// What the encoder said.
         reason: String,
     },
+    /// [`write`] was given audio a WAV file cannot hold as given.
+    #[error("{path}: cannot write WAV: {reason}")]
+    InvalidInput {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with the audio or the format, in words.
+        reason: String,
+    },
 }
 
 /// Decoded audio, one `Vec` per channel, samples in −1…1.
@@ -74,18 +82,34 @@ pub fn read(path: &Path) -> Result<Audio, WavError> {
     };
     let mut reader = hound::WavReader::open(path).map_err(unreadable)?;
     let spec = reader.spec();
-    let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Float, 32) => reader
-            .samples::<f32>()
-            .collect::<Result<_, _>>()
-            .map_err(unreadable)?,
+    // The header's sample count sizes the buffers below: check it against the bytes the file
+    // really has first, so a lying header costs an error, not gigabytes.
+    let file_bytes = std::fs::metadata(path)
+        .map_err(|error| unreadable(error.into()))?
+        .len();
+    let declared = u64::from(reader.len());
+    let declared_bytes = declared * u64::from(spec.bits_per_sample.div_ceil(8));
+    if declared_bytes > file_bytes {
+        return Err(WavError::Unreadable {
+            path: path.to_owned(),
+            reason: format!(
+                "the data chunk declares {declared} samples ({declared_bytes} bytes) but the \
+                 file has only {file_bytes} bytes"
+            ),
+        });
+    }
+    let mut interleaved: Vec<f32> = Vec::with_capacity(declared as usize);
+    match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Float, 32) => {
+            for sample in reader.samples::<f32>() {
+                interleaved.push(sample.map_err(unreadable)?);
+            }
+        }
         (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
             let scale = 1.0 / (1u64 << (bits - 1)) as f32;
-            reader
-                .samples::<i32>()
-                .map(|sample| sample.map(|value| value as f32 * scale))
-                .collect::<Result<_, _>>()
-                .map_err(unreadable)?
+            for sample in reader.samples::<i32>() {
+                interleaved.push(sample.map_err(unreadable)? as f32 * scale);
+            }
         }
         (format, bits) => {
             let format = if format == hound::SampleFormat::Float {
@@ -99,7 +123,7 @@ pub fn read(path: &Path) -> Result<Audio, WavError> {
                 format,
             });
         }
-    };
+    }
     let channel_count = usize::from(spec.channels.max(1));
     let frames = interleaved.len() / channel_count;
     if frames == 0 {
@@ -130,14 +154,45 @@ pub fn read(path: &Path) -> Result<Audio, WavError> {
 /// Writes `channels` with the sample format in `spec` (integer formats are clipped to range).
 ///
 /// # Errors
-/// When the file cannot be created or written.
+/// [`WavError::InvalidInput`] when the channels differ in length, there are none or more than
+/// 65535, or the format is not one [`read`] takes; [`WavError::Unwritable`] when the file
+/// cannot be created or written.
 pub fn write(path: &Path, channels: &[Vec<f32>], spec: hound::WavSpec) -> Result<(), WavError> {
     let unwritable = |error: hound::Error| WavError::Unwritable {
         path: path.to_owned(),
         reason: error.to_string(),
     };
+    let invalid = |reason: String| WavError::InvalidInput {
+        path: path.to_owned(),
+        reason,
+    };
+    let lengths: Vec<usize> = channels.iter().map(Vec::len).collect();
+    if lengths.windows(2).any(|pair| pair[0] != pair[1]) {
+        return Err(invalid(format!(
+            "the channels differ in length ({lengths:?} samples)"
+        )));
+    }
+    let channel_count = u16::try_from(channels.len())
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| {
+            invalid(format!(
+                "{} channels (1 to 65535 can be written)",
+                channels.len()
+            ))
+        })?;
+    let supported = match spec.sample_format {
+        hound::SampleFormat::Float => spec.bits_per_sample == 32,
+        hound::SampleFormat::Int => matches!(spec.bits_per_sample, 8 | 16 | 24 | 32),
+    };
+    if !supported {
+        return Err(invalid(format!(
+            "{}-bit {:?} samples are not written (8/16/24/32-bit integer or 32-bit float)",
+            spec.bits_per_sample, spec.sample_format
+        )));
+    }
     let spec = hound::WavSpec {
-        channels: channels.len() as u16,
+        channels: channel_count,
         ..spec
     };
     let mut writer = hound::WavWriter::create(path, spec).map_err(unwritable)?;
@@ -214,6 +269,52 @@ mod tests {
         };
         write(&empty, &[vec![]], spec).expect("write");
         assert!(matches!(read(&empty), Err(WavError::Empty { .. })));
+    }
+
+    #[test]
+    fn ragged_channels_are_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ragged.wav");
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 48_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        // The first channel is the longer one: the old writer indexed the second out of range.
+        let error = write(&path, &[vec![0.1; 10], vec![0.1; 4]], spec).expect_err("ragged");
+        assert!(matches!(error, WavError::InvalidInput { .. }), "{error}");
+        let text = error.to_string();
+        assert!(
+            text.contains("ragged.wav") && text.contains("[10, 4]"),
+            "{text}"
+        );
+        let error = write(&path, &[], spec).expect_err("no channels");
+        assert!(error.to_string().contains("0 channels"), "{error}");
+    }
+
+    #[test]
+    fn a_header_declaring_more_samples_than_the_file_holds_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("liar.wav");
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 48_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        write(&path, &[vec![0.25; 100]], spec).expect("write");
+        let mut bytes = std::fs::read(&path).expect("read back");
+        // The canonical 44-byte header: the data chunk's length is at bytes 40..44.
+        assert_eq!(&bytes[36..40], b"data");
+        bytes[40..44].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
+        std::fs::write(&path, &bytes).expect("rewrite");
+        let error = read(&path).expect_err("lying header");
+        let text = error.to_string();
+        assert!(
+            text.contains("liar.wav") && text.contains("declares"),
+            "{text}"
+        );
     }
 
     #[test]

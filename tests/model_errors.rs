@@ -1,18 +1,27 @@
 //! Every error class, produced by a real broken file in a temporary directory. Each test
-//! checks the variant and that the message names the file.
+//! checks the variant and that the message names the file. Hostile models (counts far above
+//! their caps, styles that fail) are refused at load or replaced hop by hop by what is still
+//! valid, in the library and in the CLI.
 
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use common::*;
 use continuo::model::loader::{load_model_with, LoadOptions};
-use continuo::model::manifest::{sha256_bytes, ModelKind};
+use continuo::model::manifest::{sha256_bytes, ModelKind, MAX_FIXED_DIM, MAX_MANIFEST_BYTES};
 use continuo::model::onnx_writer::proto::ModelProto;
-use continuo::model::onnx_writer::GraphBuilder;
+use continuo::model::onnx_writer::{Attr, GraphBuilder};
+use continuo::model::{chain_message, Manifest, SynthSpec};
 use continuo::model::{
     load_model, scan, Backend, BackendChoice, Dim, Dtype, ModelDirs, ModelError, RuntimeSearch,
     TensorSpec,
+};
+use continuo::style::{
+    load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleSettings, StyleStatus,
+    TimbreModel, TimbreVoice,
 };
 use prost::Message;
 
@@ -451,4 +460,473 @@ fn run_rejects_bad_inputs() {
         .run(&[continuo::model::TensorView::f32(&[1, 2, 3], &x)])
         .unwrap();
     assert_eq!(out[0].shape, vec![1, 2, 4]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile models: every count is checked against its cap before anything is sized by it, and a
+// style that fails is refused at load or replaced hop by hop by what is still valid.
+// ---------------------------------------------------------------------------------------------
+
+fn repo_path(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// Copies the shipped model `name` into `dir` as `<stem>.json`/`.onnx`, editing the manifest.
+fn copy_shipped(
+    dir: &Path,
+    name: &str,
+    stem: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> PathBuf {
+    let onnx = dir.join(format!("{stem}.onnx"));
+    std::fs::copy(repo_path(&format!("models/{name}.onnx")), onnx).unwrap();
+    let manifest = dir.join(format!("{stem}.json"));
+    std::fs::copy(repo_path(&format!("models/{name}.json")), &manifest).unwrap();
+    edit_manifest(&manifest, |v| {
+        v.as_object_mut().unwrap().remove("onnx_file");
+        edit(v)
+    });
+    manifest
+}
+
+/// The first second of the 16 kHz melody fixture.
+fn melody() -> Vec<f32> {
+    let audio = continuo::wav::read(&repo_path("tests/fixtures/melody_16k.wav")).unwrap();
+    assert_eq!(audio.sample_rate, 16_000);
+    audio.channels[0][..16_000].to_vec()
+}
+
+fn voice(a: &Path, b: Option<&Path>, morph: f32) -> (TimbreVoice, Arc<StyleStatus>) {
+    let shared = Arc::new(SharedStyleSettings::default());
+    shared.store(&StyleSettings {
+        morph,
+        ..StyleSettings::default()
+    });
+    let status = Arc::new(StyleStatus::default());
+    let choice = StyleChoice {
+        a: a.to_str().unwrap().into(),
+        b: b.map(|b| b.to_str().unwrap().into()),
+    };
+    let voice = load_voice(
+        &choice,
+        &ModelDirs::new([]),
+        BackendChoice::Tract,
+        LatencyMode::Quality,
+        shared,
+        status.clone(),
+    )
+    .unwrap_or_else(|e| panic!("{}", chain_message(&e)));
+    (voice, status)
+}
+
+fn run_voice(voice: &mut TimbreVoice, input: &[f32]) -> Vec<f32> {
+    let mut output = vec![0.0; input.len()];
+    for (x, y) in input.chunks_exact(64).zip(output.chunks_exact_mut(64)) {
+        voice.process_hop(x, y);
+    }
+    output
+}
+
+fn peak(x: &[f32]) -> f32 {
+    x.iter().fold(0.0f32, |m, v| m.max(v.abs()))
+}
+
+/// A timbre model honouring the style contract (16 kHz, hop 64, T = 1) that passes loading
+/// and the trial run (all-zero features) but fails every real hop: its `harmonics` output is
+/// `N + round(100 · f0_norm)` wide, and a real f0 is never 0.
+fn flaky_timbre_model(dir: &Path, stem: &str) -> PathBuf {
+    const N: usize = 8;
+    const M: usize = 4;
+    const H: usize = 3;
+    let fixed = |dims: &[usize]| dims.iter().map(|&d| Dim::from(d)).collect::<Vec<_>>();
+    let mut g = GraphBuilder::new("flaky");
+    let x = g.input("features", Dtype::F32, &fixed(&[1, 1, 2]));
+    let h0 = g.input("h0", Dtype::F32, &fixed(&[1, 1, H]));
+    let f0 = g.slice(&x, &[0], &[1], &[2]); // [1, 1, 1]
+    let scale = g.initializer_f32("scale", &[], &[100.0]);
+    let scaled = g.mul(&f0, &scale);
+    g.node(
+        "ReduceMax",
+        &[&scaled],
+        &["scalar"],
+        vec![Attr::ints("axes", &[0, 1, 2]), Attr::int("keepdims", 0)],
+    );
+    g.node("Cast", &["scalar"], &["extra"], vec![Attr::int("to", 7)]);
+    let n = g.initializer_i64("n", &[], &[N as i64]);
+    let limit = g.add("extra", &n);
+    let zero = g.initializer_i64("zero", &[], &[0]);
+    let one = g.initializer_i64("one", &[], &[1]);
+    g.node("Range", &[&zero, &limit, &one], &["range"], vec![]);
+    g.node("Cast", &["range"], &["range_f"], vec![Attr::int("to", 1)]);
+    let harmonics = g.reshape("range_f", &[1, 1, -1]);
+    let amplitude = g.sigmoid(&f0);
+    let w = g.initializer_f32("w", &[1, M], &[0.5; M]);
+    let noise = g.matmul(&f0, &w);
+    let noise = g.sigmoid(&noise);
+    let zero_f = g.initializer_f32("zero_f", &[], &[0.0]);
+    let h_n = g.add(&h0, &zero_f);
+    g.output(&amplitude, "amplitude", Dtype::F32, &fixed(&[1, 1, 1]));
+    g.output(
+        &harmonics,
+        "harmonics",
+        Dtype::F32,
+        &[Dim::from(1), Dim::from(1), Dim::from("W")],
+    );
+    g.output(&noise, "noise", Dtype::F32, &fixed(&[1, 1, M]));
+    g.output(&h_n, "h_n", Dtype::F32, &fixed(&[1, 1, H]));
+    let spec = |name: &str, dims: &[usize]| TensorSpec::new(name, Dtype::F32, fixed(dims));
+    let path = write_model(
+        dir,
+        stem,
+        &g,
+        ModelKind::Timbre,
+        vec![spec("features", &[1, 1, 2]), spec("h0", &[1, 1, H])],
+        vec![
+            spec("amplitude", &[1, 1, 1]),
+            spec("harmonics", &[1, 1, N]),
+            spec("noise", &[1, 1, M]),
+            spec("h_n", &[1, 1, H]),
+        ],
+    );
+    let shipped = Manifest::load(repo_path("models/continuo-violin.json")).unwrap();
+    let mut manifest = Manifest::load(&path).unwrap();
+    manifest.sample_rate = shipped.sample_rate;
+    manifest.hop_size = shipped.hop_size;
+    manifest.frame_rate_hz = shipped.frame_rate_hz;
+    manifest.features = shipped.features;
+    manifest.synth = Some(SynthSpec {
+        harmonics: N as u32,
+        noise_bands: M as u32,
+        noise_band_spacing: "linear".into(),
+    });
+    manifest.save(&path).unwrap();
+    path
+}
+
+#[test]
+fn hostile_manifest_counts_are_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = valid_model(dir.path());
+    let original = std::fs::read_to_string(&p).unwrap();
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(Edit, &[&str]); 4] = [
+        // The model leaves this dim symbolic, so the old warm-up allocated 4 Gi × 3 floats.
+        (
+            |v| v["inputs"][0]["shape"] = serde_json::json!([1, 4_294_967_295u64, 3]),
+            &["`inputs[0]` (`x`)", "`shape[1]` is 4294967295"],
+        ),
+        // ×3 overflows usize: the old warm-up's shape product panicked in debug builds.
+        (
+            |v| v["inputs"][0]["shape"] = serde_json::json!([1, 9_223_372_036_854_775_807u64, 3]),
+            &["`shape[1]` is 9223372036854775807"],
+        ),
+        (
+            |v| {
+                v["synth"] = serde_json::json!({
+                    "harmonics": 4_294_967_295u64,
+                    "noise_bands": 4,
+                    "noise_band_spacing": "linear"
+                })
+            },
+            &["`synth.harmonics` is 4294967295"],
+        ),
+        (
+            |v| v["outputs"][0]["shape"] = serde_json::json!([1, 1, 1, 1, 1, 1, 1, 1, 1]),
+            &["`outputs[0]` (`y`)", "rank 9"],
+        ),
+    ];
+    for (edit, needles) in cases {
+        std::fs::write(&p, &original).unwrap();
+        edit_manifest(&p, edit);
+        let e = load_err(&p, ModelKind::Timbre, BackendChoice::Tract);
+        assert!(matches!(e, ModelError::ManifestInvalid { .. }), "{e}");
+        assert_names(&e, &p);
+        for needle in needles {
+            assert!(e.to_string().contains(needle), "{needle}: {e}");
+        }
+    }
+    assert!(original.len() < MAX_MANIFEST_BYTES as usize);
+}
+
+#[test]
+fn oversized_manifest_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = valid_model(dir.path());
+    // Valid JSON, padded past the cap with whitespace.
+    let mut text = std::fs::read_to_string(&p).unwrap();
+    text.push_str(&" ".repeat(MAX_MANIFEST_BYTES as usize));
+    std::fs::write(&p, text).unwrap();
+    let e = load_err(&p, ModelKind::Timbre, BackendChoice::Tract);
+    assert!(matches!(e, ModelError::FileTooLarge { .. }), "{e}");
+    assert_names(&e, &p);
+}
+
+#[test]
+fn hostile_onnx_dims_are_refused_before_a_backend_sees_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = valid_model(dir.path());
+    let onnx = dir.path().join("m.onnx");
+    let original = ModelProto::decode(std::fs::read(&onnx).unwrap().as_slice()).unwrap();
+    type Edit = fn(&mut ModelProto);
+    let cases: [(Edit, &str); 3] = [
+        // A constant whose dims claim 2^40 floats while it holds 12.
+        (
+            |m| m.graph.as_mut().unwrap().initializer[0].dims = vec![1 << 40],
+            "holds 48 bytes",
+        ),
+        // Dims whose product overflows.
+        (
+            |m| m.graph.as_mut().unwrap().initializer[0].dims = vec![1 << 62, 1 << 62],
+            "invalid dims",
+        ),
+        // A declared output dim far above the cap.
+        (
+            |m| {
+                use continuo::model::onnx_writer::proto::{tensor_shape_proto, type_proto};
+                let output = &mut m.graph.as_mut().unwrap().output[0];
+                let Some(type_proto::Value::TensorType(t)) =
+                    output.r#type.as_mut().unwrap().value.as_mut()
+                else {
+                    unreachable!("the writer declares tensor outputs")
+                };
+                t.shape.as_mut().unwrap().dim[2].value =
+                    Some(tensor_shape_proto::dimension::Value::DimValue(1 << 40));
+            },
+            "at most 1048576",
+        ),
+    ];
+    for (edit, needle) in cases {
+        let mut model = original.clone();
+        edit(&mut model);
+        replace_onnx(&p, &model.encode_to_vec());
+        let e = load_err(&p, ModelKind::Timbre, BackendChoice::Tract);
+        assert!(
+            matches!(&e, ModelError::NotOnnx { reason, .. } if reason.contains(needle)),
+            "{needle}: {e}"
+        );
+        assert_names(&e, &onnx);
+    }
+    assert_eq!(MAX_FIXED_DIM, 1 << 20);
+}
+
+#[test]
+fn style_models_with_unusable_synth_counts_are_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(u32, &str); 3] = [
+        (4_294_967_295, "`synth.harmonics` is 4294967295"),
+        // Within the manifest cap but above what the synthesiser renders.
+        (2000, "renders at most 1024"),
+        // Not what the model outputs.
+        (
+            33,
+            "output `harmonics` is 32 wide but synth.harmonics is 33",
+        ),
+    ];
+    for (harmonics, needle) in cases {
+        let p = copy_shipped(dir.path(), "continuo-flute", "BROKEN", |v| {
+            v["synth"]["harmonics"] = harmonics.into()
+        });
+        let e = TimbreModel::load(
+            p.to_str().unwrap(),
+            &ModelDirs::new([]),
+            BackendChoice::Tract,
+        )
+        .expect_err("refused");
+        let text = chain_message(&e);
+        assert!(
+            text.contains("BROKEN.json") && text.contains(needle),
+            "{needle}: {text}"
+        );
+    }
+}
+
+#[test]
+fn a_refused_style_b_leaves_style_a_playing_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = copy_shipped(dir.path(), "continuo-violin", "violin", |_| {});
+    let broken = copy_shipped(dir.path(), "continuo-flute", "BROKEN", |v| {
+        v["synth"]["harmonics"] = 4_294_967_295u32.into()
+    });
+    let input = melody();
+    let (mut alone, _) = voice(&a, None, 0.0);
+    let (mut morphing, status) = voice(&a, Some(&broken), 0.5);
+    assert_eq!(morphing.style_names().1, None, "B is not playing");
+    assert_eq!(status.load_errors.load(Ordering::Relaxed), 1);
+    let why = status.style_b_refused().expect("the refusal is kept");
+    assert!(
+        why.contains("BROKEN.json") && why.contains("synth.harmonics"),
+        "{why}"
+    );
+    assert!(status.message().contains(&why), "{}", status.message());
+    let refusal = morphing.take_style_b_refusal().expect("handed over once");
+    assert!(chain_message(&refusal).contains("BROKEN.json"));
+    assert!(morphing.take_style_b_refusal().is_none());
+
+    let expected = run_voice(&mut alone, &input);
+    let got = run_voice(&mut morphing, &input);
+    assert!(peak(&expected) > 0.01, "style A plays: {}", peak(&expected));
+    assert_eq!(got, expected, "style A alone, exactly");
+    assert_eq!(status.model_errors.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn hops_whose_style_b_call_fails_play_style_a_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = copy_shipped(dir.path(), "continuo-violin", "violin", |_| {});
+    let flaky = flaky_timbre_model(dir.path(), "flaky");
+    let input = melody();
+    let (mut alone, _) = voice(&a, None, 0.0);
+    let (mut morphing, status) = voice(&a, Some(&flaky), 0.5);
+    assert_eq!(
+        morphing.style_names().1.as_deref(),
+        Some("flaky"),
+        "B loads"
+    );
+    let expected = run_voice(&mut alone, &input);
+    let got = run_voice(&mut morphing, &input);
+    let failures = status.model_errors.load(Ordering::Relaxed);
+    assert!(failures > 200, "every real hop fails B: {failures}");
+    assert!(peak(&got) > 0.01, "never silence: {}", peak(&got));
+    assert_eq!(got, expected, "style A alone, exactly");
+    let message = status.message();
+    assert!(
+        message.contains("style A alone") && message.contains("flaky.json"),
+        "{message}"
+    );
+}
+
+#[test]
+fn hops_whose_style_a_call_fails_play_the_dry_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = flaky_timbre_model(dir.path(), "flaky");
+    let input = melody();
+    let (mut voice, status) = voice(&flaky, None, 0.0);
+    let latency = voice.latency_samples();
+    let output = run_voice(&mut voice, &input);
+    assert!(status.model_errors.load(Ordering::Relaxed) > 200);
+    assert!(
+        status.message().contains("dry input"),
+        "{}",
+        status.message()
+    );
+    // After the first failing hop's crossfade: the input, delayed by the voice latency.
+    let settled = latency + 2 * 64;
+    for n in settled..output.len() {
+        assert_eq!(output[n], input[n - latency], "sample {n}");
+    }
+    assert!(peak(&output[settled..]) > 0.1, "never silence");
+}
+
+fn continuo_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_continuo"))
+        .args(args)
+        .output()
+        .expect("run continuo")
+}
+
+#[test]
+fn cli_refuses_a_broken_style_b_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = copy_shipped(dir.path(), "continuo-flute", "BROKEN", |v| {
+        v["synth"]["harmonics"] = 4_294_967_295u32.into()
+    });
+    let out = dir.path().join("out.wav");
+    let run = continuo_cli(&[
+        "style",
+        repo_path("tests/fixtures/melody_16k.wav").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--model",
+        "continuo-violin",
+        "--morph",
+        broken.to_str().unwrap(),
+        "--amount",
+        "0.5",
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("BROKEN.json") && stderr.contains("synth.harmonics"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing written for a refused style");
+}
+
+#[test]
+fn cli_exits_non_zero_when_model_calls_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = flaky_timbre_model(dir.path(), "flaky");
+    let input = dir.path().join("in.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    continuo::wav::write(&input, &[melody()], spec).unwrap();
+    let out = dir.path().join("out.wav");
+    let run = continuo_cli(&[
+        "style",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--model",
+        "continuo-violin",
+        "--morph",
+        flaky.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("model calls failed") && stderr.contains("flaky.json"),
+        "{stderr}"
+    );
+    // Written for inspection, with style A where B failed: not silent.
+    let written = continuo::wav::read(&out).expect("output written");
+    assert!(peak(&written.channels[0]) > 0.01);
+}
+
+#[test]
+fn cli_errors_print_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // An I/O error: the OS's words once, not once per link of the chain.
+    let missing = dir.path().join("missing.mid");
+    let run = continuo_cli(&[
+        "continue",
+        missing.to_str().unwrap(),
+        "-o",
+        dir.path().join("out.mid").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(stderr.contains("missing.mid"), "{stderr}");
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+
+    // A manifest that is a directory: ModelError::Io through StyleError.
+    let model_dir = dir.path().join("dir.json");
+    std::fs::create_dir(&model_dir).unwrap();
+    let run = continuo_cli(&[
+        "style",
+        repo_path("tests/fixtures/melody_16k.wav").to_str().unwrap(),
+        "-o",
+        dir.path().join("out.wav").to_str().unwrap(),
+        "--model",
+        model_dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(stderr.contains("dir.json"), "{stderr}");
+    assert_eq!(stderr.matches("Is a directory").count(), 1, "{stderr}");
+
+    // A DSP error wrapped in a style error.
+    let error = continuo::style::StyleError::from(continuo::dsp::DspError::InvalidConfig {
+        parameter: "n_harmonics",
+        reason: "must be at most 1024",
+    });
+    let text = chain_message(&error);
+    assert_eq!(text.matches("must be at most 1024").count(), 1, "{text}");
 }

@@ -316,7 +316,7 @@ fn style(
     let shared = Arc::new(SharedStyleSettings::default());
     shared.store(&settings);
     let status = Arc::new(StyleStatus::default());
-    let voice = load_voice(
+    let mut voice = load_voice(
         choice,
         &model_dirs(&options.dirs),
         BackendChoice::Auto,
@@ -324,6 +324,11 @@ fn style(
         shared,
         status.clone(),
     )?;
+    // The plugin plays A alone when B is refused; asked for a morph, the CLI refuses instead.
+    if let Some(refusal) = voice.take_style_b_refusal() {
+        let b = choice.b.as_deref().unwrap_or_default();
+        return Err(anyhow::Error::new(refusal).context(format!("style B `{b}` refused")));
+    }
     let (a, b) = voice.style_names();
     let processor = StyleProcessor::new(sample_rate, channels, mode, Some(voice))
         .with_context(|| format!("{}: cannot restyle at {sample_rate} Hz", input.display()))?;
@@ -338,18 +343,23 @@ fn style(
             ..MixGain::WET
         },
     );
+    wav::write(output, &rendered, audio.spec)?;
+    // Written for inspection, but not what was asked: exit non-zero.
     let late = engine.stats().late_blocks.load(Ordering::Relaxed);
     if late > 0 {
-        eprintln!("warning: the worker fell behind in {late} blocks; those stretches are dry");
+        bail!(
+            "{}: the worker fell behind in {late} blocks; those stretches are dry",
+            output.display()
+        );
     }
     let model_errors = status.model_errors.load(Ordering::Relaxed);
     if model_errors > 0 {
-        eprintln!(
-            "warning: {model_errors} model calls failed (silent hops): {}",
+        bail!(
+            "{}: {model_errors} model calls failed; {}",
+            output.display(),
             status.message()
         );
     }
-    wav::write(output, &rendered, audio.spec)?;
     let styles = match b {
         Some(b) => format!("{a} → {b} at {:.2}", settings.morph),
         None => a,
@@ -543,7 +553,11 @@ fn models(extra_dirs: &[PathBuf]) {
                 manifest.parameter_count,
                 model.path.display()
             ),
-            Err(error) => println!("invalid  {}\n         {error}", model.path.display()),
+            Err(error) => println!(
+                "invalid  {}\n         {}",
+                model.path.display(),
+                continuo::model::chain_message(&error)
+            ),
         }
     }
 }

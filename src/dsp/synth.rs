@@ -60,6 +60,12 @@ pub enum NoiseBandSpacing {
     Mel,
 }
 
+/// Most harmonics a [`HarmonicNoiseSynth`] renders (a model's `synth.harmonics` is checked
+/// against it before any buffer is sized by it).
+pub const MAX_HARMONICS: usize = 1024;
+/// Most noise bands a [`HarmonicNoiseSynth`] filters.
+pub const MAX_NOISE_BANDS: usize = 4096;
+
 /// Settings of a [`HarmonicNoiseSynth`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SynthConfig {
@@ -106,10 +112,10 @@ impl SynthConfig {
         if !(1..=1 << 16).contains(&self.hop_size) {
             return Err(DspError::invalid("hop_size", "must be in 1..=65536"));
         }
-        if self.n_harmonics > 1024 {
+        if self.n_harmonics > MAX_HARMONICS {
             return Err(DspError::invalid("n_harmonics", "must be at most 1024"));
         }
-        if self.n_noise_bands > 4096 {
+        if self.n_noise_bands > MAX_NOISE_BANDS {
             return Err(DspError::invalid("n_noise_bands", "must be at most 4096"));
         }
         if !(self.noise_max_hz.is_finite()

@@ -27,23 +27,38 @@ use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, T
 
 use super::{Note, TempoMap};
 
+/// Largest MIDI file read (64 MiB; a long orchestral file is a few hundred KiB). The whole
+/// file is read into memory, and everything parsed from it is bounded by its length.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
 /// Everything that can go wrong reading or writing a MIDI file. Each variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum MidiError {
     /// The file could not be read from disk.
-    #[error("{}: cannot read the file: {source}", path.display())]
+    #[error("{}: cannot read the file", path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// What the operating system said.
+        /// What the operating system said (the error's source, printed by whoever walks the
+        /// chain).
+        #[source]
         source: std::io::Error,
     },
+    /// The file is larger than [`MAX_FILE_BYTES`].
+    #[error("{}: the file is {size} bytes; MIDI files over {MAX_FILE_BYTES} bytes are not read", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+    },
     /// The file could not be written.
-    #[error("{}: cannot write the file: {source}", path.display())]
+    #[error("{}: cannot write the file", path.display())]
     Write {
         /// The file.
         path: PathBuf,
         /// What the operating system said.
+        #[source]
         source: std::io::Error,
     },
     /// The bytes are not a Standard MIDI File.
@@ -154,6 +169,7 @@ impl Song {
     /// [`MidiError::NotMidi`], [`MidiError::Truncated`], [`MidiError::SmpteUnsupported`] or
     /// [`MidiError::NoNotes`], each naming `path`.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, MidiError> {
+        let bytes = unwrap_rmid(bytes, path)?;
         check_chunks(bytes, path)?;
         let smf = Smf::parse(bytes).map_err(|error| MidiError::NotMidi {
             path: path.to_owned(),
@@ -288,7 +304,8 @@ impl Song {
 ///
 /// # Errors
 ///
-/// [`MidiError::Read`] if the file cannot be read, then as [`Song::from_bytes`].
+/// [`MidiError::Read`] if the file cannot be read, [`MidiError::TooLarge`] above
+/// [`MAX_FILE_BYTES`], then as [`Song::from_bytes`].
 ///
 /// # Examples
 ///
@@ -302,11 +319,25 @@ impl Song {
 /// assert_eq!(song.melodic_notes(None).unwrap()[0].end_beat, 1.0);
 /// ```
 pub fn read(path: impl AsRef<Path>) -> Result<Song, MidiError> {
+    use std::io::Read;
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| MidiError::Read {
+    let read_error = |source| MidiError::Read {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let size = file.metadata().map_err(read_error)?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(MidiError::TooLarge {
+            path: path.to_owned(),
+            size,
+        });
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    // `take`: a file growing while it is read still stops at the cap.
+    file.take(MAX_FILE_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
     Song::from_bytes(&bytes, path)
 }
 
@@ -499,7 +530,44 @@ fn meta(delta: u32, message: MetaMessage<'static>) -> TrackEvent<'static> {
     }
 }
 
-/// Walks the chunk headers so a cut-off file is reported rather than half-read.
+/// The Standard MIDI File inside `bytes`: the bytes themselves, or the `data` chunk of a RIFF
+/// RMID wrapper (unwrapped here so [`check_chunks`] sees the real file).
+fn unwrap_rmid<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a [u8], MidiError> {
+    if !bytes.starts_with(b"RIFF") {
+        return Ok(bytes);
+    }
+    let not_midi = |reason: &str| MidiError::NotMidi {
+        path: path.to_owned(),
+        reason: reason.into(),
+    };
+    let le_u32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    let body = bytes
+        .get(8..)
+        .filter(|body| body.starts_with(b"RMID"))
+        .ok_or_else(|| not_midi("a RIFF file that is not RMID (MIDI in RIFF)"))?;
+    let mut rest = &body[4..];
+    while rest.len() >= 8 {
+        let length = le_u32(&rest[4..8]);
+        let data = rest.get(8..).unwrap_or_default();
+        if rest.starts_with(b"data") {
+            return data.get(..length).ok_or_else(|| MidiError::Truncated {
+                path: path.to_owned(),
+                reason: format!(
+                    "the RMID data chunk declares {length} bytes but only {} remain",
+                    data.len()
+                ),
+            });
+        }
+        // Chunks are padded to an even length.
+        let skip = length.saturating_add(length % 2);
+        rest = data.get(skip..).unwrap_or_default();
+    }
+    Err(not_midi("an RMID file without a data chunk"))
+}
+
+/// Walks the chunk headers so a cut-off file is reported rather than half-read, and refuses
+/// SMPTE timing before midly parses the header (it negates the frame rate byte, which
+/// overflows for -128).
 fn check_chunks(bytes: &[u8], path: &Path) -> Result<(), MidiError> {
     let not_midi = |reason: String| MidiError::NotMidi {
         path: path.to_owned(),
@@ -508,15 +576,20 @@ fn check_chunks(bytes: &[u8], path: &Path) -> Result<(), MidiError> {
     if bytes.is_empty() {
         return Err(not_midi("the file is empty".into()));
     }
-    if bytes.starts_with(b"RIFF") {
-        // RIFF RMID wrapper: midly unwraps it and checks it.
-        return Ok(());
-    }
     if !bytes.starts_with(b"MThd") {
         let start = &bytes[..bytes.len().min(4)];
         return Err(not_midi(format!(
             "it does not start with an MThd header (first bytes {start:02x?})"
         )));
+    }
+    // The division is the header's third field (bytes 12..14); its top bit means SMPTE.
+    if let Some(&[high, _]) = bytes.get(12..14) {
+        if high & 0x80 != 0 {
+            return Err(MidiError::SmpteUnsupported {
+                path: path.to_owned(),
+                fps: (high as i8).unsigned_abs(),
+            });
+        }
     }
     let mut position = 0usize;
     while position < bytes.len() {
@@ -928,6 +1001,36 @@ mod tests {
         assert!(matches!(
             read_error("smpte.mid", &smpte),
             MidiError::SmpteUnsupported { fps: 25, .. }
+        ));
+
+        // -128 fps: midly negates the byte, which overflowed (a panic in debug builds).
+        let smpte = smf_bytes(1, 0x8000, &[track(&[(0, &[0xff, 0x2f, 0])])]);
+        assert!(matches!(
+            read_error("smpte-128.mid", &smpte),
+            MidiError::SmpteUnsupported { fps: 128, .. }
+        ));
+
+        // MIDI in a RIFF RMID wrapper reads like the bare file, and is checked like it.
+        let rmid = |smf: &[u8]| {
+            let mut data = b"RMIDdata".to_vec();
+            data.extend((smf.len() as u32).to_le_bytes());
+            data.extend(smf);
+            let mut riff = b"RIFF".to_vec();
+            riff.extend((data.len() as u32).to_le_bytes());
+            riff.extend(data);
+            riff
+        };
+        let wrapped = Song::from_bytes(&rmid(&whole), &path()).expect("RMID reads");
+        assert_eq!(wrapped, Song::from_bytes(&whole, &path()).unwrap());
+        assert!(matches!(
+            read_error("cut.rmi", &rmid(&whole[..whole.len() - 3])),
+            MidiError::Truncated { .. }
+        ));
+        let mut no_data = rmid(&whole);
+        no_data[12..16].copy_from_slice(b"junk");
+        assert!(matches!(
+            read_error("no-data.rmi", &no_data),
+            MidiError::NotMidi { .. }
         ));
 
         let tempo_only = smf_bytes(1, 96, &[track(&[(0, &[0xff, 0x2f, 0])])]);

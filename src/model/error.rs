@@ -3,6 +3,11 @@
 //! Every variant names the file it is about (manifest or ONNX file) and says why, so the
 //! plugin UI and the CLI can show the message as is ("timbre.json: sha256 mismatch …") and the
 //! plugin can keep running on its previous model.
+//!
+//! Error convention of the crate: a variant that wraps another error marks it `#[source]` and
+//! does not repeat it in its `Display`; whoever prints walks the chain (anyhow's `{:#}` in the
+//! CLI, [`chain_message`] elsewhere), so each cause appears exactly once. Wrappers that add
+//! nothing of their own are `#[error(transparent)]`.
 
 use std::path::PathBuf;
 
@@ -23,13 +28,25 @@ pub enum ModelError {
     },
 
     /// A file exists but could not be read (permissions, I/O error, not a regular file …).
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read", path.display())]
     Io {
         /// File that could not be read or written.
         path: PathBuf,
         /// The operating system's reason.
         #[source]
         source: std::io::Error,
+    },
+
+    /// The file is larger than the loader reads for its kind (a hostile or mistaken file).
+    #[error("{}: the file is {size} bytes; at most {max} are read", path.display())]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+        /// The cap, bytes ([`super::manifest::MAX_MANIFEST_BYTES`] or
+        /// [`super::loader::MAX_ONNX_BYTES`]).
+        max: u64,
     },
 
     /// The manifest is not valid JSON or does not match the contract (missing field, wrong type).
@@ -175,6 +192,7 @@ impl ModelError {
         match self {
             ModelError::ManifestMissing { path }
             | ModelError::Io { path, .. }
+            | ModelError::FileTooLarge { path, .. }
             | ModelError::ManifestParse { path, .. }
             | ModelError::ManifestInvalid { path, .. }
             | ModelError::UnsupportedContractVersion { path, .. }
@@ -198,6 +216,19 @@ impl ModelError {
             ModelError::Io { path, source }
         }
     }
+}
+
+/// `error` and each of its causes, joined with ": " (the text anyhow's `{:#}` prints), for
+/// messages shown outside the CLI (plugin status, logs).
+pub fn chain_message(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
 }
 
 /// Result alias of the model layer.

@@ -8,9 +8,15 @@ use std::path::{Path, PathBuf};
 
 use super::backend::{onnx_runtime, Backend, BackendChoice, OrtRuntime, RuntimeSearch, Session};
 use super::error::{ModelError, Result};
-use super::manifest::{sha256_bytes, Dim, Manifest, ModelKind, TensorSpec};
+use super::manifest::{
+    read_capped, sha256_bytes, Dim, Manifest, ModelKind, TensorSpec, MAX_TENSOR_ELEMENTS,
+};
 use super::onnx_info::{inspect, IoInfo, OnnxInfo};
 use super::tensor::{Tensor, TensorData};
+
+/// Largest ONNX file loaded (256 MiB, some 64 M f32 weights; Continuo's models are around
+/// 1 MiB). The file is read whole, so this is also the largest buffer a model file costs.
+pub const MAX_ONNX_BYTES: u64 = 256 << 20;
 
 /// How to load: which backend, and where ONNX Runtime's library may be.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -144,19 +150,25 @@ fn validate_inner(
     let onnx_path = manifest.onnx_path(manifest_path);
     // Read once: the same bytes are hashed, inspected and handed to the backend, so the file
     // cannot change between the check and the load.
-    let bytes = std::fs::read(&onnx_path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            ModelError::OnnxMissing {
-                path: onnx_path.clone(),
-                manifest: manifest_path.to_path_buf(),
+    let bytes = read_capped(&onnx_path, MAX_ONNX_BYTES)
+        .map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                ModelError::OnnxMissing {
+                    path: onnx_path.clone(),
+                    manifest: manifest_path.to_path_buf(),
+                }
+            } else {
+                ModelError::Io {
+                    path: onnx_path.clone(),
+                    source,
+                }
             }
-        } else {
-            ModelError::Io {
-                path: onnx_path.clone(),
-                source,
-            }
-        }
-    })?;
+        })?
+        .map_err(|size| ModelError::FileTooLarge {
+            path: onnx_path.clone(),
+            size,
+            max: MAX_ONNX_BYTES,
+        })?;
     let actual = sha256_bytes(&bytes);
     if actual != manifest.onnx_sha256 {
         return Err(ModelError::HashMismatch {
@@ -305,11 +317,19 @@ pub fn warm_up(manifest: &Manifest, session: &mut Session) -> Result<Vec<Tensor>
         backend,
         reason,
     };
+    // Manifest validation capped these shapes; checked again for manifests built in code.
     let inputs: Vec<Tensor> = manifest
         .inputs
         .iter()
-        .map(|s| Tensor::zeros(s.dtype, s.concrete_shape(1)))
-        .collect();
+        .map(|s| {
+            Tensor::zeros(s.dtype, s.concrete_shape(1), MAX_TENSOR_ELEMENTS).ok_or_else(|| {
+                fail(format!(
+                    "input `{}` has more than {MAX_TENSOR_ELEMENTS} elements",
+                    s.name
+                ))
+            })
+        })
+        .collect::<Result<_>>()?;
     let views: Vec<_> = inputs.iter().map(Tensor::view).collect();
     let outputs = session.run(&views).map_err(|e| fail(e.to_string()))?;
     if outputs.len() != manifest.outputs.len() {

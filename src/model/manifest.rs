@@ -23,6 +23,25 @@ pub const CONTRACT_VERSION: u32 = 1;
 /// Oldest contract version [`migrate`] can bring up to [`CONTRACT_VERSION`].
 pub const MIN_CONTRACT_VERSION: u32 = 1;
 
+/// Largest manifest file read (4 MiB; real manifests are a few KiB, training notes included),
+/// so a hostile "manifest" cannot make the loader read gigabytes.
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
+/// Largest fixed dimension a manifest or an ONNX file may declare for a model input or output
+/// (2^20). Widths in the contract (state, logits, harmonics) are hundreds; this only stops
+/// hostile counts before anything is sized by them.
+pub const MAX_FIXED_DIM: usize = 1 << 20;
+
+/// Most dims a model input or output may have.
+pub const MAX_TENSOR_RANK: usize = 8;
+
+/// Most elements of one input or output with every symbolic dim taken as 1 (2^22 = 4 Mi:
+/// 16 MiB of f32, 32 MiB of i64): what the warm-up run and the callers' state buffers allocate.
+pub const MAX_TENSOR_ELEMENTS: usize = 1 << 22;
+
+/// Most inputs plus outputs a manifest may declare.
+pub const MAX_TENSORS: usize = 64;
+
 /// What a model does, which decides who may load it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -103,6 +122,38 @@ impl TensorSpec {
             dtype,
             shape: shape.into_iter().collect(),
         }
+    }
+
+    /// Checks the shape against [`MAX_TENSOR_RANK`], [`MAX_FIXED_DIM`] and
+    /// [`MAX_TENSOR_ELEMENTS`] (symbolic dims count as 1), with checked arithmetic; the error
+    /// names the offending dim.
+    pub fn check_size(&self) -> std::result::Result<(), String> {
+        if self.shape.len() > MAX_TENSOR_RANK {
+            return Err(format!(
+                "rank {} is above the contract's {MAX_TENSOR_RANK}",
+                self.shape.len()
+            ));
+        }
+        let mut elements: usize = 1;
+        for (axis, dim) in self.shape.iter().enumerate() {
+            let size = dim.fixed().unwrap_or(1);
+            check_dim(&format!("shape[{axis}]"), size)?;
+            elements = elements
+                .checked_mul(size)
+                .filter(|&n| n <= MAX_TENSOR_ELEMENTS)
+                .ok_or_else(|| {
+                    format!(
+                        "shape {} has more than {MAX_TENSOR_ELEMENTS} elements",
+                        self.shape_text()
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    fn shape_text(&self) -> String {
+        let dims: Vec<String> = self.shape.iter().map(Dim::to_string).collect();
+        format!("[{}]", dims.join(", "))
     }
 
     /// Shape with every symbolic dim replaced by `symbolic` (warm-up uses 1).
@@ -221,8 +272,17 @@ impl Manifest {
     /// `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Manifest> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ModelError::from_manifest_io(path.to_path_buf(), e))?;
+        let bytes = read_capped(path, MAX_MANIFEST_BYTES)
+            .map_err(|e| ModelError::from_manifest_io(path.to_path_buf(), e))?
+            .map_err(|size| ModelError::FileTooLarge {
+                path: path.to_path_buf(),
+                size,
+                max: MAX_MANIFEST_BYTES,
+            })?;
+        let text = String::from_utf8(bytes).map_err(|e| ModelError::ManifestParse {
+            path: path.to_path_buf(),
+            reason: format!("not UTF-8 text: {e}"),
+        })?;
         Manifest::from_json_str(&text, path)
     }
 
@@ -306,7 +366,8 @@ impl Manifest {
         }
     }
 
-    /// Checks the contract rules serde cannot express.
+    /// Checks the contract rules serde cannot express, and every count against its cap (before
+    /// anything is sized by it).
     fn validate(&self) -> std::result::Result<(), String> {
         if self.name.trim().is_empty() {
             return Err("`name` is empty".into());
@@ -316,6 +377,29 @@ impl Manifest {
         }
         if self.outputs.is_empty() {
             return Err("`outputs` is empty".into());
+        }
+        if self.inputs.len() + self.outputs.len() > MAX_TENSORS {
+            return Err(format!(
+                "{} inputs and outputs; the contract allows at most {MAX_TENSORS}",
+                self.inputs.len() + self.outputs.len()
+            ));
+        }
+        for (list, specs) in [("inputs", &self.inputs), ("outputs", &self.outputs)] {
+            for (i, spec) in specs.iter().enumerate() {
+                spec.check_size()
+                    .map_err(|why| format!("`{list}[{i}]` (`{}`): {why}", spec.name))?;
+            }
+        }
+        if let Some(synth) = &self.synth {
+            for (field, count) in [
+                ("synth.harmonics", synth.harmonics),
+                ("synth.noise_bands", synth.noise_bands),
+            ] {
+                check_dim(field, count as usize)?;
+            }
+        }
+        if let Some(vocabulary) = &self.vocabulary {
+            check_dim("vocabulary.size", vocabulary.size as usize)?;
         }
         let hex = self.onnx_sha256.len() == 64
             && self
@@ -339,6 +423,35 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// Refuses a count above [`MAX_FIXED_DIM`], naming the field.
+fn check_dim(field: &str, size: usize) -> std::result::Result<(), String> {
+    if size > MAX_FIXED_DIM {
+        return Err(format!(
+            "`{field}` is {size}; the contract allows at most {MAX_FIXED_DIM}"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a whole file of at most `max` bytes: `Ok(Err(size))` when it is larger (checked on
+/// the open file before reading, and again while reading in case it grows).
+pub(crate) fn read_capped(
+    path: &Path,
+    max: u64,
+) -> std::io::Result<std::result::Result<Vec<u8>, u64>> {
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if size > max {
+        return Ok(Err(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Ok(Err(bytes.len() as u64));
+    }
+    Ok(Ok(bytes))
 }
 
 /// Brings a manifest written for contract `from` (older than [`CONTRACT_VERSION`]) up to the
@@ -483,6 +596,35 @@ mod tests {
         let err = Manifest::from_json_str(&serde_json::to_string(&m).unwrap(), Path::new("x.json"))
             .unwrap_err();
         assert!(err.to_string().contains("vocabulary"), "{err}");
+    }
+
+    #[test]
+    fn counts_above_their_caps_are_refused_naming_the_field() {
+        // Each dim within MAX_FIXED_DIM, their product far above MAX_TENSOR_ELEMENTS: what a
+        // warm-up or a caller's state buffer would have allocated.
+        let mut m = sample();
+        m.inputs[0].shape = vec![Dim::Fixed(MAX_FIXED_DIM), Dim::Fixed(MAX_FIXED_DIM)];
+        let err = Manifest::from_json_str(&serde_json::to_string(&m).unwrap(), Path::new("x.json"))
+            .unwrap_err();
+        assert!(matches!(err, ModelError::ManifestInvalid { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("x.json") && text.contains("`inputs[0]` (`features`)"),
+            "{text}"
+        );
+        assert!(text.contains("more than 4194304 elements"), "{text}");
+
+        let mut m = sample();
+        m.vocabulary = Some(VocabularyInfo {
+            version: "v".into(),
+            size: u32::MAX,
+        });
+        let err = Manifest::from_json_str(&serde_json::to_string(&m).unwrap(), Path::new("x.json"))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("`vocabulary.size` is 4294967295"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,14 +8,19 @@ use std::path::Path;
 use prost::Message;
 
 use super::error::{ModelError, Result};
-use super::manifest::Dim;
-use super::onnx_writer::proto::{tensor_shape_proto, type_proto, ModelProto, ValueInfoProto};
-use super::tensor::Dtype;
+use super::manifest::{Dim, MAX_FIXED_DIM};
+use super::onnx_writer::proto::{
+    tensor_shape_proto, type_proto, GraphProto, ModelProto, TensorProto, ValueInfoProto,
+};
+use super::tensor::{element_count, Dtype};
 
 /// Highest default-domain opset accepted. ONNX Runtime 1.31 implements up to opset 23 and
 /// tract 0.23 covers the ops Continuo uses up to there; a newer stamp means a newer exporter
 /// whose op semantics we have not tested.
 pub const MAX_OPSET: i64 = 23;
+
+/// Deepest nesting of subgraphs (`If`/`Loop` bodies) inspected; Continuo's models have none.
+pub const MAX_GRAPH_DEPTH: usize = 4;
 
 /// Name, element type and shape of one graph input or output, as a backend reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,19 +99,136 @@ pub fn inspect(path: &Path, bytes: &[u8]) -> Result<OnnxInfo> {
     }
     let initializers: std::collections::HashSet<&str> =
         graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let inputs = graph
+    let inputs: Vec<IoInfo> = graph
         .input
         .iter()
         .filter(|v| !initializers.contains(v.name.as_str()))
         .map(io_info)
         .collect();
-    let outputs = graph.output.iter().map(io_info).collect();
+    let outputs: Vec<IoInfo> = graph.output.iter().map(io_info).collect();
+    check_graph(&graph, 0).map_err(not_onnx)?;
     Ok(OnnxInfo {
         opsets,
         op_types,
         inputs,
         outputs,
     })
+}
+
+/// Checks what a backend would size from the file before running anything: every declared
+/// dim of the graph's values against [`MAX_FIXED_DIM`], and every constant tensor's dims
+/// against the data it really holds (so no dims can ask for more memory than the file brings),
+/// recursing into subgraphs up to [`MAX_GRAPH_DEPTH`].
+fn check_graph(graph: &GraphProto, depth: usize) -> std::result::Result<(), String> {
+    if depth > MAX_GRAPH_DEPTH {
+        return Err(format!("subgraphs nested deeper than {MAX_GRAPH_DEPTH}"));
+    }
+    for value in graph
+        .input
+        .iter()
+        .chain(&graph.output)
+        .chain(&graph.value_info)
+    {
+        check_value_dims(value)?;
+    }
+    for tensor in &graph.initializer {
+        check_tensor(tensor)?;
+    }
+    for node in &graph.node {
+        for attribute in &node.attribute {
+            for tensor in attribute.t.iter().chain(&attribute.tensors) {
+                check_tensor(tensor)?;
+            }
+            for subgraph in attribute.g.iter().map(|g| &**g).chain(&attribute.graphs) {
+                check_graph(subgraph, depth + 1)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_value_dims(value: &ValueInfoProto) -> std::result::Result<(), String> {
+    use tensor_shape_proto::dimension::Value as D;
+    let Some(type_proto::Value::TensorType(t)) =
+        value.r#type.as_ref().and_then(|t| t.value.as_ref())
+    else {
+        return Ok(());
+    };
+    for (axis, dim) in t.shape.iter().flat_map(|s| &s.dim).enumerate() {
+        if let Some(D::DimValue(n)) = dim.value {
+            if n > MAX_FIXED_DIM as i64 {
+                return Err(format!(
+                    "value `{}`: dim {axis} is {n}; at most {MAX_FIXED_DIM} is accepted",
+                    value.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bytes per element of the ONNX element types a constant may have; `None` for types no
+/// backend is asked to load here (strings, complex, 4- and 8-bit floats).
+fn element_size(data_type: i32) -> Option<usize> {
+    Some(match data_type {
+        2 | 3 | 9 => 1,       // uint8, int8, bool
+        4 | 5 | 10 | 16 => 2, // uint16, int16, float16, bfloat16
+        1 | 6 | 12 => 4,      // float, int32, uint32
+        7 | 11 | 13 => 8,     // int64, double, uint64
+        _ => return None,
+    })
+}
+
+/// A constant tensor must hold exactly the elements its dims declare, in this file.
+fn check_tensor(tensor: &TensorProto) -> std::result::Result<(), String> {
+    let name = &tensor.name;
+    let size = element_size(tensor.data_type).ok_or_else(|| {
+        format!(
+            "constant `{name}` has element type {} ({}), which is not supported",
+            tensor.data_type,
+            onnx_type_name(tensor.data_type)
+        )
+    })?;
+    if tensor.data_location == 1 || !tensor.external_data.is_empty() {
+        return Err(format!(
+            "constant `{name}` keeps its data in an external file, which is not supported"
+        ));
+    }
+    let dims: Option<Vec<usize>> = tensor
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).ok())
+        .collect();
+    let count = dims
+        .as_deref()
+        .and_then(element_count)
+        .ok_or_else(|| format!("constant `{name}` has invalid dims {:?}", tensor.dims))?;
+    let held = if !tensor.raw_data.is_empty() {
+        let bytes = tensor.raw_data.len();
+        if count.checked_mul(size) != Some(bytes) {
+            return Err(format!(
+                "constant `{name}` declares dims {:?} ({count} elements of {size} bytes) but \
+                 holds {bytes} bytes",
+                tensor.dims
+            ));
+        }
+        count
+    } else {
+        match tensor.data_type {
+            1 => tensor.float_data.len(),
+            7 => tensor.int64_data.len(),
+            11 => tensor.double_data.len(),
+            12 | 13 => tensor.uint64_data.len(),
+            _ => tensor.int32_data.len(),
+        }
+    };
+    if held != count {
+        return Err(format!(
+            "constant `{name}` declares dims {:?} ({count} elements) but holds {held}",
+            tensor.dims
+        ));
+    }
+    Ok(())
 }
 
 fn io_info(v: &ValueInfoProto) -> IoInfo {

@@ -70,8 +70,8 @@ impl Tensor {
     /// If `data.len()` is not the product of `shape` (a caller bug, not a model problem).
     pub fn f32(shape: Vec<usize>, data: Vec<f32>) -> Tensor {
         assert_eq!(
-            shape.iter().product::<usize>(),
-            data.len(),
+            element_count(&shape),
+            Some(data.len()),
             "shape/data length mismatch"
         );
         Tensor {
@@ -86,8 +86,8 @@ impl Tensor {
     /// If `data.len()` is not the product of `shape`.
     pub fn i64(shape: Vec<usize>, data: Vec<i64>) -> Tensor {
         assert_eq!(
-            shape.iter().product::<usize>(),
-            data.len(),
+            element_count(&shape),
+            Some(data.len()),
             "shape/data length mismatch"
         );
         Tensor {
@@ -96,10 +96,11 @@ impl Tensor {
         }
     }
 
-    /// A tensor of zeros (used for warm-up runs).
-    pub fn zeros(dtype: Dtype, shape: Vec<usize>) -> Tensor {
-        let n = shape.iter().product();
-        match dtype {
+    /// A tensor of zeros (used for warm-up runs); `None` when the shape has more than
+    /// `max_elements` elements or its element count overflows, checked before allocating.
+    pub fn zeros(dtype: Dtype, shape: Vec<usize>, max_elements: usize) -> Option<Tensor> {
+        let n = element_count(&shape).filter(|&n| n <= max_elements)?;
+        Some(match dtype {
             Dtype::F32 => Tensor {
                 shape,
                 data: TensorData::F32(vec![0.0; n]),
@@ -108,7 +109,7 @@ impl Tensor {
                 shape,
                 data: TensorData::I64(vec![0; n]),
             },
-        }
+        })
     }
 
     /// Element type.
@@ -146,6 +147,11 @@ impl Tensor {
             data,
         }
     }
+}
+
+/// Number of elements of `shape`, `None` if the product overflows `usize`.
+pub fn element_count(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
 }
 
 /// Borrowed element storage of a [`TensorView`].
@@ -203,5 +209,28 @@ impl<'a> TensorView<'a> {
     /// True when the view holds no element.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zeros_checks_the_element_count_before_allocating() {
+        let t = Tensor::zeros(Dtype::F32, vec![2, 3], 6).expect("within the cap");
+        assert_eq!(t.as_f32(), Some(&[0.0; 6][..]));
+        assert_eq!(
+            Tensor::zeros(Dtype::I64, vec![2, 4], 6),
+            None,
+            "above the cap"
+        );
+        // The product overflows usize: refused, not wrapped or panicking.
+        assert_eq!(
+            Tensor::zeros(Dtype::F32, vec![usize::MAX, 2], usize::MAX),
+            None
+        );
+        assert_eq!(element_count(&[]), Some(1));
+        assert_eq!(element_count(&[1 << 40, 1 << 40]), None);
     }
 }

@@ -57,7 +57,7 @@ pub enum StyleError {
         reason: String,
     },
     /// DSP set-up failed (e.g. an unsupported sample rate).
-    #[error("signal path: {0}")]
+    #[error(transparent)]
     Dsp(#[from] DspError),
 }
 
@@ -66,9 +66,12 @@ pub enum StyleError {
 #[derive(Debug, Default)]
 pub struct StyleStatus {
     message: Mutex<String>,
-    /// Model calls that failed (each turned into a silent hop).
+    /// Why the style B of the voice last loaded was refused (it plays A alone), if it was.
+    style_b_refused: Mutex<Option<String>>,
+    /// Model calls that failed. Each such hop played what was still valid: style A alone when
+    /// B failed, the dry input when A failed.
     pub model_errors: AtomicU64,
-    /// Loads that failed (the previous style kept playing).
+    /// Loads that failed (the previous style kept playing), and styles B refused at load.
     pub load_errors: AtomicU64,
 }
 
@@ -80,15 +83,36 @@ impl StyleStatus {
         }
     }
 
-    /// The status message.
+    /// The status message, followed by why style B was refused when it was (so a later
+    /// "playing …" message cannot hide it).
     pub fn message(&self) -> String {
-        self.message.lock().map(|m| m.clone()).unwrap_or_default()
+        let message = self.message.lock().map(|m| m.clone()).unwrap_or_default();
+        match self.style_b_refused() {
+            Some(why) if !message.is_empty() => format!("{message} ({why})"),
+            Some(why) => why,
+            None => message,
+        }
     }
 
-    /// Counts a failed model call; the first one of a run is kept as the message.
-    pub fn model_failed(&self, error: &StyleError) {
+    /// Why the style B of the voice last loaded was refused, if it was.
+    pub fn style_b_refused(&self) -> Option<String> {
+        self.style_b_refused.lock().ok().and_then(|r| r.clone())
+    }
+
+    fn set_style_b_refused(&self, why: Option<String>) {
+        if let Ok(mut r) = self.style_b_refused.lock() {
+            *r = why;
+        }
+    }
+
+    /// Counts a failed model call, saying what the hop played instead (`fallback`); the first
+    /// failure of a run is kept as the message.
+    pub fn model_failed(&self, error: &StyleError, fallback: &str) {
         if self.model_errors.fetch_add(1, Ordering::Relaxed) == 0 {
-            self.set(format!("model call failed (hop played silent): {error}"));
+            self.set(format!(
+                "model call failed ({fallback}): {}",
+                crate::model::chain_message(error)
+            ));
         }
     }
 }
@@ -105,8 +129,12 @@ pub struct StyleChoice {
 
 /// Loads the models of `choice` and builds a voice for them.
 ///
+/// A style B that cannot be loaded does not silence A: the voice plays A alone, B's refusal
+/// is counted in `status.load_errors`, kept in [`StyleStatus::style_b_refused`] (and so in the
+/// status message) and handed over by [`TimbreVoice::take_style_b_refusal`].
+///
 /// # Errors
-/// The first model that cannot be found or loaded, or a voice that cannot be built.
+/// Style A cannot be found or loaded, or the voice cannot be built.
 pub fn load_voice(
     choice: &StyleChoice,
     dirs: &crate::model::ModelDirs,
@@ -116,11 +144,26 @@ pub fn load_voice(
     status: std::sync::Arc<StyleStatus>,
 ) -> Result<TimbreVoice, StyleError> {
     let a = TimbreModel::load(&choice.a, dirs, backend)?;
-    let b = match &choice.b {
-        Some(name) => Some(TimbreModel::load(name, dirs, backend)?),
-        None => None,
+    let (b, refused) = match &choice.b {
+        Some(name) => match TimbreModel::load(name, dirs, backend) {
+            Ok(b) => (Some(b), None),
+            Err(error) => (None, Some((name, error))),
+        },
+        None => (None, None),
     };
-    TimbreVoice::new(VoiceModels { a, b }, mode, settings, status)
+    let mut voice = TimbreVoice::new(VoiceModels { a, b }, mode, settings, status.clone())?;
+    match refused {
+        Some((name, error)) => {
+            status.load_errors.fetch_add(1, Ordering::Relaxed);
+            status.set_style_b_refused(Some(format!(
+                "style B `{name}` refused, playing style A alone: {}",
+                crate::model::chain_message(&error)
+            )));
+            voice.style_b_refused = Some(error);
+        }
+        None => status.set_style_b_refused(None),
+    }
+    Ok(voice)
 }
 
 /// The timbre models a musician can choose from in `dirs`: [`DEFAULT_STYLE`] first (when

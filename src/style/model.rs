@@ -8,9 +8,10 @@
 
 use std::path::PathBuf;
 
+use crate::dsp::synth::{MAX_HARMONICS, MAX_NOISE_BANDS};
 use crate::model::{
-    load_model, BackendChoice, FeatureConfig, LoadedModel, Manifest, ModelDirs, ModelKind, Session,
-    TensorView,
+    chain_message, load_model, BackendChoice, FeatureConfig, LoadedModel, Manifest, ModelDirs,
+    ModelKind, Session, TensorView,
 };
 
 use super::features::{HOP_SIZE, SAMPLE_RATE_HZ};
@@ -70,7 +71,10 @@ impl TimbreModel {
     }
 
     /// Wraps a loaded model after checking it fits the runtime: 16 kHz, hop 64, `features`
-    /// and `synth` sections present, a fixed state width.
+    /// and `synth` sections present, synth sizes within the synthesiser's caps
+    /// ([`MAX_HARMONICS`], [`MAX_NOISE_BANDS`]) and equal to the output widths, a fixed state
+    /// width, and a trial run through [`TimbreModel::run`] (the call every hop makes) that
+    /// succeeds. A model that would fail on every hop is refused here, by name and reason.
     ///
     /// # Errors
     /// [`StyleError::Unsupported`] naming the manifest and the mismatch.
@@ -101,27 +105,64 @@ impl TimbreModel {
             .synth
             .clone()
             .ok_or_else(|| unsupported("no `synth` section".into()))?;
-        let hidden = manifest
-            .inputs
-            .get(1)
-            .and_then(|h0| h0.shape.get(2))
-            .and_then(|d| d.fixed())
-            .ok_or_else(|| unsupported("input `h0` needs a fixed width [1, 1, H]".into()))?;
+        // Checked before anything is sized by them: a hostile count must not allocate.
+        let (harmonics, noise_bands) = (synth.harmonics as usize, synth.noise_bands as usize);
+        for (field, count, max) in [
+            ("synth.harmonics", harmonics, MAX_HARMONICS),
+            ("synth.noise_bands", noise_bands, MAX_NOISE_BANDS),
+        ] {
+            if count > max {
+                return Err(unsupported(format!(
+                    "`{field}` is {count}; the synthesiser renders at most {max}"
+                )));
+            }
+        }
         if manifest.inputs.len() != 2 || manifest.outputs.len() != 4 {
             return Err(unsupported(
                 "expected inputs (features, h0) and outputs (amplitude, harmonics, noise, h_n)"
                     .into(),
             ));
         }
-        Ok(Self {
+        // The manifest's loader capped every fixed dim (`MAX_FIXED_DIM`), so this width is
+        // safe to allocate.
+        let hidden = manifest.inputs[1]
+            .shape
+            .get(2)
+            .and_then(|d| d.fixed())
+            .ok_or_else(|| unsupported("input `h0` needs a fixed width [1, 1, H]".into()))?;
+        for (output, field, want) in [
+            (1, "synth.harmonics", harmonics),
+            (2, "synth.noise_bands", noise_bands),
+            (3, "the `h0` width", hidden),
+        ] {
+            let spec = &manifest.outputs[output];
+            if let Some(width) = spec.shape.get(2).and_then(|d| d.fixed()) {
+                if width != want {
+                    return Err(unsupported(format!(
+                        "output `{}` is {width} wide but {field} is {want}",
+                        spec.name
+                    )));
+                }
+            }
+        }
+        let mut model = Self {
             session,
             manifest,
-            manifest_path: paths.manifest,
+            manifest_path: paths.manifest.clone(),
             features,
-            harmonics: synth.harmonics as usize,
-            noise_bands: synth.noise_bands as usize,
+            harmonics,
+            noise_bands,
             state: vec![0.0; hidden],
-        })
+        };
+        let mut trial = ControlFrames::default();
+        if let Err(error) = model.run(&[[0.0; 2]], &mut trial) {
+            return Err(unsupported(format!(
+                "a trial run failed: {}",
+                chain_message(&error)
+            )));
+        }
+        model.reset();
+        Ok(model)
     }
 
     /// Model name (from the manifest).

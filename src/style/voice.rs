@@ -319,6 +319,24 @@ pub struct TimbreVoice {
     controls: FrameControlsBuf,
     controls_b: FrameControlsBuf,
     latency: usize,
+    /// The input delayed by `latency`: what a hop plays when style A's call fails.
+    dry_line: VecDeque<f32>,
+    dry_hop: Vec<f32>,
+    /// Share of the dry input in the output at the end of the previous hop (ramped, 0 or 1).
+    dry_share: f32,
+    /// Why the chosen style B was refused at load (see [`super::load_voice`]).
+    pub(super) style_b_refused: Option<StyleError>,
+}
+
+/// What a hop's model calls gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModelCalls {
+    /// Every call worked.
+    Ok,
+    /// Style B failed: the controls are style A's alone.
+    StyleBFailed,
+    /// Style A failed: there are no controls; the hop plays the dry input.
+    StyleAFailed,
 }
 
 impl TimbreVoice {
@@ -342,8 +360,9 @@ impl TimbreVoice {
             || FrameControlsBuf::new(0, 0),
             |b| FrameControlsBuf::new(b.harmonics(), b.noise_bands()),
         );
-        Ok(Self {
-            latency: analyzer.delay_hops * HOP_SIZE,
+        let latency = analyzer.delay_hops * HOP_SIZE;
+        let mut voice = Self {
+            latency,
             analyzer,
             follower,
             normalizer: FeatureNormalizer::new(models.a.feature_config().clone()),
@@ -359,7 +378,24 @@ impl TimbreVoice {
             scaled: vec![0.0; HOP_SIZE],
             frames_a: ControlFrames::default(),
             frames_b: ControlFrames::default(),
-        })
+            dry_line: VecDeque::with_capacity(latency + HOP_SIZE),
+            dry_hop: vec![0.0; HOP_SIZE],
+            dry_share: 0.0,
+            style_b_refused: None,
+        };
+        voice.reset_dry();
+        Ok(voice)
+    }
+
+    /// Why the chosen style B was refused at load (the voice plays A alone), handed over once.
+    pub fn take_style_b_refusal(&mut self) -> Option<StyleError> {
+        self.style_b_refused.take()
+    }
+
+    fn reset_dry(&mut self) {
+        self.dry_line.clear();
+        self.dry_line.extend(std::iter::repeat_n(0.0, self.latency));
+        self.dry_share = 0.0;
     }
 
     /// Latency at 16 kHz: input sample `t` is described by the output around `t + latency`.
@@ -388,10 +424,20 @@ impl TimbreVoice {
         self.smoother.reset();
         self.gate_gain = 0.0;
         self.gate_hold = 0;
+        self.reset_dry();
     }
 
     /// Restyles one hop (`HOP_SIZE` samples at 16 kHz) of `input` into `output`.
+    ///
+    /// A hop whose model call fails plays what is still valid, never silence: style A alone
+    /// when B failed, the dry input (delayed by the voice latency, crossfaded over one hop)
+    /// when A failed. Failures are counted in the [`StyleStatus`].
     pub fn process_hop(&mut self, input: &[f32], output: &mut [f32]) {
+        // Within the line's capacity (latency + one hop): no allocation.
+        self.dry_line.extend(input.iter().take(HOP_SIZE));
+        for slot in self.dry_hop.iter_mut() {
+            *slot = self.dry_line.pop_front().unwrap_or(0.0);
+        }
         let settings = self.smoother.next(self.settings.load());
         let gain = 10f32.powf(settings.input_gain_db / 20.0);
         for (s, &x) in self.scaled.iter_mut().zip(input) {
@@ -408,8 +454,9 @@ impl TimbreVoice {
         features[0] = hz_to_midi(f0_hz) / 127.0;
         let gate = self.gate(&frame, &settings);
 
-        if !self.run_models(features, settings.morph) {
-            // A failed call was counted; this hop fades out rather than playing stale controls.
+        let calls = self.run_models(features, settings.morph);
+        if calls == ModelCalls::StyleAFailed {
+            // No valid controls: the synth fades out under the dry crossfade below.
             self.controls.amplitude = 0.0;
             self.controls.noise.fill(0.0);
         }
@@ -431,6 +478,21 @@ impl TimbreVoice {
                 0.0
             };
         }
+        self.mix_dry(output, calls == ModelCalls::StyleAFailed);
+    }
+
+    /// Crossfades `output` towards the delayed dry input (`dry`) or back, over this hop.
+    fn mix_dry(&mut self, output: &mut [f32], dry: bool) {
+        let target = if dry { 1.0 } else { 0.0 };
+        if target == self.dry_share && !dry {
+            return;
+        }
+        let step = (target - self.dry_share) / output.len().max(1) as f32;
+        for (n, (y, &x)) in output.iter_mut().zip(&self.dry_hop).enumerate() {
+            let share = self.dry_share + step * (n + 1) as f32;
+            *y = *y * (1.0 - share) + x * share;
+        }
+        self.dry_share = target;
     }
 
     /// Opens on voiced frames at or above the gate threshold, holds, then fades. At
@@ -451,29 +513,31 @@ impl TimbreVoice {
     }
 
     /// Runs A (and B, always, so its state is current when the morph moves) and leaves the
-    /// blended controls in `self.controls`. `false` when a model call failed.
-    fn run_models(&mut self, features: [f32; 2], morph: f32) -> bool {
+    /// blended controls in `self.controls`: A's alone when B fails, none when A fails.
+    fn run_models(&mut self, features: [f32; 2], morph: f32) -> ModelCalls {
         self.frames_a.amplitude.clear();
         self.frames_a.harmonics.clear();
         self.frames_a.noise.clear();
         if let Err(e) = self.models.a.run(&[features], &mut self.frames_a) {
-            self.status.model_failed(&e);
-            return false;
+            self.status
+                .model_failed(&e, "style A failed: the hop played the dry input");
+            return ModelCalls::StyleAFailed;
         }
         self.controls.copy_frame(&self.frames_a, 0);
         let Some(b) = self.models.b.as_mut() else {
-            return true;
+            return ModelCalls::Ok;
         };
         self.frames_b.amplitude.clear();
         self.frames_b.harmonics.clear();
         self.frames_b.noise.clear();
         if let Err(e) = b.run(&[features], &mut self.frames_b) {
-            self.status.model_failed(&e);
-            return false;
+            self.status
+                .model_failed(&e, "style B failed: the hop played style A alone");
+            return ModelCalls::StyleBFailed;
         }
         self.controls_b.copy_frame(&self.frames_b, 0);
         self.controls.blend_towards(&self.controls_b, morph);
-        true
+        ModelCalls::Ok
     }
 }
 

@@ -165,7 +165,7 @@ pub fn files_with_extensions(dir: &Path, extensions: &[&str]) -> std::io::Result
 /// # Errors
 /// Unreadable, not MIDI, no notes, drums only, or fewer than `min_notes` notes.
 pub fn read_notes(path: &Path, min_notes: usize) -> Result<(Vec<Note>, (u8, u8)), String> {
-    let song = file::read(path).map_err(|e| e.to_string())?;
+    let song = file::read(path).map_err(|e| crate::model::chain_message(&e))?;
     let notes = song.melodic_notes(None).map_err(|e| match e {
         MidiError::OnlyDrums { .. } => format!("{}: drum-only (channel 10)", path.display()),
         other => other.to_string(),

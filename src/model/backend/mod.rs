@@ -26,7 +26,7 @@ pub use self::tract::TractSession;
 
 use super::error::{ModelError, Result};
 use super::onnx_info::{IoInfo, OnnxInfo};
-use super::tensor::{Tensor, TensorView};
+use super::tensor::{element_count, Tensor, TensorView};
 
 /// Which backend runs a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -172,7 +172,12 @@ fn check_inputs(
                 t.dtype()
             )));
         }
-        let n: usize = t.shape.iter().product();
+        let Some(n) = element_count(t.shape) else {
+            return Err(err(format!(
+                "input `{}`: shape {:?} overflows",
+                spec.name, t.shape
+            )));
+        };
         if n != t.len() {
             return Err(err(format!(
                 "input `{}`: shape {:?} needs {n} elements, {} given",
@@ -225,6 +230,15 @@ pub(crate) fn classify_load_error(
         backend,
         reason: message,
     }
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)")
 }
 
 fn contains_word(haystack: &str, word: &str) -> bool {

@@ -211,11 +211,7 @@ fn init_from(lib: &Path) -> std::result::Result<OrtRuntime, String> {
         Ok(Err(e)) => Err(e),
         Err(panic) => Err(format!(
             "ONNX Runtime initialisation panicked: {}",
-            panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("(no message)")
+            super::panic_text(&*panic)
         )),
     }
 }
@@ -245,8 +241,18 @@ pub fn runtime_library_in_dir(dir: &Path) -> Option<PathBuf> {
                 && p.is_file()
         })
         .collect();
-    found.sort();
+    // By numeric version: a plain path sort would rank `.so.1.9.0` above `.so.1.31.1`.
+    found.sort_by_cached_key(|p| (library_version(p), p.clone()));
     found.pop()
+}
+
+/// The version numbers in a runtime library's file name (`libonnxruntime.so.1.31.1` and
+/// `libonnxruntime.1.31.1.dylib` → `[1, 31, 1]`; no version → empty, which sorts first).
+fn library_version(path: &Path) -> Vec<u64> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.split('.')
+        .filter_map(|part| part.parse::<u64>().ok())
+        .collect()
 }
 
 /// Directories searched by [`runtime_library_next_to_this_binary`], in order, for the binary
@@ -477,6 +483,14 @@ mod tests {
             "libonnxruntime.so.1.31.1",
             "onnxruntime.txt",
         ] {
+            std::fs::write(dir.join(name), b"x").unwrap();
+        }
+        assert_eq!(
+            runtime_library_in_dir(&dir),
+            Some(dir.join("libonnxruntime.so.1.31.1"))
+        );
+        // Numeric, not lexicographic: 1.9.0 < 1.31.1 although "9" > "3"; unversioned is lowest.
+        for name in ["libonnxruntime.so.1.9.0", "libonnxruntime.so"] {
             std::fs::write(dir.join(name), b"x").unwrap();
         }
         assert_eq!(

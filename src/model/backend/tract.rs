@@ -7,7 +7,7 @@ use tract_onnx::prelude::{
     tvec, DatumType, Framework, InferenceModelExt, IntoRunnable, TValue, TypedRunnableModel,
 };
 
-use super::{classify_load_error, Backend};
+use super::{classify_load_error, panic_text, Backend};
 use crate::model::error::{ModelError, Result};
 use crate::model::onnx_info::{IoInfo, OnnxInfo};
 use crate::model::tensor::{Dtype, Tensor, TensorSlice, TensorView};
@@ -38,14 +38,24 @@ impl TractSession {
             // `{:#}` prints anyhow's whole context chain: the op name is usually inside.
             classify_load_error(path, Backend::Tract, format!("{e:#}"), info)
         };
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut std::io::Cursor::new(bytes))
-            .map_err(fail)?;
-        let plan = model
-            .into_optimized()
-            .map_err(fail)?
-            .into_runnable()
-            .map_err(fail)?;
+        // tract still has `unimplemented!`s on rare constant types and malformed graphs: a
+        // panic there must refuse this model, not take the loader thread (or the CLI) down.
+        let planned = std::panic::catch_unwind(|| {
+            tract_onnx::onnx()
+                .model_for_read(&mut std::io::Cursor::new(bytes))
+                .and_then(|model| model.into_optimized())
+                .and_then(|model| model.into_runnable())
+        });
+        let plan = match planned {
+            Ok(plan) => plan.map_err(fail)?,
+            Err(panic) => {
+                return Err(ModelError::Backend {
+                    path: path.to_path_buf(),
+                    backend: Backend::Tract,
+                    reason: format!("tract panicked loading the model: {}", panic_text(&*panic)),
+                })
+            }
+        };
         Ok(TractSession {
             plan,
             path: path.to_path_buf(),
@@ -88,8 +98,12 @@ impl TractSession {
             .map_err(|e| err(format!("{e:#}")))?;
             values.push(TValue::from(tensor));
         }
-        // `SimplePlan::run` spawns a new state for this call only (see the type's docs).
-        let outs = self.plan.run(values).map_err(|e| err(format!("{e:#}")))?;
+        // `SimplePlan::run` spawns a new state for this call only (see the type's docs). A
+        // panic inside tract fails this call like any other error.
+        let plan = &self.plan;
+        let outs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plan.run(values)))
+            .map_err(|panic| err(format!("tract panicked: {}", panic_text(&*panic))))?
+            .map_err(|e| err(format!("{e:#}")))?;
         outs.into_iter()
             .enumerate()
             .map(|(i, v)| {

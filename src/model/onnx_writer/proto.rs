@@ -118,6 +118,15 @@ pub struct AttributeProto {
     pub ints: Vec<i64>,
     #[prost(string, tag = "13")]
     pub doc_string: String,
+    /// Subgraph (`If`, `Loop`, `Scan`); read so inspection can check its constants.
+    #[prost(message, optional, boxed, tag = "6")]
+    pub g: Option<Box<GraphProto>>,
+    /// Tensors of a `TENSORS` attribute; read for inspection.
+    #[prost(message, repeated, tag = "10")]
+    pub tensors: Vec<TensorProto>,
+    /// Subgraphs of a `GRAPHS` attribute; read for inspection.
+    #[prost(message, repeated, tag = "11")]
+    pub graphs: Vec<GraphProto>,
 }
 
 /// `TensorProto.DataType` codes used here.
@@ -150,6 +159,18 @@ pub struct TensorProto {
     /// `DataLocation`: 0 = DEFAULT (in this message), 1 = EXTERNAL.
     #[prost(int32, tag = "14")]
     pub data_location: i32,
+    /// Elements of a string tensor; read for inspection.
+    #[prost(bytes = "vec", repeated, tag = "6")]
+    pub string_data: Vec<Vec<u8>>,
+    /// Elements of an f64 tensor; read for inspection.
+    #[prost(double, repeated, tag = "10")]
+    pub double_data: Vec<f64>,
+    /// Elements of a u32/u64 tensor; read for inspection.
+    #[prost(uint64, repeated, tag = "11")]
+    pub uint64_data: Vec<u64>,
+    /// Where external data lives (`location`, `offset`, `length`); read for inspection.
+    #[prost(message, repeated, tag = "13")]
+    pub external_data: Vec<StringStringEntryProto>,
 }
 
 /// `ValueInfoProto`: name and type of a graph input, output or intermediate value.

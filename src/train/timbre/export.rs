@@ -301,7 +301,11 @@ pub fn verify(model: &TimbreModel, manifest_path: &Path, seed: u64) -> Result<Ve
             } else {
                 ""
             };
-            anyhow::anyhow!("verification: cannot load {}: {e}{hint}", manifest_path.display())
+            anyhow::anyhow!(
+                "verification: cannot load {}: {}{hint}",
+                manifest_path.display(),
+                crate::model::chain_message(&e)
+            )
         })?;
         // Two calls carrying the state: checks streaming as the plugin runs it.
         let mut got: [Vec<f32>; 4] = Default::default();
