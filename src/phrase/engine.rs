@@ -43,7 +43,7 @@ use super::player::{EventList, Player, ScheduledNote, SoundingNote};
 use crate::engine::audio::{Timing, OFFLINE_WAIT_LIMIT};
 use crate::engine::worker::{OfflineWait, Worker, WorkerHandle};
 use crate::midi::key::{detect_key, Scale};
-use crate::model::{BackendChoice, ModelDirs};
+use crate::model::{chain_message, BackendChoice, ModelDirs};
 
 /// Input events the ring holds between two worker polls.
 const EVENT_CAPACITY: usize = 4096;
@@ -471,10 +471,11 @@ impl PhraseWorker {
             Err(error) => {
                 let status = match &self.model {
                     Some(current) => format!(
-                        "continuation model `{name}` not loaded, keeping {}: {error}",
-                        current.path().display()
+                        "continuation model `{name}` not loaded, keeping {}: {}",
+                        current.path().display(),
+                        chain_message(&error)
                     ),
-                    None => format!("no continuation model: {error}"),
+                    None => format!("no continuation model: {}", chain_message(&error)),
                 };
                 self.report(status);
             }
@@ -617,7 +618,7 @@ impl PhraseWorker {
                 },
             );
             if let Err(error) = result {
-                self.report(format!("generation failed: {error}"));
+                self.report(format!("generation failed: {}", chain_message(&error)));
                 return;
             }
             if plays {

@@ -17,7 +17,7 @@ use nice_plug::prelude::*;
 
 use crate::engine::audio::{self, AudioCommand, AudioEngine, EngineConfig, MixGain, Timing};
 use crate::engine::worker::WorkerHandle;
-use crate::model::{BackendChoice, ModelDirs};
+use crate::model::{chain_message, BackendChoice, ModelDirs};
 use crate::plugin::model_choice::{ModelChoice, SavedModelName};
 use crate::style::controls::{
     ParamSpec, BALANCE, BRIGHTNESS, GATE, INPUT_GAIN, MIX, MORPH, OCTAVE, OUTPUT_GAIN, PITCH_SHIFT,
@@ -279,12 +279,20 @@ impl BuildContext {
                 self.status.clone(),
             ) {
                 Ok(voice) => {
-                    self.report(format!("playing {}", describe(choice)));
+                    // A refused style B plays A alone; the log says so, not "A ↔ B".
+                    match self.status.style_b_refused() {
+                        Some(why) => self.report(format!("playing {} ({why})", choice.a)),
+                        None => self.report(format!("playing {}", describe(choice))),
+                    }
                     Some(voice)
                 }
                 Err(e) => {
                     self.status.load_errors.fetch_add(1, Ordering::Relaxed);
-                    self.report(format!("cannot load {}: {e}", describe(choice)));
+                    self.report(format!(
+                        "cannot load {}: {}",
+                        describe(choice),
+                        chain_message(&e)
+                    ));
                     None
                 }
             },
