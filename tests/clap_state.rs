@@ -16,7 +16,7 @@ use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use clack_extensions::params::{ParamInfoBuffer, ParamInfoFlags, PluginParams};
+use clack_extensions::params::PluginParams;
 use clack_extensions::state::PluginState;
 use clack_host::events::event_types::ParamValueEvent;
 use clack_host::prelude::*;
@@ -47,38 +47,15 @@ fn fixture(plugin: &str, ext: &str) -> PathBuf {
         .join(format!("tests/fixtures/state/{plugin}-0.1.0.{ext}"))
 }
 
-/// (id, name, min, max, default, stepped) of every parameter a host may set.
-fn settable_params(plugin: &mut PluginInstance<()>) -> Vec<(ClapId, String, f64, f64, f64, bool)> {
-    let handle = plugin.plugin_handle();
-    let params: PluginParams = handle.get_extension().expect("params extension");
-    let mut buffer = ParamInfoBuffer::new();
-    (0..params.count(&handle))
-        .filter_map(|index| {
-            let info = params.get_info(&handle, index, &mut buffer)?;
-            let hidden = ParamInfoFlags::IS_READONLY | ParamInfoFlags::IS_HIDDEN;
-            (!info.flags.intersects(hidden)).then(|| {
-                (
-                    info.id,
-                    String::from_utf8_lossy(info.name).into_owned(),
-                    info.min_value,
-                    info.max_value,
-                    info.default_value,
-                    info.flags.contains(ParamInfoFlags::IS_STEPPED),
-                )
-            })
-        })
-        .collect()
-}
-
 /// Every parameter's current value, by name.
 fn values(plugin: &mut PluginInstance<()>) -> Values {
     let ids = settable_params(plugin);
     let handle = plugin.plugin_handle();
     let params: PluginParams = handle.get_extension().expect("params extension");
     ids.into_iter()
-        .map(|(id, name, ..)| {
-            let value = params.get_value(&handle, id).expect("get_value");
-            (name, value)
+        .map(|param| {
+            let value = params.get_value(&handle, param.id).expect("get_value");
+            (param.name, value)
         })
         .collect()
 }
@@ -104,8 +81,9 @@ const EXTREMES: [(&str, Pick); 3] = [
 fn set_every_param(plugin: &mut PluginInstance<()>, pick: Pick) {
     let events: Vec<ParamValueEvent> = settable_params(plugin)
         .into_iter()
-        .map(|(id, _, min, max, default, stepped)| {
-            ParamValueEvent::new(0, id, Pckn::match_all(), pick(min, max, default, stepped))
+        .map(|p| {
+            let value = pick(p.min, p.max, p.default, p.stepped);
+            ParamValueEvent::new(0, p.id, Pckn::match_all(), value)
         })
         .collect();
     let params: PluginParams = plugin

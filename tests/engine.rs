@@ -527,7 +527,16 @@ fn offline_mode_waits_for_a_stuck_worker_once_then_plays_dry_and_says_so() {
             50 => stall.store(true, Ordering::Relaxed),
             100 => {
                 stalled_for = started.elapsed();
+                let stuck_at = engine.stats().worker_progress.load(Ordering::Acquire);
                 stall.store(false, Ordering::Relaxed);
+                // The worker comes back while the host renders on (here the host would race
+                // through the next blocks in microseconds, before the worker is even scheduled).
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while engine.stats().worker_progress.load(Ordering::Acquire) == stuck_at
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
             }
             _ => {}
         }

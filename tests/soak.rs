@@ -11,7 +11,6 @@
 
 mod clap_support;
 
-use clack_extensions::params::{ParamInfoBuffer, ParamInfoFlags, PluginParams};
 use clack_extensions::render::{PluginRender, RenderMode};
 use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent};
 use clack_host::events::Match;
@@ -63,47 +62,17 @@ impl Rng {
     }
 }
 
-/// A parameter as the host sees it.
-#[derive(Clone)]
-struct Param {
-    id: ClapId,
-    name: String,
-    min: f64,
-    max: f64,
-    stepped: bool,
-}
-
-impl Param {
-    fn random(&self, rng: &mut Rng) -> f64 {
-        let value = rng.range(self.min, self.max);
-        if self.stepped {
-            value.round()
-        } else {
-            value
-        }
+/// A random value in the parameter's range (whole steps for stepped ones).
+fn random_value(param: &HostParam, rng: &mut Rng) -> f64 {
+    let value = rng.range(param.min, param.max);
+    if param.stepped {
+        value.round()
+    } else {
+        value
     }
 }
 
-fn params(plugin: &mut PluginInstance<()>) -> Vec<Param> {
-    let handle = plugin.plugin_handle();
-    let params: PluginParams = handle.get_extension().expect("params extension");
-    let mut buffer = ParamInfoBuffer::new();
-    (0..params.count(&handle))
-        .filter_map(|index| {
-            let info = params.get_info(&handle, index, &mut buffer)?;
-            let hidden = ParamInfoFlags::IS_READONLY | ParamInfoFlags::IS_HIDDEN;
-            (!info.flags.intersects(hidden)).then(|| Param {
-                id: info.id,
-                name: String::from_utf8_lossy(info.name).into_owned(),
-                min: info.min_value,
-                max: info.max_value,
-                stepped: info.flags.contains(ParamInfoFlags::IS_STEPPED),
-            })
-        })
-        .collect()
-}
-
-fn by_name<'a>(params: &'a [Param], name: &str) -> &'a Param {
+fn by_name<'a>(params: &'a [HostParam], name: &str) -> &'a HostParam {
     params
         .iter()
         .find(|p| p.name == name)
@@ -152,9 +121,9 @@ fn style_soak() {
     let total_blocks = (seconds * SAMPLE_RATE) as usize / BLOCK;
     let entry = load_bundle(&built_bundle());
     let mut plugin = instance(&entry, STYLE_ID);
-    let all = params(&mut plugin);
+    let all = settable_params(&mut plugin);
     // The latency mode only changes on a restart the host would have to do: not automated.
-    let automated: Vec<Param> = all
+    let automated: Vec<HostParam> = all
         .iter()
         .filter(|p| !matches!(p.name.as_str(), "Style" | "Style B" | "Latency Mode"))
         .cloned()
@@ -186,7 +155,7 @@ fn style_soak() {
                             0,
                             param.id,
                             Pckn::match_all(),
-                            param.random(&mut rng),
+                            random_value(param, &mut rng),
                         ));
                     }
                     if sample % 144_000 == 0 {
@@ -195,7 +164,7 @@ fn style_soak() {
                                 0,
                                 p.id,
                                 Pckn::match_all(),
-                                p.random(&mut rng),
+                                random_value(p, &mut rng),
                             ));
                         }
                     }
@@ -245,9 +214,9 @@ fn phrase_soak() {
     let total_blocks = (seconds * SAMPLE_RATE) as usize / BLOCK;
     let entry = load_bundle(&built_bundle());
     let mut plugin = instance(&entry, PHRASE_ID);
-    let all = params(&mut plugin);
+    let all = settable_params(&mut plugin);
     // Thru and Bypass stay as they are (see below); Generate is pressed on a schedule.
-    let automated: Vec<Param> = all
+    let automated: Vec<HostParam> = all
         .iter()
         .filter(|p| !matches!(p.name.as_str(), "Thru" | "Bypass" | "Generate"))
         .cloned()
@@ -319,7 +288,7 @@ fn phrase_soak() {
                             0,
                             param.id,
                             Pckn::match_all(),
-                            param.random(&mut rng),
+                            random_value(param, &mut rng),
                         ));
                     }
                     if sample % 384_000 == 0 {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use clack_extensions::latency::{HostLatency, HostLatencyImpl, PluginLatency};
-use clack_extensions::params::{ParamInfoBuffer, PluginParams};
+use clack_extensions::params::{ParamInfoBuffer, ParamInfoFlags, PluginParams};
 use clack_host::events::event_types::{TransportEvent, TransportFlags};
 use clack_host::events::{EventFlags, EventHeader};
 use clack_host::prelude::*;
@@ -308,4 +308,36 @@ where
             .join()
             .expect("audio thread")
     })
+}
+
+/// A parameter as a host sees it.
+#[derive(Debug, Clone)]
+pub struct HostParam {
+    pub id: ClapId,
+    pub name: String,
+    pub min: f64,
+    pub max: f64,
+    pub default: f64,
+    pub stepped: bool,
+}
+
+/// Every parameter a host may set (not read-only, not hidden).
+pub fn settable_params(plugin: &mut PluginInstance<()>) -> Vec<HostParam> {
+    let handle = plugin.plugin_handle();
+    let params: PluginParams = handle.get_extension().expect("params extension");
+    let mut buffer = ParamInfoBuffer::new();
+    (0..params.count(&handle))
+        .filter_map(|index| {
+            let info = params.get_info(&handle, index, &mut buffer)?;
+            let hidden = ParamInfoFlags::IS_READONLY | ParamInfoFlags::IS_HIDDEN;
+            (!info.flags.intersects(hidden)).then(|| HostParam {
+                id: info.id,
+                name: String::from_utf8_lossy(info.name).into_owned(),
+                min: info.min_value,
+                max: info.max_value,
+                default: info.default_value,
+                stepped: info.flags.contains(ParamInfoFlags::IS_STEPPED),
+            })
+        })
+        .collect()
 }
