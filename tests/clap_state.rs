@@ -245,11 +245,13 @@ fn with_missing_model(name: &str, key: &str) -> Vec<u8> {
 fn a_session_whose_model_is_gone_loads_the_default_and_says_so() {
     let log = log_file();
     let entry = entry();
-    let mut said = 0;
-    for (id, name, key, param) in [
+    for (said, (id, name, key, param)) in [
         (STYLE_ID, "style", "style-name", "Style"),
         (PHRASE_ID, "phrase", "model-name", "Model"),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let mut fresh = instance(&entry, id);
         let default = values(&mut fresh)[param];
         let mut plugin = instance(&entry, id);
@@ -268,6 +270,5 @@ fn a_session_whose_model_is_gone_loads_the_default_and_says_so() {
             logged = std::fs::read_to_string(log).unwrap_or_default();
         }
         assert!(said_so(&logged), "{name}: the log says why:\n{logged}");
-        said += 1;
     }
 }

@@ -148,7 +148,7 @@ fn style_soak() {
                     }
                     let mut events = Vec::new();
                     // A new note every quarter second; a style switch every three seconds.
-                    if sample % 12_000 == 0 {
+                    if sample.is_multiple_of(12_000) {
                         f0 = 110.0 * 2f64.powf(rng.range(0.0, 3.0));
                         let param = &automated[rng.next() as usize % automated.len()];
                         events.push(ParamValueEvent::new(
@@ -158,7 +158,7 @@ fn style_soak() {
                             random_value(param, &mut rng),
                         ));
                     }
-                    if sample % 144_000 == 0 {
+                    if sample.is_multiple_of(144_000) {
                         for p in [&style, &style_b] {
                             events.push(ParamValueEvent::new(
                                 0,
@@ -181,7 +181,13 @@ fn style_soak() {
                             2 => 0.05 * (rng.unit() as f32 - 0.5),
                             _ => 0.0,
                         })
-                        .map(|x| if sample % 480_000 == 0 { f32::NAN } else { x })
+                        .map(|x| {
+                            if sample.is_multiple_of(480_000) {
+                                f32::NAN
+                            } else {
+                                x
+                            }
+                        })
                         .collect();
                     let (left, right) = ports.process(
                         &mut processor,
@@ -282,7 +288,7 @@ fn phrase_soak() {
                     if sample == 0 {
                         input.push(&ParamValueEvent::new(0, thru.id, Pckn::match_all(), 0.0));
                     }
-                    if sample % 96_000 == 0 {
+                    if sample.is_multiple_of(96_000) {
                         let param = &automated[rng.next() as usize % automated.len()];
                         input.push(&ParamValueEvent::new(
                             0,
@@ -291,7 +297,7 @@ fn phrase_soak() {
                             random_value(param, &mut rng),
                         ));
                     }
-                    if sample % 384_000 == 0 {
+                    if sample.is_multiple_of(384_000) {
                         input.push(&ParamValueEvent::new(
                             0,
                             generate.id,
@@ -306,10 +312,10 @@ fn phrase_soak() {
                             0.0,
                         ));
                     }
-                    if sample % 1_440_000 == 0 && sample > 0 {
+                    if sample.is_multiple_of(1_440_000) && sample > 0 {
                         tempo = rng.range(60.0, 180.0);
                     }
-                    if sample % 960_000 == 0 && beat > 8.0 {
+                    if sample.is_multiple_of(960_000) && beat > 8.0 {
                         beat -= 8.0;
                     }
                     let mut output = EventBuffer::new();
