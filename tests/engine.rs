@@ -566,3 +566,35 @@ fn offline_mode_waits_for_a_stuck_worker_once_then_plays_dry_and_says_so() {
         "wet again after the stall"
     );
 }
+
+/// A processor whose output is subnormal (as a model's can be: the worker has no flush-to-zero).
+struct Subnormal;
+
+impl HopProcessor for Subnormal {
+    fn hop_size(&self) -> usize {
+        64
+    }
+    fn latency_samples(&self) -> usize {
+        0
+    }
+    fn process_hop(&mut self, _input: &[Vec<f32>], output: &mut [Vec<f32>]) {
+        for out in output.iter_mut() {
+            out.fill(f32::MIN_POSITIVE / 4.0);
+        }
+    }
+    fn reset(&mut self) {}
+}
+
+#[test]
+fn no_subnormal_sample_leaves_the_engine() {
+    let config = EngineConfig {
+        sample_rate: 48_000.0,
+        channels: 2,
+        max_block_size: 128,
+    };
+    let (mut engine, _worker) = audio::start(config, Subnormal).expect("worker");
+    let input = vec![vec![f32::MIN_POSITIVE / 8.0; 4_800]; 2];
+    let output = offline::render(&mut engine, &input, 128, WET);
+    let subnormal = output.iter().flatten().filter(|x| x.is_subnormal()).count();
+    assert_eq!(subnormal, 0, "subnormal output samples");
+}
