@@ -159,14 +159,18 @@ impl MixGain {
             let out = self.gain * (self.mix * processed + (1.0 - self.mix) * dry);
             out + self.bypass.max(0.0) * (dry - out)
         };
-        // No subnormal leaves the plugin (clap-validator's fuzzer found some): the worker runs
-        // without flush-to-zero, and exact products such as 1.0 × x keep a subnormal x even
-        // with it.
-        if out.abs() < f32::MIN_POSITIVE {
-            0.0
-        } else {
-            out
-        }
+        flush_subnormal(out)
+    }
+}
+
+/// `x`, or 0 if it is subnormal. No subnormal may leave a plugin (clap-validator's fuzzer feeds
+/// them in and checks): the worker runs without flush-to-zero, and exact operations (1.0 × x,
+/// a copy) keep a subnormal even with it.
+pub fn flush_subnormal(x: f32) -> f32 {
+    if x.is_subnormal() {
+        0.0
+    } else {
+        x
     }
 }
 

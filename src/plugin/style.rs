@@ -555,7 +555,13 @@ impl Plugin for ContinuoStyle {
         context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
         let Some(running) = &mut self.running else {
-            // Not activated, or Style cannot run at this rate: leave the audio untouched.
+            // Not activated, or Style cannot run at this rate: pass the audio through (only
+            // subnormals become 0).
+            for channel in buffer.as_slice() {
+                for sample in channel.iter_mut() {
+                    *sample = audio::flush_subnormal(*sample);
+                }
+            }
             return ProcessStatus::Normal;
         };
         if self.params.mode.value() == running.mode {
