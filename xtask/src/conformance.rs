@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 
 /// How long the CLAP fuzzer runs (clap-validator's duration syntax, e.g. `90s`, `5m`), unless
 /// `CONTINUO_CLAP_FUZZ` says otherwise (`0` skips the fuzzer).
-const DEFAULT_FUZZ_DURATION: &str = "5m";
+const DEFAULT_FUZZ_DURATION: &str = "3m";
 
 /// Where the conformance tools' sources and build scripts live, if this checkout has them.
 fn shared_tools(root: &Path) -> Option<PathBuf> {

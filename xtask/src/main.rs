@@ -137,20 +137,30 @@ fn run(command: &mut Command) -> Result<()> {
 
 fn test() -> Result<()> {
     let root = workspace_root()?;
+    let mut clock = PhaseClock::start();
     // Formatting first: it takes a second and needs no build.
     run(Command::new(env!("CARGO")).args(["fmt", "--all", "--", "--check"]))
         .context("unformatted code: run `cargo fmt --all`")?;
     bundle(&root, &["--features", TEST_FEATURES])?;
     let library = fetch_onnxruntime(&root)?;
+    clock.lap("debug bundle");
     // The library's own tests run without the feature: nice-plug's checking allocator would
     // clash with the DSP tests' counting allocator. The plugins are checked through the
-    // bundle, which is built with it.
+    // bundle, which is built with it. Everything here uses the trainer's feature set, so the
+    // benchmarks and tests share one build of every crate.
     // Benchmarks are compiled (so they cannot rot) but run only by `cargo bench`.
-    run(Command::new(env!("CARGO")).args(["test", "--benches", "--no-run"]))?;
+    run(Command::new(env!("CARGO")).args([
+        "test",
+        "--features",
+        "train",
+        "--benches",
+        "--no-run",
+    ]))?;
     // With the trainer: its tests (tiny synthetic data) and the style-vs-eval check run too.
     run(Command::new(env!("CARGO"))
         .args(["test", "--features", "train"])
         .env("ORT_DYLIB_PATH", &library))?;
+    clock.lap("cargo test");
     run(Command::new(env!("CARGO")).args([
         "clippy",
         "--all-targets",
@@ -160,8 +170,44 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    clock.lap("clippy");
     vst3_host_check(&root, &library)?;
-    conformance::run(&root)
+    clock.lap("pedalboard");
+    conformance::run(&root)?;
+    clock.lap("conformance suites");
+    clock.summary();
+    Ok(())
+}
+
+/// Wall time of each phase of `cargo xtask test`, printed at the end: CI has a time limit,
+/// and this shows where a cold run spends it.
+struct PhaseClock {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl PhaseClock {
+    fn start() -> Self {
+        Self {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((phase, now - self.last));
+        self.last = now;
+    }
+
+    fn summary(&self) {
+        println!("\ncargo xtask test: all passed");
+        for (phase, took) in &self.laps {
+            println!("  {phase:<20} {:>6.0} s", took.as_secs_f64());
+        }
+        let total: std::time::Duration = self.laps.iter().map(|(_, took)| *took).sum();
+        println!("  {:<20} {:>6.0} s", "total", total.as_secs_f64());
+    }
 }
 
 /// Loads the VST3 bundle in pedalboard (PyPI), a real VST3 host, from a venv under target/.
