@@ -2,12 +2,14 @@
 //!
 //! Prints a real-time factor (audio seconds processed per wall-clock second) for analysis
 //! (pitch + loudness, streaming, hop 256) and synthesis (64 harmonics + 65 noise bands, hop
-//! 256 and 64), then runs the same work under criterion.
+//! 256 and 64) and note tracking (Continuo Phrase's audio input: pitch, onsets and the note state
+//! machine at its own hop), then runs the same work under criterion.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use continuo::dsp::loudness::{LoudnessConfig, LoudnessMeter};
+use continuo::dsp::notes::{NoteTracker, NoteTrackerConfig};
 use continuo::dsp::pitch::{PitchConfig, PitchTracker};
 use continuo::dsp::synth::{FrameControls, HarmonicNoiseSynth, SynthConfig};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -99,6 +101,16 @@ impl Synthesis {
     }
 }
 
+/// Live transcription: the note tracker over the signal, counting the events it reports.
+fn track_notes(tracker: &mut NoteTracker, signal: &[f32]) -> usize {
+    let hop = tracker.config().hop_size;
+    let mut events = 0;
+    for chunk in signal.chunks_exact(hop) {
+        tracker.process_hop(chunk, |_| events += 1);
+    }
+    events
+}
+
 /// Median wall-clock seconds of `f` over `runs` runs.
 fn median_seconds(runs: usize, mut f: impl FnMut()) -> f64 {
     let mut times: Vec<f64> = (0..runs)
@@ -126,6 +138,10 @@ fn report_real_time_factor(_c: &mut Criterion) {
     let t_synth64 = median_seconds(31, || {
         black_box(synth64.run());
     });
+    let mut tracker = NoteTracker::new(NoteTrackerConfig::new(SR)).unwrap();
+    let t_notes = median_seconds(31, || {
+        black_box(track_notes(&mut tracker, &signal));
+    });
     println!("real-time factors on 1 s of 48 kHz audio (one core, median of 31 runs):");
     println!(
         "  analysis (pitch + loudness, hop 256):        {:8.1}x  ({:.3} ms)",
@@ -141,6 +157,12 @@ fn report_real_time_factor(_c: &mut Criterion) {
         "  synthesis (64 harm + 65 bands, hop 64):      {:8.1}x  ({:.3} ms)",
         1.0 / t_synth64,
         t_synth64 * 1e3
+    );
+    println!(
+        "  note tracking (hop {:3}):                    {:8.1}x  ({:.3} ms)",
+        tracker.config().hop_size,
+        1.0 / t_notes,
+        t_notes * 1e3
     );
     println!(
         "  analysis + synthesis (hop 256):              {:8.1}x",
@@ -165,6 +187,10 @@ fn bench_dsp(c: &mut Criterion) {
     let mut synth = Synthesis::new(64);
     c.bench_function("synth_64h_65n_48k_1s_hop64", |b| {
         b.iter(|| black_box(synth.run()))
+    });
+    let mut tracker = NoteTracker::new(NoteTrackerConfig::new(SR)).unwrap();
+    c.bench_function("note_tracking_48k_1s", |b| {
+        b.iter(|| black_box(track_notes(&mut tracker, black_box(&signal))))
     });
 }
 

@@ -68,6 +68,20 @@ impl Audio {
     pub fn frames(&self) -> usize {
         self.channels.first().map_or(0, Vec::len)
     }
+
+    /// The channels averaged into one (what the analysers listen to).
+    pub fn mono(&self) -> Vec<f32> {
+        let scale = 1.0 / self.channels.len().max(1) as f32;
+        (0..self.frames())
+            .map(|frame| {
+                self.channels
+                    .iter()
+                    .map(|channel| channel[frame])
+                    .sum::<f32>()
+                    * scale
+            })
+            .collect()
+    }
 }
 
 /// Reads a WAV file. Non-finite float samples become 0 and are counted in

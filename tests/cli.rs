@@ -266,3 +266,107 @@ fn models_lists_valid_and_broken_models_with_reasons() {
         "the reason is given: {text}"
     );
 }
+
+#[test]
+fn transcribe_writes_the_notes_of_a_recording_as_midi() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Two 0.4 s tones (A4, then E5) separated by silence, stereo.
+    let mut signal = vec![0.0f32; 4_800];
+    signal.extend(tone(19_200));
+    signal.extend(vec![0.0; 9_600]);
+    signal.extend(
+        (0..19_200).map(|n| 0.5 * (n as f32 * 659.255 * std::f32::consts::TAU / 48_000.0).sin()),
+    );
+    signal.extend(vec![0.0; 4_800]);
+    let input = dir.path().join("tune.wav");
+    write_wav(
+        &input,
+        &[signal.clone(), signal],
+        16,
+        hound::SampleFormat::Int,
+    );
+    let output = dir.path().join("tune.mid");
+    for method in ["tracker", "onset-median"] {
+        let run = continuo(&[
+            "transcribe",
+            input.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+            "--tempo",
+            "60",
+            "--method",
+            method,
+        ]);
+        assert!(run.status.success(), "{method}: {}", stderr(&run));
+        assert!(
+            stderr(&run).contains("2 notes"),
+            "{method}: {}",
+            stderr(&run)
+        );
+        let song = continuo::midi::read(&output).expect("MIDI written");
+        let notes = song.melodic_notes(None).expect("notes");
+        let pitches: Vec<u8> = notes.iter().map(|n| n.pitch).collect();
+        assert_eq!(pitches, vec![69, 76], "{method}");
+        // At 60 BPM a beat is a second: the first tone starts at 0.1 s.
+        assert!(
+            (notes[0].start_beat - 0.1).abs() < 0.02,
+            "{method}: {notes:?}"
+        );
+    }
+    // As live: the same notes, each note-on where the tracker decided it (a little later).
+    let live = dir.path().join("live.mid");
+    let run = continuo(&[
+        "transcribe",
+        input.to_str().unwrap(),
+        "-o",
+        live.to_str().unwrap(),
+        "--as-live",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let notes = continuo::midi::read(&live)
+        .expect("MIDI written")
+        .melodic_notes(None)
+        .expect("notes");
+    // 120 BPM: the first tone starts at beat 0.2; the live note-on comes 0–50 ms later.
+    let delay_s = (notes[0].start_beat - 0.2) / 2.0;
+    assert!((0.0..0.05).contains(&delay_s), "{notes:?}");
+}
+
+#[test]
+fn transcribe_reports_bad_input_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broken = dir.path().join("broken.wav");
+    std::fs::write(&broken, b"RIFF....WAVEjunk").expect("write");
+    let output = dir.path().join("out.mid");
+    let run = continuo(&[
+        "transcribe",
+        broken.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+    ]);
+    assert!(!run.status.success());
+    assert!(stderr(&run).contains("broken.wav"), "{}", stderr(&run));
+    assert!(!output.exists(), "nothing written for a broken input");
+
+    let silent = dir.path().join("silent.wav");
+    write_wav(&silent, &[vec![0.0; 48_000]], 16, hound::SampleFormat::Int);
+    let run = continuo(&[
+        "transcribe",
+        silent.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("no notes found"), "{}", stderr(&run));
+
+    let run = continuo(&[
+        "transcribe",
+        silent.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "--tempo",
+        "0",
+    ]);
+    assert!(!run.status.success());
+    assert!(stderr(&run).contains("--tempo"), "{}", stderr(&run));
+}

@@ -11,7 +11,6 @@
 
 mod clap_support;
 
-use clack_extensions::render::{PluginRender, RenderMode};
 use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent};
 use clack_host::events::Match;
 use clack_host::prelude::*;
@@ -72,30 +71,6 @@ fn random_value(param: &HostParam, rng: &mut Rng) -> f64 {
     }
 }
 
-fn by_name<'a>(params: &'a [HostParam], name: &str) -> &'a HostParam {
-    params
-        .iter()
-        .find(|p| p.name == name)
-        .unwrap_or_else(|| panic!("no parameter {name}"))
-}
-
-/// Activates `plugin` for an offline render (render extension first, as a bouncing host does).
-fn activate_offline(plugin: &mut PluginInstance<()>) -> StoppedPluginAudioProcessor<()> {
-    let render: PluginRender = plugin
-        .plugin_handle()
-        .get_extension()
-        .expect("render extension");
-    render
-        .set(&plugin.plugin_handle(), RenderMode::Offline)
-        .expect("offline render mode");
-    let config = PluginAudioConfiguration {
-        sample_rate: SAMPLE_RATE,
-        min_frames_count: 1,
-        max_frames_count: BLOCK as u32,
-    };
-    plugin.activate(|_, _| (), config).expect("activate")
-}
-
 struct Figures {
     rss_start: f64,
     rss_end: f64,
@@ -130,7 +105,7 @@ fn style_soak() {
         .collect();
     let style = by_name(&all, "Style").clone();
     let style_b = by_name(&all, "Style B").clone();
-    let processor = activate_offline(&mut plugin);
+    let processor = activate_offline(&mut plugin, SAMPLE_RATE, BLOCK as u32);
     let mut rng = Rng(0x5eed_0001);
     let figures = std::thread::scope(|scope| {
         scope
@@ -230,7 +205,7 @@ fn phrase_soak() {
     let generate = by_name(&all, "Generate").clone();
     // Thru off: every note that comes out was generated.
     let thru = by_name(&all, "Thru").clone();
-    let processor = activate_offline(&mut plugin);
+    let processor = activate_offline(&mut plugin, SAMPLE_RATE, BLOCK as u32);
     let mut rng = Rng(0x5eed_0002);
     let result = std::thread::scope(|scope| {
         scope

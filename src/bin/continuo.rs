@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 use continuo::dsp::analysis::{analyze as analyze_signal, AnalysisConfig};
+use continuo::dsp::notes::{self, NoteTrackerConfig};
 use continuo::engine::audio::{self, EngineConfig, MixGain};
 use continuo::engine::offline;
 use continuo::model::lookup::{scan, ModelDirs};
@@ -134,6 +135,26 @@ enum Command {
         #[arg(long, default_value_t = 256)]
         hop: usize,
     },
+    /// Transcribe a monophonic recording (voice, wind, strings…) into MIDI notes with the note
+    /// tracker Continuo Phrase listens with.
+    Transcribe {
+        /// Input WAV (channels are averaged).
+        input: PathBuf,
+        /// Output MIDI file (one track).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Tempo the notes are written at (their times in seconds are exact at any tempo).
+        #[arg(long, default_value_t = 120.0)]
+        tempo: f64,
+        /// `tracker`: the plugin's causal tracker; `onset-median`: the plain baseline it is
+        /// compared with (onsets, median pitch between them).
+        #[arg(long, value_enum, default_value_t = TranscribeMethod::Tracker)]
+        method: TranscribeMethod,
+        /// Place each note-on where the live plugin sends it (when the tracker decided), not
+        /// at its estimated onset.
+        #[arg(long)]
+        as_live: bool,
+    },
     /// List the models found (valid or not, with the reason) and the inference backend in use.
     Models {
         /// Extra directory to search first (repeatable).
@@ -192,6 +213,13 @@ fn run(cli: Cli) -> Result<()> {
             style(&input, &output, &choice, settings, &options)
         }
         Command::Analyze { input, json, hop } => analyze(&input, json, hop),
+        Command::Transcribe {
+            input,
+            output,
+            tempo,
+            method,
+            as_live,
+        } => transcribe(&input, &output, tempo, method, as_live),
         Command::Continue {
             input,
             output,
@@ -378,17 +406,7 @@ fn style(
 
 fn analyze(input: &Path, json: bool, hop: usize) -> Result<()> {
     let audio = wav::read(input)?;
-    let channels = audio.channels.len() as f32;
-    let mono: Vec<f32> = (0..audio.frames())
-        .map(|frame| {
-            audio
-                .channels
-                .iter()
-                .map(|channel| channel[frame])
-                .sum::<f32>()
-                / channels
-        })
-        .collect();
+    let mono = audio.mono();
     let config = AnalysisConfig {
         hop_size: hop,
         ..AnalysisConfig::default()
@@ -401,6 +419,66 @@ fn analyze(input: &Path, json: bool, hop: usize) -> Result<()> {
         analysis.to_string()
     };
     write_stdout(&text)
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TranscribeMethod {
+    Tracker,
+    OnsetMedian,
+}
+
+fn transcribe(
+    input: &Path,
+    output: &Path,
+    tempo_bpm: f64,
+    method: TranscribeMethod,
+    as_live: bool,
+) -> Result<()> {
+    if !(MIN_TEMPO_BPM..=MAX_TEMPO_BPM).contains(&tempo_bpm) {
+        bail!("--tempo {tempo_bpm}: must be between {MIN_TEMPO_BPM} and {MAX_TEMPO_BPM} BPM");
+    }
+    let audio = wav::read(input)?;
+    let mono = audio.mono();
+    let config = NoteTrackerConfig::new(audio.sample_rate as f32);
+    let found = match method {
+        TranscribeMethod::Tracker => notes::transcribe(&mono, config),
+        TranscribeMethod::OnsetMedian => notes::transcribe_onset_median(&mono, config),
+    }
+    .with_context(|| format!("{}: cannot transcribe", input.display()))?;
+    let beats_per_second = tempo_bpm / 60.0;
+    let midi_notes: Vec<continuo::midi::Note> = found
+        .iter()
+        .map(|note| {
+            let start_s = if as_live {
+                note.decided_s
+            } else {
+                note.start_s
+            };
+            let start_beat = start_s * beats_per_second;
+            // A note always ends after it starts (a live note-on can come after the estimated
+            // end of a very short note; it then lasts a tick).
+            let end_beat = (note.end_s * beats_per_second).max(start_beat + 1.0 / 960.0);
+            continuo::midi::Note::new(
+                note.pitch,
+                continuo::midi::Note::velocity_from_unit(note.velocity),
+                0,
+                start_beat,
+                end_beat,
+            )
+        })
+        .collect();
+    continuo::midi::file::write(output, &midi_notes, tempo_bpm, 960)?;
+    let seconds = audio.frames() as f64 / f64::from(audio.sample_rate);
+    eprintln!(
+        "{}: {} notes in {seconds:.1} s of audio → {}",
+        input.display(),
+        midi_notes.len(),
+        output.display()
+    );
+    if midi_notes.is_empty() {
+        eprintln!("(no notes found: is the recording silent, noisy or polyphonic?)");
+    }
+    Ok(())
 }
 
 /// Writes to stdout; a reader that went away (`continuo analyze x.wav | head`) is not an error.

@@ -22,7 +22,7 @@
 //! - **Deterministic**: noise comes from a fixed-seed PRNG that `reset()` restores.
 //!
 //! Modules, each using only those listed before it: [`stft`] → [`pitch`], [`loudness`],
-//! [`onset`] → [`synth`], [`resample`] → [`metrics`] → [`analysis`].
+//! [`onset`] → [`synth`], [`resample`] → [`metrics`] → [`analysis`], [`notes`].
 
 pub mod stft;
 
@@ -36,6 +36,7 @@ pub mod synth;
 pub mod metrics;
 
 pub mod analysis;
+pub mod notes;
 
 /// Largest input magnitude the layer passes on. Real audio never gets near it; the clamp only
 /// keeps squared sums (energy, power spectra) far from `f32` overflow on garbage input.

@@ -3,6 +3,8 @@
 //! ```text
 //! audio thread (PhraseRealtime)                 worker (PhraseWorker)
 //!   input notes, stamped in host beats ─ ring ─►  PhraseHistory
+//!   input audio (mono) ─ ring ─────────────────►  Listener (note tracker) ─► PhraseHistory
+//!   heard notes (triggers, MIDI out) ◄── ring ─────┘
 //!   triggers (Generate / auto / every N bars) ─►  tokenize → token model → sample → notes
 //!   Player ◄── ring of ScheduledNote (as each note is decoded) ◄─┘
 //!   └─► sample-accurate note events
@@ -38,8 +40,9 @@ use rtrb::{Consumer, Producer, RingBuffer};
 
 use super::generate::{generate, load_token_model, GenerationSettings, Rng, TokenModel};
 use super::history::{CapturedEvent, NoteInput, PhraseHistory, RecordedNote};
+use super::listener::{HeardNote, Listener};
 use super::metre::Metre;
-use super::player::{EventList, Player, ScheduledNote, SoundingNote};
+use super::player::{sample_offset, EventList, Player, ScheduledNote, SoundingNote};
 use crate::engine::audio::{Timing, OFFLINE_WAIT_LIMIT};
 use crate::engine::worker::{OfflineWait, Worker, WorkerHandle};
 use crate::midi::key::{detect_key, Scale};
@@ -53,6 +56,14 @@ const NOTE_CAPACITY: usize = 2048;
 const PLAYER_CAPACITY: usize = 1024;
 /// Note events one block may emit.
 const BLOCK_EVENT_CAPACITY: usize = 1024;
+/// Seconds of input audio the ring to the note tracker holds.
+const AUDIO_RING_SECONDS: f32 = 1.0;
+/// Heard notes in flight from the worker to the audio thread.
+const HEARD_CAPACITY: usize = 256;
+/// After listening stops, the tracker hears this much silence, so a note it was hearing ends.
+const TRAILING_SILENCE_SECONDS: f64 = 0.5;
+/// MIDI channel of the notes heard in the audio (history and MIDI out): channel 1.
+pub const HEARD_CHANNEL: u8 = 0;
 /// [`PhraseShared::model_choice`] while no model is loaded.
 pub const NO_MODEL: usize = usize::MAX;
 /// Tempo used when the host gives none.
@@ -89,6 +100,10 @@ pub struct PhraseShared {
     pub model_choice: AtomicUsize,
     /// Requests the worker has handled (an offline render waits for this to catch up).
     pub requests_handled: AtomicU64,
+    /// Captured events the worker has taken (an offline render waits for its audio to be heard).
+    pub events_handled: AtomicU64,
+    /// Notes heard in the input audio (note-ons).
+    pub notes_heard: AtomicU64,
     /// Offline waits for the worker that timed out (the render then went on without waiting).
     pub offline_stalls: AtomicU64,
     /// Time from picking up a trigger to the first note being ready, in ms (last generation).
@@ -191,6 +206,9 @@ pub fn start(
     let (events_in, events_out) = RingBuffer::new(EVENT_CAPACITY);
     let (requests_in, requests_out) = RingBuffer::new(64);
     let (notes_in, notes_out) = RingBuffer::new(NOTE_CAPACITY);
+    let audio_capacity = (sample_rate.max(1.0) * AUDIO_RING_SECONDS) as usize;
+    let (audio_in, audio_out) = RingBuffer::new(audio_capacity.clamp(4096, 1 << 21));
+    let (heard_in, heard_out) = RingBuffer::new(HEARD_CAPACITY);
     let shared = Arc::new(PhraseShared {
         history_beats: AtomicF64::new(history_beats),
         notes_recorded: AtomicU64::new(0),
@@ -201,12 +219,22 @@ pub fn start(
         model_ready: AtomicBool::new(false),
         model_choice: AtomicUsize::new(NO_MODEL),
         requests_handled: AtomicU64::new(0),
+        events_handled: AtomicU64::new(0),
+        notes_heard: AtomicU64::new(0),
         offline_stalls: AtomicU64::new(0),
         first_note_ms: AtomicF32::new(0.0),
         status: Mutex::new(String::new()),
     });
+    let listener = Listener::new(sample_rate);
     let worker = PhraseWorker {
         events: events_out,
+        audio: audio_out,
+        heard: heard_in,
+        listener_problem: listener
+            .as_ref()
+            .err()
+            .map(|error| format!("audio input not analysed at {sample_rate} Hz: {error}")),
+        listener: listener.ok(),
         requests: requests_out,
         notes: notes_in,
         history: PhraseHistory::new(history_beats),
@@ -225,6 +253,10 @@ pub fn start(
     let handle = WorkerHandle::spawn("continuo-phrase-worker", worker)?;
     let realtime = PhraseRealtime {
         events: events_in,
+        audio: audio_in,
+        heard: heard_out,
+        trailing_silence: 0,
+        listened: false,
         requests: requests_in,
         notes: notes_out,
         events_sent: 0,
@@ -247,6 +279,14 @@ pub fn start(
 /// The audio thread's half. Real-time safe: no allocation, lock or syscall.
 pub struct PhraseRealtime {
     events: Producer<CapturedEvent>,
+    /// Input audio (mono) for the note tracker.
+    audio: Producer<f32>,
+    /// Notes the tracker heard.
+    heard: Consumer<HeardNote>,
+    /// Samples of silence still to send after listening stopped.
+    trailing_silence: u64,
+    /// Whether this block sent audio to the tracker.
+    listened: bool,
     /// Requests, each with the number of events sent before it.
     requests: Producer<(u64, PhraseRequest)>,
     /// Events pushed into `events` so far.
@@ -293,6 +333,7 @@ impl PhraseRealtime {
             self.player.retire(0, &mut self.output);
         }
         self.free_beat = self.block_start_beat + block_len as f64 * self.beats_per_sample;
+        self.listened = false;
         if self.was_playing && !transport.playing {
             self.release_all(0);
         }
@@ -318,6 +359,71 @@ impl PhraseRealtime {
             pitch,
             velocity,
         }));
+    }
+
+    /// Sends this block's input audio (channels averaged) to the note tracker.
+    pub fn listen<C: AsRef<[f32]>>(&mut self, channels: &[C]) {
+        let frames = channels.first().map_or(0, |channel| channel.as_ref().len());
+        let scale = 1.0 / channels.len().max(1) as f32;
+        let pushed = frames.min(self.audio.slots());
+        if let Ok(chunk) = self.audio.write_chunk_uninit(pushed) {
+            chunk.fill_from_iter((0..pushed).map(|frame| {
+                channels
+                    .iter()
+                    .map(|channel| channel.as_ref()[frame])
+                    .sum::<f32>()
+                    * scale
+            }));
+        }
+        if pushed < frames {
+            self.count_dropped(1);
+        }
+        self.send_audio(pushed, frames - pushed);
+        self.trailing_silence = (TRAILING_SILENCE_SECONDS * self.sample_rate) as u64;
+    }
+
+    /// A block in which the tracker is not listening: it hears silence for a while, so that a
+    /// note it was hearing ends (in the history and at the MIDI output).
+    pub fn listen_to_nothing(&mut self, block_len: usize) {
+        if self.trailing_silence > 0 {
+            self.trailing_silence = self.trailing_silence.saturating_sub(block_len as u64);
+            self.send_audio(0, block_len);
+        }
+    }
+
+    fn send_audio(&mut self, samples: usize, silent: usize) {
+        self.send_event(CapturedEvent::Audio {
+            start_beat: self.block_start_beat,
+            beats_per_sample: self.beats_per_sample,
+            samples: samples as u32,
+            silent: silent as u32,
+        });
+        self.listened = true;
+    }
+
+    /// Hands each note the tracker heard to `each`, with the sample of this block at which live
+    /// MIDI out sends it (where it was decided, or the block's start if that has passed).
+    /// Offline, first waits (bounded) for the worker to analyse this block's audio, so a
+    /// bounce is the same however slow the machine.
+    pub fn take_heard(&mut self, block_len: u32, mut each: impl FnMut(HeardNote, u32)) {
+        if self.timing == Timing::Offline && self.listened {
+            let shared = &self.shared;
+            if !self
+                .offline_wait
+                .until(&shared.events_handled, self.events_sent)
+            {
+                shared.offline_stalls.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let last = f64::from(block_len.saturating_sub(1));
+        while let Ok(note) = self.heard.pop() {
+            let offset = sample_offset(
+                note.decided_beat,
+                self.block_start_beat,
+                self.beats_per_sample,
+            );
+            each(note, offset.clamp(0.0, last) as u32);
+        }
     }
 
     fn send_event(&mut self, event: CapturedEvent) {
@@ -420,6 +526,12 @@ impl PhraseRealtime {
 /// The worker's half: history, model, generation.
 struct PhraseWorker {
     events: Consumer<CapturedEvent>,
+    audio: Consumer<f32>,
+    heard: Producer<HeardNote>,
+    /// The note tracker (none when it cannot run at this sample rate: see `listener_problem`).
+    listener: Option<Listener>,
+    /// Why there is no listener, reported the first time audio arrives.
+    listener_problem: Option<String>,
     requests: Consumer<(u64, PhraseRequest)>,
     notes: Producer<ScheduledNote>,
     history: PhraseHistory,
@@ -511,7 +623,16 @@ impl PhraseWorker {
                         .last_event_beat
                         .store(note.beat, Ordering::Relaxed);
                 }
+                CapturedEvent::Audio {
+                    start_beat,
+                    beats_per_sample,
+                    samples,
+                    silent,
+                } => self.hear(start_beat, beats_per_sample, samples, silent),
                 CapturedEvent::Relocated { by_beats } => {
+                    if let Some(listener) = &mut self.listener {
+                        listener.shift(by_beats);
+                    }
                     // The variations follow the history, so that Select still plays them in
                     // played time.
                     for note in self.variations.iter_mut().flatten() {
@@ -524,7 +645,50 @@ impl PhraseWorker {
         self.shared
             .notes_recorded
             .store(self.history.len() as u64, Ordering::Relaxed);
+        self.shared
+            .events_handled
+            .store(self.events_taken, Ordering::Release);
         took
+    }
+
+    /// Runs the note tracker over one block of input audio; what it hears goes into the
+    /// history (as if played on [`HEARD_CHANNEL`]) and back to the audio thread.
+    fn hear(&mut self, start_beat: f64, beats_per_sample: f64, samples: u32, silent: u32) {
+        let Some(listener) = &mut self.listener else {
+            // Skip the block's samples, or the ring would fill up.
+            let skip = (samples as usize).min(self.audio.slots());
+            if let Ok(chunk) = self.audio.read_chunk(skip) {
+                chunk.commit_all();
+            }
+            if let Some(problem) = self.listener_problem.take() {
+                self.report(problem);
+            }
+            return;
+        };
+        let (history, heard, shared) = (&mut self.history, &mut self.heard, &self.shared);
+        listener.hear(
+            &mut self.audio,
+            start_beat,
+            beats_per_sample,
+            samples as usize,
+            silent as usize,
+            |note| {
+                history.add(NoteInput {
+                    beat: note.beat,
+                    on: note.on,
+                    channel: HEARD_CHANNEL,
+                    pitch: note.pitch,
+                    velocity: note.velocity,
+                });
+                shared.last_event_beat.store(note.beat, Ordering::Relaxed);
+                if note.on {
+                    shared.notes_heard.fetch_add(1, Ordering::Relaxed);
+                }
+                if heard.push(note).is_err() {
+                    shared.events_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+        );
     }
 
     /// Reports events and notes lost to full queues (at most once per

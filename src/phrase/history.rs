@@ -56,6 +56,19 @@ pub enum CapturedEvent {
         /// The jump, in beats (negative).
         by_beats: f64,
     },
+    /// A block of input audio (its samples are in the audio ring) for the note tracker, whose
+    /// notes then enter the history as [`CapturedEvent::Note`]s.
+    Audio {
+        /// Beat of the block's first sample.
+        start_beat: f64,
+        /// Beats per sample in this block.
+        beats_per_sample: f64,
+        /// Samples pushed into the audio ring.
+        samples: u32,
+        /// Samples of silence after them (audio that did not fit the ring, or a block in which
+        /// the tracker is not listening).
+        silent: u32,
+    },
 }
 
 /// Most finished notes kept, whatever the history length (64 bars of dense playing fit).
@@ -93,6 +106,7 @@ impl PhraseHistory {
         match event {
             CapturedEvent::Note(note) => self.add(note),
             CapturedEvent::Relocated { by_beats } => self.shift(by_beats),
+            CapturedEvent::Audio { .. } => {}
         }
     }
 

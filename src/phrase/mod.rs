@@ -4,6 +4,7 @@
 pub mod engine;
 pub mod generate;
 pub mod history;
+pub mod listener;
 pub mod metre;
 pub mod player;
 pub mod trigger;

@@ -110,7 +110,7 @@ pub struct SoundingNote {
 /// to the later one). Rounding, not flooring: host positions are themselves rounded (CLAP's
 /// fixed-point beats are 2^-31 beat steps, about 1e-5 samples), and a block start rounded up by
 /// that much must not move a note that lies exactly on a sample one sample earlier.
-fn sample_offset(beat: f64, start_beat: f64, beats_per_sample: f64) -> f64 {
+pub(crate) fn sample_offset(beat: f64, start_beat: f64, beats_per_sample: f64) -> f64 {
     ((beat - start_beat) / beats_per_sample + 0.5).floor()
 }
 

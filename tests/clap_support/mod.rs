@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use clack_extensions::latency::{HostLatency, HostLatencyImpl, PluginLatency};
 use clack_extensions::params::{ParamInfoBuffer, ParamInfoFlags, PluginParams};
+use clack_extensions::render::{PluginRender, RenderMode};
 use clack_host::events::event_types::{TransportEvent, TransportFlags};
 use clack_host::events::{EventFlags, EventHeader};
 use clack_host::prelude::*;
@@ -239,11 +240,24 @@ impl StereoPorts {
         right: &[f32],
         events: &InputEvents<'_>,
     ) -> (Vec<f32>, Vec<f32>) {
+        let mut output_events = EventBuffer::new();
+        self.process_with(processor, left, right, events, &mut output_events, None)
+    }
+
+    /// [`Self::process`] with the host's transport, keeping the events the plugin sends.
+    pub fn process_with<H: HostHandlers>(
+        &mut self,
+        processor: &mut StartedPluginAudioProcessor<H>,
+        left: &[f32],
+        right: &[f32],
+        events: &InputEvents<'_>,
+        output_events: &mut EventBuffer,
+        transport: Option<&TransportEvent>,
+    ) -> (Vec<f32>, Vec<f32>) {
         let (mut left_in, mut right_in) = (left.to_vec(), right.to_vec());
         let mut left_out = vec![0.0f32; left.len()];
         let mut right_out = vec![0.0f32; left.len()];
-        let mut output_events = EventBuffer::new();
-        let mut output_events = OutputEvents::from_buffer(&mut output_events);
+        let mut output_events = OutputEvents::from_buffer(output_events);
         let audio_in = self.input.with_input_buffers([AudioPortBuffer {
             latency: 0,
             channels: AudioPortBufferType::f32_input_only(
@@ -267,7 +281,7 @@ impl StereoPorts {
                 events,
                 &mut output_events,
                 None,
-                None,
+                transport,
             )
             .expect("process");
         (left_out, right_out)
@@ -308,6 +322,36 @@ where
             .join()
             .expect("audio thread")
     })
+}
+
+/// Activates `plugin` for an offline render (CLAP's render extension) at `sample_rate` with
+/// blocks of up to `max_block` samples.
+pub fn activate_offline(
+    plugin: &mut PluginInstance<()>,
+    sample_rate: f64,
+    max_block: u32,
+) -> StoppedPluginAudioProcessor<()> {
+    let render: PluginRender = plugin
+        .plugin_handle()
+        .get_extension()
+        .expect("render extension");
+    render
+        .set(&plugin.plugin_handle(), RenderMode::Offline)
+        .expect("offline render mode");
+    let config = PluginAudioConfiguration {
+        sample_rate,
+        min_frames_count: 1,
+        max_frames_count: max_block,
+    };
+    plugin.activate(|_, _| (), config).expect("activate")
+}
+
+/// The parameter called `name`.
+pub fn by_name<'a>(params: &'a [HostParam], name: &str) -> &'a HostParam {
+    params
+        .iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no parameter {name}"))
 }
 
 /// A parameter as a host sees it.

@@ -2,6 +2,11 @@
 //! and plays continuations from a token model as sample-accurate MIDI out. With Thru on, what
 //! it receives (notes, CCs, pitch bend, pressure, program changes) passes to the output at its
 //! own sample, merged in time order with the generated notes.
+//!
+//! It also listens to audio (Listen = Audio or MIDI + Audio): its audio input passes through
+//! untouched (no latency) and a monophonic note tracker on the worker turns it into notes for the
+//! same history, so a singer or a wind player can be continued; with Audio to MIDI on, those
+//! notes are also sent out as MIDI as soon as they are heard.
 
 mod params;
 
@@ -15,11 +20,12 @@ use nice_plug::prelude::*;
 pub use params::PhraseParams;
 use params::{model_choice, MODEL_ID, MODEL_NAME_KEY};
 
-use crate::engine::audio::Timing;
+use crate::engine::audio::{flush_subnormal, Timing};
 use crate::engine::worker::WorkerHandle;
 use crate::model::{BackendChoice, ModelDirs};
 use crate::phrase::engine::{
     self, ModelSource, PhraseCommand, PhraseRealtime, PhraseRequest, PhraseShared, TransportInfo,
+    HEARD_CHANNEL,
 };
 use crate::phrase::generate::GenerationSettings;
 use crate::phrase::metre::Metre;
@@ -43,6 +49,8 @@ struct Running {
     /// Input notes passed through and not yet released, by channel and pitch: their note-offs
     /// pass even when Thru has been switched off since.
     thru_sounding: Box<[[bool; 128]; 16]>,
+    /// The heard note sent out as MIDI and not yet released.
+    heard_sounding: Option<u8>,
     was_bypassed: bool,
     _worker: WorkerHandle<PhraseCommand>,
 }
@@ -56,6 +64,9 @@ pub struct ContinuoPhrase {
     /// Generated notes that were sounding at deactivation: the next activation's first block
     /// sends their note-offs.
     left_sounding: Vec<SoundingNote>,
+    /// Whether the host's layout has an audio input (passed through and listened to); without
+    /// one the output is silence.
+    audio_input: bool,
 }
 
 impl Plugin for ContinuoPhrase {
@@ -65,9 +76,15 @@ impl Plugin for ContinuoPhrase {
     const EMAIL: &'static str = super::EMAIL;
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
-    // A silent stereo output first: VST3 hosts (and several CLAP hosts) only run instruments that
-    // have an audio output. Hosts that support pure note effects can pick the port-less layout.
+    // Stereo in and out first: the track's audio passes through unchanged and can be listened
+    // to, and VST3 hosts (and several CLAP hosts) only run plugins that have an audio output.
+    // Then a silent output without input, and no ports for hosts with pure note effects.
     const AUDIO_IO_LAYOUTS: &'static [AudioIOLayout] = &[
+        AudioIOLayout {
+            main_input_channels: NonZeroU32::new(2),
+            main_output_channels: NonZeroU32::new(2),
+            ..AudioIOLayout::const_default()
+        },
         AudioIOLayout {
             main_output_channels: NonZeroU32::new(2),
             ..AudioIOLayout::const_default()
@@ -94,11 +111,12 @@ impl Plugin for ContinuoPhrase {
 
     fn activate(
         &mut self,
-        _audio_io_layout: &AudioIOLayout,
+        audio_io_layout: &AudioIOLayout,
         buffer_config: &BufferConfig,
         _context: &mut impl ActivateContext<Self>,
     ) -> bool {
         self.stop_engine();
+        self.audio_input = audio_io_layout.main_input_channels.is_some();
         let initial = self.chosen_model_index();
         let model = ModelSource {
             choices: model_choice().choices().to_vec(),
@@ -129,6 +147,7 @@ impl Plugin for ContinuoPhrase {
                     model: initial,
                     thru: Vec::with_capacity(THRU_CAPACITY),
                     thru_sounding: Box::new([[false; 128]; 16]),
+                    heard_sounding: None,
                     was_bypassed: false,
                     _worker: worker,
                 });
@@ -151,7 +170,12 @@ impl Plugin for ContinuoPhrase {
         context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
         for channel in buffer.as_slice() {
-            channel.fill(0.0);
+            if self.audio_input {
+                // Passed through untouched, except that no subnormal leaves the plugin.
+                channel.iter_mut().for_each(|x| *x = flush_subnormal(*x));
+            } else {
+                channel.fill(0.0);
+            }
         }
         let block_len = buffer.samples() as u32;
         let transport = context.transport();
@@ -162,6 +186,7 @@ impl Plugin for ContinuoPhrase {
             pos_beats: transport.pos_beats(),
         };
         let history_beats = self.history_beats(beats_per_bar);
+        let audio_input = self.audio_input;
         let selected = self.selected_variation();
         let model = self.chosen_model_index();
         let params = &self.params;
@@ -177,10 +202,25 @@ impl Plugin for ContinuoPhrase {
         let bypassed = params.bypass.value();
         if bypassed && !running.was_bypassed {
             running.engine.release_all(0);
+            if let Some(pitch) = running.heard_sounding.take() {
+                send_in_time_order(&mut running.thru, heard_event(false, pitch, 0.0, 0));
+            }
         }
         running.was_bypassed = bypassed;
 
-        capture_input(running, context, params.thru.value() || bypassed, bypassed);
+        let listen = params.listen.value();
+        if audio_input && listen.audio() && !bypassed {
+            running.engine.listen(buffer.as_slice());
+        } else {
+            running.engine.listen_to_nothing(block_len as usize);
+        }
+        capture_input(
+            running,
+            context,
+            params.thru.value() || bypassed,
+            bypassed || !listen.midi(),
+        );
+        take_heard(running, block_len, bypassed, params.heard_out.value());
         // Before any Generate of this block, so that it uses the new model. A full request
         // queue leaves `running.model` as it was: the switch is retried next block.
         if model != running.model
@@ -214,6 +254,12 @@ impl ContinuoPhrase {
     fn stop_engine(&mut self) {
         if let Some(mut running) = self.running.take() {
             self.left_sounding.extend(running.engine.take_sounding());
+            if let Some(pitch) = running.heard_sounding {
+                self.left_sounding.push(SoundingNote {
+                    channel: HEARD_CHANNEL,
+                    pitch,
+                });
+            }
         }
     }
 
@@ -241,12 +287,13 @@ fn beats_per_bar(transport: &Transport) -> f64 {
     }
 }
 
-/// Records incoming notes (history and triggers) and keeps the events thru passes on.
+/// Records incoming notes (history and triggers, unless `ignore_notes`) and keeps the events
+/// thru passes on.
 fn capture_input(
     running: &mut Running,
     context: &mut impl ProcessContext<ContinuoPhrase>,
     thru: bool,
-    bypassed: bool,
+    ignore_notes: bool,
 ) {
     while let Some(event) = context.next_event() {
         let note = match event {
@@ -270,7 +317,7 @@ fn capture_input(
             let (Some(channel), Some(pitch)) = (channel.number(), key.number()) else {
                 continue;
             };
-            if !bypassed {
+            if !ignore_notes {
                 running.engine.capture(timing, on, channel, pitch, velocity);
                 let beat = running.engine.beat_at(timing);
                 running.triggers.note(on, beat);
@@ -284,6 +331,65 @@ fn capture_input(
             }
         }
     }
+}
+
+/// Takes the notes heard in the audio input: they count for the triggers (unless bypassed)
+/// and, with Audio to MIDI on, go out as MIDI where they were decided (every note-on sent gets
+/// its note-off, whatever the parameter says by then).
+fn take_heard(running: &mut Running, block_len: u32, bypassed: bool, heard_out: bool) {
+    let (triggers, thru, sounding) = (
+        &mut running.triggers,
+        &mut running.thru,
+        &mut running.heard_sounding,
+    );
+    let mut lost = 0;
+    running.engine.take_heard(block_len, |note, timing| {
+        if !bypassed {
+            triggers.note(note.on, note.beat);
+        }
+        let send = if note.on {
+            let send = heard_out && !bypassed && sounding.is_none();
+            if send {
+                *sounding = Some(note.pitch);
+            }
+            send
+        } else {
+            *sounding == Some(note.pitch) && sounding.take().is_some()
+        };
+        if send
+            && !send_in_time_order(
+                thru,
+                heard_event(note.on, note.pitch, note.velocity, timing),
+            )
+        {
+            lost += 1;
+        }
+    });
+    if lost > 0 {
+        running.engine.count_dropped(lost);
+    }
+}
+
+/// A heard note as an output event.
+fn heard_event(on: bool, pitch: u8, velocity: f32, timing: u32) -> PluginNoteEvent<ContinuoPhrase> {
+    generated_event(NoteOut {
+        timing,
+        on,
+        channel: HEARD_CHANNEL,
+        pitch,
+        velocity,
+    })
+}
+
+/// Inserts `event` into the block's outgoing input events after those at or before its sample
+/// (they are in time order); `false` when the list is full.
+fn send_in_time_order<S>(events: &mut Vec<NoteEvent<S>>, event: NoteEvent<S>) -> bool {
+    if events.len() == events.capacity() {
+        return false;
+    }
+    let at = events.partition_point(|e| e.timing() <= event.timing());
+    events.insert(at, event);
+    true
 }
 
 /// Whether thru forwards `event` now. Keeps track of the input notes it passed on: the

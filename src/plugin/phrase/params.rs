@@ -76,6 +76,32 @@ pub enum KeyModeParam {
     Minor,
 }
 
+/// What the history (and the triggers) listen to.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenParam {
+    /// Notes arriving as MIDI.
+    #[name = "MIDI"]
+    Midi,
+    /// The audio input, transcribed by the note tracker (a monophonic voice or instrument).
+    #[name = "Audio"]
+    Audio,
+    /// Both.
+    #[name = "MIDI + Audio"]
+    Both,
+}
+
+impl ListenParam {
+    /// Whether MIDI notes are recorded.
+    pub fn midi(self) -> bool {
+        matches!(self, Self::Midi | Self::Both)
+    }
+
+    /// Whether the audio input is transcribed.
+    pub fn audio(self) -> bool {
+        matches!(self, Self::Audio | Self::Both)
+    }
+}
+
 /// Grid generated note starts snap to.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuantizeParam {
@@ -169,6 +195,12 @@ pub struct PhraseParams {
     /// Pass incoming notes to the output.
     #[id = "thru"]
     pub thru: BoolParam,
+    /// What the history listens to: MIDI, the audio input (transcribed), or both.
+    #[id = "listen"]
+    pub listen: EnumParam<ListenParam>,
+    /// Send the notes heard in the audio input out as MIDI (live audio-to-MIDI).
+    #[id = "heard_out"]
+    pub heard_out: BoolParam,
     /// Host bypass: releases generated notes and passes input through.
     #[id = "bypass"]
     pub bypass: BoolParam,
@@ -262,6 +294,8 @@ impl Default for PhraseParams {
             history_bars: IntParam::new("History", 8, IntRange::Linear { min: 1, max: 64 })
                 .with_unit(" bars"),
             thru: BoolParam::new("Thru", true),
+            listen: EnumParam::new("Listen", ListenParam::Midi),
+            heard_out: BoolParam::new("Audio to MIDI", false),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
             model: choice.param("Model", 0, &model_name),
             model_name,

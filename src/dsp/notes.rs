@@ -1,0 +1,911 @@
+//! Causal monophonic note tracking: audio → notes (pitch, velocity, start, end). The one
+//! implementation behind Continuo Phrase's audio input, `continuo transcribe` and their tests.
+//!
+//! # Contract
+//! - Input: mono audio at `sample_rate_hz`, one hop per [`NoteTracker::process_hop`] call;
+//!   sanitised, then DC-blocked (a constant offset must not look like a perfectly periodic tone).
+//! - Output: [`TrackedEvent`]s through a callback. Each carries `sample`, where the note is
+//!   estimated to start or end, and `decided`, the input sample count at which the tracker knew
+//!   (`decided ≥ sample`): a live consumer emits the event then, an offline one writes it at
+//!   `sample`. Monophonic: at most one note sounds, every note-on is followed by its note-off
+//!   (at the latest from [`NoteTracker::finish`]), and notes last at least `min_note_s`.
+//! - Allocation: only in [`NoteTracker::new`].
+//! - Delay from a note's true onset to its note-on decision: the pitch tracker's latency (half
+//!   its frame, set by `min_f0_hz`) plus `start_frames` hops, ≈ 27 ms at 48 kHz; the tests and
+//!   `xtask/scripts/eval_transcription.py` measure it.
+//!
+//! # Method
+//! Every hop feeds a YIN pitch tracker ([`PitchTracker`]), a spectral-flux onset detector
+//! ([`OnsetDetector`]) and a short RMS meter. Decisions are made per pitch frame, at the time
+//! the frame describes (its centre); the onset detector has the shorter latency, so its onsets
+//! up to that time are known by then.
+//! - **Start**: `start_frames` consecutive voiced frames (voicing ≥ `voicing_on`, level above
+//!   `gate_db`) whose pitch stays within `steady_semitones` of the first. The note gets their
+//!   rounded mean pitch; it starts at the nearest detected onset if one is close, otherwise at
+//!   the first voiced frame.
+//! - **End**: `end_frames` frames that are unvoiced (hysteresis: voicing below `voicing_off`, or
+//!   level 6 dB under the gate); the note ends at the first of them.
+//! - **Pitch change** (legato): `change_frames` consecutive frames more than `change_semitones`
+//!   from the note, steady among themselves. Vibrato stays inside the band, a slide is not
+//!   steady while it moves, so neither produces a stream of notes.
+//! - **Repeated note**: an onset inside a note at the same pitch, followed by a level rise of
+//!   `split_rise_db`, ends the note and starts another one there.
+
+use crate::dsp::onset::{OnsetConfig, OnsetDetector};
+use crate::dsp::pitch::{PitchConfig, PitchTracker};
+use crate::dsp::{check_sample_rate, power_to_db, sanitize_sample, DspError};
+
+/// Onsets remembered while they wait to be used (start refinement or a repeated-note split).
+const ONSET_MEMORY: usize = 8;
+/// Hops of energy kept for the level meter (long enough to look back past the pitch latency).
+const ENERGY_HOPS: usize = 256;
+
+/// Settings of a [`NoteTracker`]; the `_frames` values count hops.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoteTrackerConfig {
+    /// Sample rate of the input.
+    pub sample_rate_hz: f32,
+    /// Samples per hop.
+    pub hop_size: usize,
+    /// Lowest pitch tracked; sets the pitch tracker's frame, hence the delay.
+    pub min_f0_hz: f32,
+    /// Highest pitch tracked.
+    pub max_f0_hz: f32,
+    /// Level (RMS dBFS over ~20 ms) under which nothing starts.
+    pub gate_db: f32,
+    /// Voicing a frame needs to start a note.
+    pub voicing_on: f32,
+    /// Voicing under which a sounding note's frame counts as unvoiced.
+    pub voicing_off: f32,
+    /// Steady voiced frames before a note starts.
+    pub start_frames: usize,
+    /// Unvoiced frames before a note ends.
+    pub end_frames: usize,
+    /// Steady frames at another pitch before a sounding note changes to it.
+    pub change_frames: usize,
+    /// Distance from the note (semitones) beyond which a frame is at another pitch.
+    pub change_semitones: f32,
+    /// How far (semitones) the frames of a start or a change may stray from their first frame.
+    pub steady_semitones: f32,
+    /// Shortest note.
+    pub min_note_s: f32,
+    /// Level rise (dB) after an onset that splits a repeated note.
+    pub split_rise_db: f32,
+}
+
+impl NoteTrackerConfig {
+    /// Defaults for a sample rate: hop ≈ 2.7 ms (a power of two: 128 at 44.1/48 kHz), 55 Hz
+    /// (A1) to 2 kHz, gate −55 dBFS, starts after ≈ 8 ms, ends after ≈ 16 ms of unvoiced
+    /// frames, changes pitch after ≈ 24 ms, notes ≥ 40 ms.
+    pub fn new(sample_rate_hz: f32) -> Self {
+        let rate = if sample_rate_hz.is_finite() {
+            sample_rate_hz.max(1.0)
+        } else {
+            48_000.0
+        };
+        let hop_size = 2usize.pow((rate / 375.0).log2().round().clamp(4.0, 10.0) as u32);
+        let frames = |seconds: f32| ((seconds * rate / hop_size as f32).round() as usize).max(1);
+        Self {
+            sample_rate_hz,
+            hop_size,
+            min_f0_hz: 55.0,
+            max_f0_hz: 2000.0f32.min(rate / 4.0),
+            gate_db: -55.0,
+            voicing_on: 0.6,
+            voicing_off: 0.4,
+            start_frames: frames(0.008),
+            end_frames: frames(0.016),
+            change_frames: frames(0.024),
+            change_semitones: 0.7,
+            steady_semitones: 0.35,
+            min_note_s: 0.04,
+            split_rise_db: 3.0,
+        }
+    }
+
+    /// Checks the ranges (the pitch and onset trackers check theirs in [`NoteTracker::new`]).
+    ///
+    /// # Errors
+    /// When a field is out of range.
+    pub fn validate(&self) -> Result<(), DspError> {
+        check_sample_rate(self.sample_rate_hz)?;
+        if !(self.gate_db.is_finite() && self.gate_db < 0.0) {
+            return Err(DspError::invalid("gate_db", "must be negative"));
+        }
+        if !(0.0 < self.voicing_off && self.voicing_off <= self.voicing_on && self.voicing_on < 1.0)
+        {
+            return Err(DspError::invalid(
+                "voicing_on/voicing_off",
+                "must satisfy 0 < voicing_off <= voicing_on < 1",
+            ));
+        }
+        let frames = [self.start_frames, self.end_frames, self.change_frames];
+        if frames.iter().any(|&n| n == 0 || n > 1024) {
+            return Err(DspError::invalid("*_frames", "must be in 1..=1024"));
+        }
+        let semitones = [self.change_semitones, self.steady_semitones];
+        if semitones.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(DspError::invalid("*_semitones", "must be positive"));
+        }
+        if !(self.min_note_s.is_finite() && (0.0..=1.0).contains(&self.min_note_s)) {
+            return Err(DspError::invalid("min_note_s", "must be in 0..=1 s"));
+        }
+        if !(self.split_rise_db.is_finite() && self.split_rise_db >= 0.0) {
+            return Err(DspError::invalid("split_rise_db", "must be >= 0"));
+        }
+        Ok(())
+    }
+}
+
+/// A note starting or ending; sample positions count input samples since `new`/`reset`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TrackedEvent {
+    /// A note starts.
+    On {
+        /// MIDI note number.
+        pitch: u8,
+        /// 0–1, from the level when the note was decided.
+        velocity: f32,
+        /// Estimated start.
+        sample: u64,
+        /// When the tracker knew (≥ `sample`).
+        decided: u64,
+    },
+    /// The sounding note ends.
+    Off {
+        /// MIDI note number.
+        pitch: u8,
+        /// Estimated end.
+        sample: u64,
+        /// When the tracker knew (≥ `sample`).
+        decided: u64,
+    },
+}
+
+/// Consecutive frames that agree on a pitch (a note start or change in the making).
+#[derive(Debug, Clone, Copy, Default)]
+struct Run {
+    len: usize,
+    start: u64,
+    first_semitone: f32,
+    sum_semitones: f32,
+}
+
+impl Run {
+    /// Adds a frame; a frame too far from the run's first restarts the run at it.
+    fn push(&mut self, time: u64, semitone: f32, steady: f32) {
+        if self.len == 0 || (semitone - self.first_semitone).abs() > steady {
+            *self = Self {
+                len: 1,
+                start: time,
+                first_semitone: semitone,
+                sum_semitones: semitone,
+            };
+        } else {
+            self.len += 1;
+            self.sum_semitones += semitone;
+        }
+    }
+
+    fn pitch(&self) -> u8 {
+        (self.sum_semitones / self.len.max(1) as f32)
+            .round()
+            .clamp(0.0, 127.0) as u8
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    Silent,
+    Sounding {
+        pitch: u8,
+        start: u64,
+        /// Unvoiced frames in a row, and the time of the first.
+        unvoiced: usize,
+        unvoiced_since: u64,
+        /// Frames at another pitch.
+        change: Run,
+    },
+}
+
+/// Streaming monophonic note tracker; see the [module docs](self).
+pub struct NoteTracker {
+    config: NoteTrackerConfig,
+    pitch: PitchTracker,
+    onsets: OnsetDetector,
+    /// DC blocker state (one-pole high-pass at ~10 Hz).
+    dc_previous_input: f32,
+    dc_previous_output: f32,
+    dc_pole: f32,
+    hop: Vec<f32>,
+    /// Mean square of each of the last [`ENERGY_HOPS`] hops, indexed by hop number.
+    energy: Vec<f32>,
+    hops_done: u64,
+    /// Detected onsets not yet used or expired: (sample, consumed).
+    onset_memory: [Option<u64>; ONSET_MEMORY],
+    state: State,
+    start_run: Run,
+    /// Latest decision time (frame centre) handled, for `finish`.
+    last_frame_time: u64,
+    /// End of the last note: the next one starts no earlier (monophonic).
+    last_end: u64,
+    /// Samples: pitch latency, level window half-width, minimum note, onset search ranges.
+    pitch_latency: u64,
+    level_half_window: u64,
+    min_note: u64,
+    onset_before: u64,
+    onset_after: u64,
+}
+
+impl std::fmt::Debug for NoteTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NoteTracker")
+            .field("config", &self.config)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NoteTracker {
+    /// Validates `config` and allocates everything.
+    ///
+    /// # Errors
+    /// When [`NoteTrackerConfig::validate`] or the pitch or onset tracker's check fails.
+    pub fn new(config: NoteTrackerConfig) -> Result<Self, DspError> {
+        config.validate()?;
+        let pitch = PitchTracker::new(PitchConfig {
+            min_f0_hz: config.min_f0_hz,
+            max_f0_hz: config.max_f0_hz,
+            silence_db: config.gate_db - 10.0,
+            ..PitchConfig::new(config.sample_rate_hz, config.hop_size)
+        })?;
+        let onsets = OnsetDetector::new(onset_config(&config))?;
+        let seconds = |s: f32| (s * config.sample_rate_hz).round() as u64;
+        let pitch_latency = pitch.latency_samples() as u64;
+        Ok(Self {
+            dc_pole: (-std::f32::consts::TAU * 10.0 / config.sample_rate_hz).exp(),
+            dc_previous_input: 0.0,
+            dc_previous_output: 0.0,
+            hop: vec![0.0; config.hop_size],
+            energy: vec![0.0; ENERGY_HOPS],
+            hops_done: 0,
+            onset_memory: [None; ONSET_MEMORY],
+            state: State::Silent,
+            start_run: Run::default(),
+            last_frame_time: 0,
+            last_end: 0,
+            pitch_latency,
+            level_half_window: seconds(0.01),
+            min_note: seconds(config.min_note_s),
+            onset_before: seconds(0.04),
+            onset_after: seconds(0.025),
+            pitch,
+            onsets,
+            config,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> NoteTrackerConfig {
+        self.config
+    }
+
+    /// Samples from a frame's centre to the end of the hop that produced it: how far the
+    /// decisions lag the input before any `start_frames` wait.
+    pub fn latency_samples(&self) -> usize {
+        self.pitch_latency as usize
+    }
+
+    /// The note sounding now, if any.
+    pub fn sounding(&self) -> Option<u8> {
+        match self.state {
+            State::Sounding { pitch, .. } => Some(pitch),
+            State::Silent => None,
+        }
+    }
+
+    /// Forgets everything (a sounding note is dropped without a note-off: its consumer, which
+    /// sent the note-on, ends it).
+    pub fn reset(&mut self) {
+        self.pitch.reset();
+        self.onsets.reset();
+        self.dc_previous_input = 0.0;
+        self.dc_previous_output = 0.0;
+        self.energy.fill(0.0);
+        self.hops_done = 0;
+        self.onset_memory = [None; ONSET_MEMORY];
+        self.state = State::Silent;
+        self.start_run = Run::default();
+        self.last_frame_time = 0;
+        self.last_end = 0;
+    }
+
+    /// Input samples pushed so far.
+    pub fn samples_done(&self) -> u64 {
+        self.hops_done * self.config.hop_size as u64
+    }
+
+    /// Pushes one hop and reports the notes it decided.
+    ///
+    /// # Panics
+    /// If `input.len() != hop_size`.
+    pub fn process_hop(&mut self, input: &[f32], mut emit: impl FnMut(TrackedEvent)) {
+        assert_eq!(
+            input.len(),
+            self.config.hop_size,
+            "note tracker input must be one hop"
+        );
+        let mut energy = 0.0;
+        for (out, &x) in self.hop.iter_mut().zip(input) {
+            let x = sanitize_sample(x);
+            let y = x - self.dc_previous_input + self.dc_pole * self.dc_previous_output;
+            self.dc_previous_input = x;
+            self.dc_previous_output = sanitize_sample(y);
+            *out = self.dc_previous_output;
+            energy += *out * *out;
+        }
+        self.energy[(self.hops_done % ENERGY_HOPS as u64) as usize] =
+            energy / self.config.hop_size as f32;
+        self.hops_done += 1;
+        if let Some(onset) = self.onsets.process_hop(&self.hop) {
+            self.remember_onset(onset.sample as u64);
+        }
+        let frame = self.pitch.process_hop(&self.hop);
+        let now = self.samples_done();
+        let Some(time) = now.checked_sub(self.pitch_latency) else {
+            return;
+        };
+        self.last_frame_time = time;
+        let level_db = self.level_db(time);
+        let semitone = 69.0 + 12.0 * (frame.f0_hz / 440.0).log2();
+        self.step(time, now, semitone, frame.voicing, level_db, &mut emit);
+    }
+
+    /// Ends the sounding note (if any) at the latest analysed time; call after the last hop.
+    pub fn finish(&mut self, mut emit: impl FnMut(TrackedEvent)) {
+        if let State::Sounding { pitch, start, .. } = self.state {
+            let end = self.last_frame_time.max(start + 1);
+            emit(TrackedEvent::Off {
+                pitch,
+                sample: end,
+                decided: self.samples_done().max(end),
+            });
+        }
+        self.state = State::Silent;
+        self.start_run = Run::default();
+    }
+
+    fn step(
+        &mut self,
+        time: u64,
+        now: u64,
+        semitone: f32,
+        voicing: f32,
+        level_db: f32,
+        emit: &mut impl FnMut(TrackedEvent),
+    ) {
+        let config = self.config;
+        let velocity = ((level_db - config.gate_db) / (-10.0 - config.gate_db)).clamp(0.05, 1.0);
+        match self.state {
+            State::Silent => {
+                if voicing >= config.voicing_on && level_db >= config.gate_db {
+                    self.start_run.push(time, semitone, config.steady_semitones);
+                } else {
+                    self.start_run.len = 0;
+                }
+                if self.start_run.len >= config.start_frames {
+                    let pitch = self.start_run.pitch();
+                    let start = self
+                        .nearest_onset(self.start_run.start)
+                        .unwrap_or(self.start_run.start)
+                        .max(self.last_end);
+                    self.start(pitch, velocity, start, now, emit);
+                }
+            }
+            State::Sounding {
+                pitch,
+                start,
+                mut unvoiced,
+                mut unvoiced_since,
+                mut change,
+            } => {
+                let voiced = voicing >= config.voicing_off && level_db >= config.gate_db - 6.0;
+                let old_enough = time >= start + self.min_note;
+                if !voiced {
+                    if unvoiced == 0 {
+                        unvoiced_since = time;
+                    }
+                    unvoiced += 1;
+                    change.len = 0;
+                    if unvoiced >= config.end_frames && old_enough {
+                        let end = unvoiced_since.max(start + self.min_note);
+                        emit(TrackedEvent::Off {
+                            pitch,
+                            sample: end,
+                            decided: now,
+                        });
+                        self.last_end = end;
+                        self.state = State::Silent;
+                        self.start_run.len = 0;
+                        return;
+                    }
+                } else {
+                    unvoiced = 0;
+                    if (semitone - f32::from(pitch)).abs() > config.change_semitones {
+                        change.push(time, semitone, config.steady_semitones);
+                    } else {
+                        change.len = 0;
+                    }
+                }
+                self.state = State::Sounding {
+                    pitch,
+                    start,
+                    unvoiced,
+                    unvoiced_since,
+                    change,
+                };
+                if change.len >= config.change_frames && old_enough {
+                    let next = change.pitch();
+                    if next != pitch {
+                        let at = change.start.max(start + self.min_note);
+                        emit(TrackedEvent::Off {
+                            pitch,
+                            sample: at,
+                            decided: now,
+                        });
+                        self.start(next, velocity, at, now, emit);
+                    }
+                    return;
+                }
+                if voiced && change.len == 0 {
+                    self.split_repeated_note(pitch, start, time, now, velocity, emit);
+                }
+            }
+        }
+    }
+
+    fn start(
+        &mut self,
+        pitch: u8,
+        velocity: f32,
+        start: u64,
+        now: u64,
+        emit: &mut impl FnMut(TrackedEvent),
+    ) {
+        emit(TrackedEvent::On {
+            pitch,
+            velocity,
+            sample: start,
+            decided: now,
+        });
+        // Onsets up to the start belong to this note.
+        for slot in &mut self.onset_memory {
+            if slot.is_some_and(|onset| onset <= start + self.onset_after) {
+                *slot = None;
+            }
+        }
+        self.state = State::Sounding {
+            pitch,
+            start,
+            unvoiced: 0,
+            unvoiced_since: start,
+            change: Run::default(),
+        };
+        self.start_run.len = 0;
+    }
+
+    /// A repeated note: an onset well inside the sounding note whose level then rises.
+    fn split_repeated_note(
+        &mut self,
+        pitch: u8,
+        start: u64,
+        time: u64,
+        now: u64,
+        velocity: f32,
+        emit: &mut impl FnMut(TrackedEvent),
+    ) {
+        let half = self.level_half_window;
+        // The level after the onset must be measurable: its window has to lie in the past.
+        let Some(onset) = self
+            .onset_memory
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|&onset| onset + 2 * half + half <= now && onset <= time)
+            .min()
+        else {
+            return;
+        };
+        for slot in &mut self.onset_memory {
+            if *slot == Some(onset) {
+                *slot = None;
+            }
+        }
+        if onset < start + self.min_note {
+            return;
+        }
+        // The dip before the re-attack: the quietest stretch just before the onset, measured
+        // over a period of the note at least (shorter windows see the waveform's own ripple).
+        let period = (f64::from(self.config.sample_rate_hz)
+            / (440.0 * 2f64.powf((f64::from(pitch) - 69.0) / 12.0))) as u64;
+        let dip_half = (period / 2).max(self.config.hop_size as u64);
+        let step = self.config.hop_size as u64;
+        let dip = (0..)
+            .map(|k| onset.saturating_sub(k * step))
+            .take_while(|&centre| centre + 2 * half >= onset)
+            .map(|centre| self.level_db_around(centre, dip_half))
+            .fold(f32::INFINITY, f32::min);
+        let after = self.level_db(onset + half + half / 2);
+        if after - dip >= self.config.split_rise_db {
+            emit(TrackedEvent::Off {
+                pitch,
+                sample: onset,
+                decided: now,
+            });
+            self.start(pitch, velocity, onset, now, emit);
+        }
+    }
+
+    fn remember_onset(&mut self, sample: u64) {
+        // Oldest first out: the memory is a handful of recent onsets.
+        let slot = self
+            .onset_memory
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or_else(|| {
+                (0..ONSET_MEMORY)
+                    .min_by_key(|&i| self.onset_memory[i].unwrap_or(0))
+                    .unwrap_or(0)
+            });
+        self.onset_memory[slot] = Some(sample);
+    }
+
+    /// The remembered onset nearest to `time` within the search range around it.
+    fn nearest_onset(&self, time: u64) -> Option<u64> {
+        self.onset_memory
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|&onset| onset + self.onset_before >= time && onset <= time + self.onset_after)
+            .min_by_key(|&onset| onset.abs_diff(time))
+    }
+
+    /// RMS level (dBFS) of the ~20 ms around `time`, from the hop energies.
+    fn level_db(&self, time: u64) -> f32 {
+        self.level_db_around(time, self.level_half_window)
+    }
+
+    /// RMS level (dBFS) of `time ± half` samples, from the hop energies.
+    fn level_db_around(&self, time: u64, half: u64) -> f32 {
+        let hop = self.config.hop_size as u64;
+        let newest = self.hops_done.saturating_sub(1);
+        let oldest = self.hops_done.saturating_sub(ENERGY_HOPS as u64);
+        let first = (time.saturating_sub(half) / hop).clamp(oldest, newest);
+        let last = ((time + half) / hop).clamp(oldest, newest);
+        let (sum, count) = (first..=last).fold((0.0f32, 0u32), |(sum, count), index| {
+            (
+                sum + self.energy[(index % ENERGY_HOPS as u64) as usize],
+                count + 1,
+            )
+        });
+        power_to_db(sum / count.max(1) as f32)
+    }
+}
+
+/// The onset detector's settings for note tracking: strong log compression, so the detection
+/// function measures level *ratios* and a quiet player's re-attacks count as much as a loud one's.
+fn onset_config(config: &NoteTrackerConfig) -> OnsetConfig {
+    OnsetConfig {
+        compression: 1.0e4,
+        ..OnsetConfig::new(config.sample_rate_hz, config.hop_size)
+    }
+}
+
+/// A note found by [`transcribe`] or [`transcribe_onset_median`], in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct TranscribedNote {
+    /// MIDI note number.
+    pub pitch: u8,
+    /// 0–1.
+    pub velocity: f32,
+    /// Estimated start.
+    pub start_s: f64,
+    /// Estimated end.
+    pub end_s: f64,
+    /// When a live tracker emitted the note-on (the note's start for the offline baseline).
+    pub decided_s: f64,
+}
+
+/// Offline helper: runs a fresh [`NoteTracker`] over a whole signal (the same code as live,
+/// padded at the end so the last note is analysed) and returns its notes in order.
+///
+/// # Errors
+/// When the configuration is invalid.
+pub fn transcribe(
+    signal: &[f32],
+    config: NoteTrackerConfig,
+) -> Result<Vec<TranscribedNote>, DspError> {
+    let mut tracker = NoteTracker::new(config)?;
+    let rate = f64::from(config.sample_rate_hz);
+    let hop = config.hop_size;
+    let padded_hops =
+        (signal.len() + tracker.latency_samples()).div_ceil(hop) + config.end_frames + 1;
+    let mut notes: Vec<TranscribedNote> = Vec::new();
+    let mut take = |event: TrackedEvent| match event {
+        TrackedEvent::On {
+            pitch,
+            velocity,
+            sample,
+            decided,
+        } => notes.push(TranscribedNote {
+            pitch,
+            velocity,
+            start_s: sample as f64 / rate,
+            end_s: sample as f64 / rate,
+            decided_s: decided as f64 / rate,
+        }),
+        TrackedEvent::Off { sample, .. } => {
+            if let Some(last) = notes.last_mut() {
+                last.end_s = (sample as f64 / rate).max(last.start_s);
+            }
+        }
+    };
+    let mut buffer = vec![0.0f32; hop];
+    for index in 0..padded_hops {
+        for (n, slot) in buffer.iter_mut().enumerate() {
+            *slot = signal.get(index * hop + n).copied().unwrap_or(0.0);
+        }
+        tracker.process_hop(&buffer, &mut take);
+    }
+    tracker.finish(&mut take);
+    Ok(notes)
+}
+
+/// The plain baseline the tracker is compared with (offline, not causal): a note between each
+/// pair of detected onsets whose frames are mostly voiced, at the median pitch of its voiced
+/// frames, ending at the last voiced frame.
+///
+/// # Errors
+/// When the configuration is invalid.
+pub fn transcribe_onset_median(
+    signal: &[f32],
+    config: NoteTrackerConfig,
+) -> Result<Vec<TranscribedNote>, DspError> {
+    config.validate()?;
+    let hop = config.hop_size;
+    let frames = PitchTracker::track(
+        signal,
+        PitchConfig {
+            min_f0_hz: config.min_f0_hz,
+            max_f0_hz: config.max_f0_hz,
+            silence_db: config.gate_db,
+            ..PitchConfig::new(config.sample_rate_hz, hop)
+        },
+    )?;
+    let onsets = OnsetDetector::detect(signal, OnsetConfig::new(config.sample_rate_hz, hop))?;
+    let rate = f64::from(config.sample_rate_hz);
+    let frame_of = |sample: usize| (sample / hop).min(frames.len());
+    let mut bounds: Vec<usize> = onsets.iter().map(|onset| onset.sample).collect();
+    bounds.push(signal.len());
+    let mut notes = Vec::new();
+    for pair in bounds.windows(2) {
+        let (first, last) = (frame_of(pair[0]), frame_of(pair[1]));
+        let voiced: Vec<(usize, f32)> = (first..last)
+            .filter(|&i| frames[i].voicing >= config.voicing_on)
+            .map(|i| (i, 69.0 + 12.0 * (frames[i].f0_hz / 440.0).log2()))
+            .collect();
+        if voiced.len() * 2 < (last - first).max(1) || voiced.is_empty() {
+            continue;
+        }
+        let mut pitches: Vec<f32> = voiced.iter().map(|&(_, p)| p).collect();
+        pitches.sort_by(f32::total_cmp);
+        let median = pitches[pitches.len() / 2];
+        let end_frame = voiced.last().map_or(last, |&(i, _)| i + 1);
+        let start_s = pair[0] as f64 / rate;
+        notes.push(TranscribedNote {
+            pitch: median.round().clamp(0.0, 127.0) as u8,
+            velocity: 0.8,
+            start_s,
+            end_s: ((end_frame * hop) as f64 / rate).max(start_s),
+            decided_s: start_s,
+        });
+    }
+    Ok(notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE: f32 = 48_000.0;
+
+    fn midi_hz(pitch: f32) -> f32 {
+        440.0 * 2f32.powf((pitch - 69.0) / 12.0)
+    }
+
+    /// A harmonic tone (5 partials) with 5 ms attack and release.
+    fn tone(pitch: f32, seconds: f32, amplitude: f32) -> Vec<f32> {
+        let len = (seconds * RATE) as usize;
+        let ramp = (0.005 * RATE) as usize;
+        let f0 = midi_hz(pitch);
+        (0..len)
+            .map(|n| {
+                let t = n as f32 / RATE;
+                let envelope = (n.min(len - n) as f32 / ramp as f32).min(1.0);
+                let wave: f32 = (1..=5)
+                    .map(|k| (std::f32::consts::TAU * f0 * k as f32 * t).sin() / k as f32)
+                    .sum();
+                amplitude * envelope * wave * 0.5
+            })
+            .collect()
+    }
+
+    fn silence(seconds: f32) -> Vec<f32> {
+        vec![0.0; (seconds * RATE) as usize]
+    }
+
+    fn run(signal: &[f32]) -> Vec<TranscribedNote> {
+        transcribe(signal, NoteTrackerConfig::new(RATE)).expect("valid config")
+    }
+
+    #[test]
+    fn a_melody_with_rests_gives_its_notes_on_time() {
+        let pitches = [60.0, 64.0, 67.0, 72.0, 45.0, 84.0];
+        let mut signal = silence(0.2);
+        let mut starts = Vec::new();
+        for &pitch in &pitches {
+            starts.push(signal.len() as f64 / f64::from(RATE));
+            signal.extend(tone(pitch, 0.3, 0.3));
+            signal.extend(silence(0.1));
+        }
+        let notes = run(&signal);
+        let found: Vec<u8> = notes.iter().map(|n| n.pitch).collect();
+        assert_eq!(found, pitches.map(|p| p as u8).to_vec(), "{notes:?}");
+        for (note, start) in notes.iter().zip(&starts) {
+            assert!((note.start_s - start).abs() < 0.02, "{note:?} vs {start}");
+            assert!(
+                (note.end_s - (start + 0.3)).abs() < 0.04,
+                "{note:?} vs {start}"
+            );
+            let delay = note.decided_s - start;
+            assert!(
+                (0.0..0.05).contains(&delay),
+                "decided {delay} s after the onset"
+            );
+        }
+    }
+
+    #[test]
+    fn legato_changes_and_repeated_notes_are_separate_notes() {
+        let mut signal = silence(0.1);
+        signal.extend(tone(62.0, 0.25, 0.3).iter().take((0.245 * RATE) as usize));
+        // Legato: the next pitch starts without a gap.
+        signal.extend(tone(65.0, 0.25, 0.3));
+        // Repeated note, détaché: 10 ms of silence between the fades.
+        signal.extend(silence(0.01));
+        signal.extend(tone(65.0, 0.25, 0.3));
+        signal.extend(silence(0.1));
+        let notes = run(&signal);
+        let found: Vec<u8> = notes.iter().map(|n| n.pitch).collect();
+        assert_eq!(found, vec![62, 65, 65], "{notes:?}");
+    }
+
+    #[test]
+    fn vibrato_and_a_slide_do_not_spam_notes() {
+        // One second of A4 with ±40 cents of 6 Hz vibrato, then a slide over a fifth in 0.3 s
+        // ending on a held E5.
+        let mut phase = 0.0f32;
+        let mut signal = silence(0.1);
+        let len = (1.6 * RATE) as usize;
+        for n in 0..len {
+            let t = n as f32 / RATE;
+            let pitch = if t < 1.0 {
+                69.0 + 0.4 * (std::f32::consts::TAU * 6.0 * t).sin()
+            } else if t < 1.3 {
+                69.0 + 7.0 * (t - 1.0) / 0.3
+            } else {
+                76.0
+            };
+            phase += std::f32::consts::TAU * midi_hz(pitch) / RATE;
+            let ramp = (n.min(len - n) as f32 / 240.0).min(1.0);
+            signal.push(0.2 * ramp * (phase.sin() + 0.5 * (2.0 * phase).sin()));
+        }
+        signal.extend(silence(0.1));
+        let notes = run(&signal);
+        assert!(notes.len() <= 4, "{notes:?}");
+        assert_eq!(notes.first().map(|n| n.pitch), Some(69), "{notes:?}");
+        assert_eq!(notes.last().map(|n| n.pitch), Some(76), "{notes:?}");
+    }
+
+    #[test]
+    fn noise_silence_clicks_and_nan_give_no_notes() {
+        let mut state = 1u32;
+        let mut noise = || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let noisy: Vec<f32> = (0..RATE as usize).map(|_| 0.5 * noise()).collect();
+        assert!(run(&noisy).is_empty(), "white noise");
+        assert!(run(&silence(1.0)).is_empty(), "silence");
+        let mut clicks = silence(1.0);
+        for n in (0..clicks.len()).step_by(4800) {
+            clicks[n] = 0.9;
+        }
+        assert!(run(&clicks).is_empty(), "clicks");
+        assert!(run(&vec![f32::NAN; RATE as usize]).is_empty(), "NaN");
+        assert!(run(&vec![0.4; RATE as usize]).is_empty(), "DC");
+    }
+
+    #[test]
+    fn clipped_and_offset_input_still_works() {
+        let mut signal = silence(0.1);
+        signal.extend(
+            tone(57.0, 0.4, 3.0)
+                .iter()
+                .map(|x| x.clamp(-0.5, 0.5) + 0.3),
+        );
+        signal.extend(silence(0.1));
+        let found: Vec<u8> = run(&signal).iter().map(|n| n.pitch).collect();
+        assert_eq!(found, vec![57]);
+    }
+
+    #[test]
+    fn a_chord_gives_a_bounded_number_of_notes() {
+        let chord: Vec<f32> = [60.0, 64.0, 67.0].iter().map(|&p| tone(p, 2.0, 0.2)).fold(
+            vec![0.0; (2.0 * RATE) as usize],
+            |mut sum, part| {
+                sum.iter_mut().zip(part).for_each(|(s, x)| *s += x);
+                sum
+            },
+        );
+        let notes = run(&chord);
+        assert!(
+            notes.len() <= 4,
+            "{} notes from a 2 s chord: {notes:?}",
+            notes.len()
+        );
+    }
+
+    #[test]
+    fn works_at_the_usual_host_rates() {
+        for rate in [44_100.0f32, 48_000.0, 96_000.0] {
+            let config = NoteTrackerConfig::new(rate);
+            let len = (0.4 * rate) as usize;
+            let f0 = midi_hz(67.0);
+            let mut signal = vec![0.0; (0.1 * rate) as usize];
+            signal.extend(
+                (0..len).map(|n| 0.3 * (std::f32::consts::TAU * f0 * n as f32 / rate).sin()),
+            );
+            signal.extend(vec![0.0; (0.1 * rate) as usize]);
+            let notes = transcribe(&signal, config).expect("valid");
+            assert_eq!(
+                notes.iter().map(|n| n.pitch).collect::<Vec<_>>(),
+                vec![67],
+                "{rate}"
+            );
+            assert!((notes[0].start_s - 0.1).abs() < 0.02, "{rate}: {notes:?}");
+        }
+    }
+
+    #[test]
+    fn the_baseline_finds_separated_notes() {
+        let mut signal = silence(0.2);
+        for pitch in [60.0, 62.0, 64.0] {
+            signal.extend(tone(pitch, 0.3, 0.3));
+            signal.extend(silence(0.1));
+        }
+        let notes = transcribe_onset_median(&signal, NoteTrackerConfig::new(RATE)).expect("valid");
+        assert_eq!(
+            notes.iter().map(|n| n.pitch).collect::<Vec<_>>(),
+            vec![60, 62, 64]
+        );
+    }
+
+    #[test]
+    fn invalid_settings_are_refused() {
+        let mut config = NoteTrackerConfig::new(RATE);
+        config.voicing_off = 0.9;
+        assert!(NoteTracker::new(config).is_err());
+        assert!(NoteTracker::new(NoteTrackerConfig::new(f32::NAN)).is_err());
+    }
+}
