@@ -2,7 +2,8 @@
 //! `assert_process_allocs`), offline (CLAP render extension), 48 kHz, 64-sample blocks, with
 //! random parameter automation. Style switches its model every few seconds and gets a melody
 //! with silences, noise bursts and the odd NaN; Phrase gets a melody in host tempo with tempo
-//! changes, transport loops and Generate presses. Checked: resident memory flat between the
+//! changes, transport loops and Generate presses, as MIDI and as audio (it starts listening to
+//! both, with Audio to MIDI on). Checked: resident memory flat between the
 //! first tenth and the end, no non-finite output, every generated note-on matched by a note-off
 //! once the transport stops.
 //!
@@ -203,6 +204,8 @@ fn phrase_soak() {
         .cloned()
         .collect();
     let generate = by_name(&all, "Generate").clone();
+    let listen = by_name(&all, "Listen").clone();
+    let heard_out = by_name(&all, "Audio to MIDI").clone();
     // Thru off: every note that comes out was generated.
     let thru = by_name(&all, "Thru").clone();
     let processor = activate_offline(&mut plugin, SAMPLE_RATE, BLOCK as u32);
@@ -211,9 +214,9 @@ fn phrase_soak() {
         scope
             .spawn(|| {
                 let mut processor = processor.start_processing().expect("start processing");
-                let mut output_ports = AudioPorts::with_capacity(2, 1);
-                let mut left = vec![0.0f32; BLOCK];
-                let mut right = vec![0.0f32; BLOCK];
+                let mut ports = StereoPorts::new();
+                let mut audio_in = vec![0.0f32; BLOCK];
+                let mut phase = 0.0f64;
                 // Sounding generated or thru notes per (channel, key): a note-on twice before
                 // its note-off is a stuck note too.
                 let mut sounding = std::collections::HashMap::<(u16, u16), i32>::new();
@@ -262,6 +265,13 @@ fn phrase_soak() {
                     let sample = block * BLOCK;
                     if sample == 0 {
                         input.push(&ParamValueEvent::new(0, thru.id, Pckn::match_all(), 0.0));
+                        input.push(&ParamValueEvent::new(0, listen.id, Pckn::match_all(), 2.0));
+                        input.push(&ParamValueEvent::new(
+                            0,
+                            heard_out.id,
+                            Pckn::match_all(),
+                            1.0,
+                        ));
                     }
                     if sample.is_multiple_of(96_000) {
                         let param = &automated[rng.next() as usize % automated.len()];
@@ -293,27 +303,32 @@ fn phrase_soak() {
                     if sample.is_multiple_of(960_000) && beat > 8.0 {
                         beat -= 8.0;
                     }
-                    let mut output = EventBuffer::new();
-                    {
-                        let mut output_events = OutputEvents::from_buffer(&mut output);
-                        let mut audio_out = output_ports.with_output_buffers([AudioPortBuffer {
-                            latency: 0,
-                            channels: AudioPortBufferType::f32_output_only(
-                                [left.as_mut_slice(), right.as_mut_slice()].into_iter(),
-                            ),
-                        }]);
-                        let transport = transport(tempo, beat, playing);
-                        processor
-                            .process(
-                                &InputAudioBuffers::empty(),
-                                &mut audio_out,
-                                &input.as_input(),
-                                &mut output_events,
-                                None,
-                                Some(&transport),
-                            )
-                            .expect("process");
+                    // The melody as audio too: a sine at the held key.
+                    let frequency =
+                        held.map(|(key, _)| 440.0 * 2f64.powf((f64::from(key) - 69.0) / 12.0));
+                    for sample in &mut audio_in {
+                        *sample = match frequency {
+                            Some(f) => {
+                                phase = (phase + f / SAMPLE_RATE).fract();
+                                (0.2 * (std::f64::consts::TAU * phase).sin()) as f32
+                            }
+                            None => 0.0,
+                        };
                     }
+                    let mut output = EventBuffer::new();
+                    let transport = transport(tempo, beat, playing);
+                    let (left, right) = ports.process_with(
+                        &mut processor,
+                        &audio_in,
+                        &audio_in,
+                        &input.as_input(),
+                        &mut output,
+                        Some(&transport),
+                    );
+                    assert!(
+                        left.iter().chain(&right).all(|y| y.is_finite()),
+                        "non-finite output"
+                    );
                     for event in output.iter() {
                         if let Some(on) = event.as_event::<NoteOnEvent>() {
                             let key = (
