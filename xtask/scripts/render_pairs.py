@@ -95,9 +95,8 @@ def gated_rms_dbfs(samples):
     return 10.0 * math.log10(sum(kept) / len(kept))
 
 
-def to_normalised_mono_16bit(stereo_path, mono_path, level_dbfs):
-    """Downmixes FluidSynth's stereo 16-bit output to mono (mean of the channels) and scales it
-    to `level_dbfs` (gated RMS)."""
+def read_mono(stereo_path, sample_rate=SAMPLE_RATE):
+    """FluidSynth's stereo 16-bit output downmixed to mono (mean of the channels), in [-1, 1)."""
     import array
 
     with wave.open(str(stereo_path), "rb") as src:
@@ -107,12 +106,18 @@ def to_normalised_mono_16bit(stereo_path, mono_path, level_dbfs):
             src.getframerate(),
             src.getnframes(),
         )
-        if width != 2 or rate != SAMPLE_RATE:
+        if width != 2 or rate != sample_rate:
             raise ValueError(f"unexpected render format: {width * 8}-bit {rate} Hz")
         data = array.array("h", src.readframes(frames))
-    mono = [
+    return [
         sum(data[i : i + channels]) / (channels * 32768.0) for i in range(0, len(data), channels)
     ]
+
+
+def write_normalised(mono, mono_path, level_dbfs, sample_rate=SAMPLE_RATE):
+    """Writes `mono` as a mono 16-bit WAV scaled to `level_dbfs` (gated RMS)."""
+    import array
+
     gain = 10.0 ** ((level_dbfs - gated_rms_dbfs(mono)) / 20.0)
     peak = max(abs(x) for x in mono) * gain
     if peak >= 1.0:
@@ -121,20 +126,47 @@ def to_normalised_mono_16bit(stereo_path, mono_path, level_dbfs):
     with wave.open(str(mono_path), "wb") as dst:
         dst.setnchannels(1)
         dst.setsampwidth(2)
-        dst.setframerate(SAMPLE_RATE)
+        dst.setframerate(sample_rate)
         dst.writeframes(scaled.tobytes())
+
+
+def synthesize(midi_path, stereo_path, sample_rate=SAMPLE_RATE, reverb=None):
+    """Renders `midi_path` to a stereo 16-bit WAV with FluidSynth, chorus off. `reverb` is None
+    (reverb off) or FluidSynth's reverb settings, e.g. {"room-size": 0.6} for
+    `-o synth.reverb.room-size=0.6`."""
+    if reverb is None:
+        effects = ["-R", "0"]
+    else:
+        effects = ["-R", "1"]
+        for name, value in reverb.items():
+            effects += ["-o", f"synth.reverb.{name}={value}"]
+    subprocess.run(
+        ["fluidsynth", "-ni", "-q", *effects, "-C", "0", "-F", str(stereo_path), "-r",
+         str(sample_rate), SOUNDFONT, str(midi_path)],
+        check=True,
+        capture_output=True,
+    )
 
 
 def render(midi_path, wav_path, level_dbfs):
     tmp = wav_path.with_suffix(".stereo.wav")
-    subprocess.run(
-        ["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-F", str(tmp), "-r",
-         str(SAMPLE_RATE), SOUNDFONT, str(midi_path)],
-        check=True,
-        capture_output=True,
-    )
-    to_normalised_mono_16bit(tmp, wav_path, level_dbfs)
+    synthesize(midi_path, tmp)
+    write_normalised(read_mono(tmp), wav_path, level_dbfs)
     tmp.unlink()
+
+
+def shuffled_chorales(rng):
+    """music21's Bach chorales as (stem, corpus path), in the order `rng` shuffles them."""
+    from music21 import corpus
+
+    paths = sorted({pathlib.Path(str(p)).stem: p for p in corpus.getComposer("bach")}.items())
+    rng.shuffle(paths)
+    return paths
+
+
+def is_heldout(index, heldout_every):
+    """Whether the `index`-th chorale rendered (counting from 0) goes to the held-out split."""
+    return index % heldout_every == heldout_every - 1
 
 
 def main() -> int:
@@ -153,13 +185,11 @@ def main() -> int:
         print(f"error: {SOUNDFONT} missing (apt-get install fluid-soundfont-gm)", file=sys.stderr)
         return 2
     rng = random.Random(args.seed)
-    paths = sorted({pathlib.Path(str(p)).stem: p for p in corpus.getComposer("bach")}.items())
-    rng.shuffle(paths)
     done, failed, start = 0, [], time.monotonic()
-    for stem, path in paths:
+    for stem, path in shuffled_chorales(rng):
         if done >= args.count:
             break
-        split = "heldout" if done % args.heldout_every == args.heldout_every - 1 else "train"
+        split = "heldout" if is_heldout(done, args.heldout_every) else "train"
         transpose = rng.randint(-5, 7)
         velocities = [rng.randint(45, 115) for _ in range(256)]
         try:
