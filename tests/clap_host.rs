@@ -114,62 +114,50 @@ fn phrase_passes_notes_through_and_obeys_thru() {
         scope
             .spawn(|| {
                 let mut processor = processor.start_processing().expect("start processing");
-                let mut output_ports = AudioPorts::with_capacity(2, 1);
-                let mut run_block = |events: &[&dyn AsRef<UnknownEvent>],
-                                     beat: f64|
-                 -> Vec<(u32, bool, u16)> {
-                    let mut input = EventBuffer::new();
-                    for event in events {
-                        input.push(*event);
-                    }
-                    let mut output_buffer = EventBuffer::new();
-                    let mut left = vec![1.0f32; 256];
-                    let mut right = vec![1.0f32; 256];
-                    {
-                        let mut output_events = OutputEvents::from_buffer(&mut output_buffer);
-                        let mut audio_out = output_ports.with_output_buffers([AudioPortBuffer {
-                            latency: 0,
-                            channels: AudioPortBufferType::f32_output_only(
-                                [left.as_mut_slice(), right.as_mut_slice()].into_iter(),
-                            ),
-                        }]);
+                let mut ports = StereoPorts::new();
+                let silence = vec![0.0f32; 256];
+                let mut run_block =
+                    |events: &[&dyn AsRef<UnknownEvent>], beat: f64| -> Vec<(u32, bool, u16)> {
+                        let mut input = EventBuffer::new();
+                        for event in events {
+                            input.push(*event);
+                        }
+                        let mut output_buffer = EventBuffer::new();
                         let transport = transport(120.0, beat, true);
-                        processor
-                            .process(
-                                &InputAudioBuffers::empty(),
-                                &mut audio_out,
-                                &input.as_input(),
-                                &mut output_events,
-                                None,
-                                Some(&transport),
-                            )
-                            .expect("process");
-                    }
-                    assert!(
-                        left.iter().chain(&right).all(|&s| s == 0.0),
-                        "Phrase outputs silence"
-                    );
-                    output_buffer
-                        .iter()
-                        .filter_map(|event| {
-                            if let Some(on) = event.as_event::<NoteOnEvent>() {
-                                Some((
-                                    on.header().time(),
-                                    true,
-                                    on.pckn().key.into_specific().unwrap_or(999),
-                                ))
-                            } else {
-                                event.as_event::<NoteOffEvent>().map(|off| {
-                                    (
-                                        off.header().time(),
-                                        false,
-                                        off.pckn().key.into_specific().unwrap_or(999),
-                                    )
-                                })
-                            }
-                        })
-                        .collect()
-                };
+                        // Silence in (the audio passes through), silence out: no sound of its own.
+                        let (left, right) = ports.process_with(
+                            &mut processor,
+                            &silence,
+                            &silence,
+                            &input.as_input(),
+                            &mut output_buffer,
+                            Some(&transport),
+                        );
+                        assert!(
+                            left.iter().chain(&right).all(|&s| s == 0.0),
+                            "Phrase outputs silence"
+                        );
+                        output_buffer
+                            .iter()
+                            .filter_map(|event| {
+                                if let Some(on) = event.as_event::<NoteOnEvent>() {
+                                    Some((
+                                        on.header().time(),
+                                        true,
+                                        on.pckn().key.into_specific().unwrap_or(999),
+                                    ))
+                                } else {
+                                    event.as_event::<NoteOffEvent>().map(|off| {
+                                        (
+                                            off.header().time(),
+                                            false,
+                                            off.pckn().key.into_specific().unwrap_or(999),
+                                        )
+                                    })
+                                }
+                            })
+                            .collect()
+                    };
                 let note_on = NoteOnEvent::new(10, Pckn::new(0u16, 0u16, 60u16, Match::All), 0.8);
                 let note_off =
                     NoteOffEvent::new(200, Pckn::new(0u16, 0u16, 60u16, Match::All), 0.0);

@@ -303,7 +303,8 @@ fn phrase_soak() {
                     if sample.is_multiple_of(960_000) && beat > 8.0 {
                         beat -= 8.0;
                     }
-                    // The melody as audio too: a sine at the held key.
+                    // The melody as audio too: a sine at the held key, with a NaN now and then
+                    // (it must not come out, nor stop the listening).
                     let frequency =
                         held.map(|(key, _)| 440.0 * 2f64.powf((f64::from(key) - 69.0) / 12.0));
                     for sample in &mut audio_in {
@@ -314,6 +315,9 @@ fn phrase_soak() {
                             }
                             None => 0.0,
                         };
+                    }
+                    if block % 1500 == 700 {
+                        audio_in[BLOCK / 2] = f32::NAN;
                     }
                     let mut output = EventBuffer::new();
                     let transport = transport(tempo, beat, playing);

@@ -20,7 +20,8 @@ use nice_plug::prelude::*;
 pub use params::PhraseParams;
 use params::{model_choice, MODEL_ID, MODEL_NAME_KEY};
 
-use crate::engine::audio::{flush_subnormal, Timing};
+use crate::dsp::sanitize_sample;
+use crate::engine::audio::Timing;
 use crate::engine::worker::WorkerHandle;
 use crate::model::{BackendChoice, ModelDirs};
 use crate::phrase::engine::{
@@ -171,8 +172,9 @@ impl Plugin for ContinuoPhrase {
     ) -> ProcessStatus {
         for channel in buffer.as_slice() {
             if self.audio_input {
-                // Passed through untouched, except that no subnormal leaves the plugin.
-                channel.iter_mut().for_each(|x| *x = flush_subnormal(*x));
+                // Passed through untouched, except that garbage (NaN, infinities, subnormals)
+                // does not leave the plugin.
+                channel.iter_mut().for_each(|x| *x = sanitize_sample(*x));
             } else {
                 channel.fill(0.0);
             }
