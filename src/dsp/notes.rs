@@ -11,8 +11,9 @@
 //!   (at the latest from [`NoteTracker::finish`]), and notes last at least `min_note_s`.
 //! - Allocation: only in [`NoteTracker::new`].
 //! - Delay from a note's true onset to its note-on decision: the pitch tracker's latency (half
-//!   its frame, set by `min_f0_hz`) plus `start_frames` hops, ≈ 27 ms at 48 kHz; the tests and
-//!   `xtask/scripts/eval_transcription.py` measure it.
+//!   its frame, set by `min_f0_hz`) plus `start_frames` hops once the note dominates the frame:
+//!   15–26 ms for a sharp attack at 48 kHz, 60–115 ms (median) for the slow attacks of the wind
+//!   and string renders `xtask/scripts/eval_transcription.py` measures.
 //!
 //! # Method
 //! Every hop feeds a YIN pitch tracker ([`PitchTracker`]), a spectral-flux onset detector
@@ -42,7 +43,7 @@ use crate::dsp::pitch::{PitchConfig, PitchTracker};
 use crate::dsp::stft::{StftAnalyzer, StftConfig};
 use crate::dsp::{check_sample_rate, power_to_db, sanitize_sample, DspError};
 
-/// Onsets remembered while they wait to be used (start refinement or a repeated-note split).
+/// Onsets remembered while they wait to be used (a repeated-note split).
 const ONSET_MEMORY: usize = 8;
 /// Hops of energy kept for the level meter (long enough to look back past the pitch latency).
 const ENERGY_HOPS: usize = 256;
