@@ -102,8 +102,6 @@ pub struct PhraseShared {
     pub requests_handled: AtomicU64,
     /// Captured events the worker has taken (an offline render waits for its audio to be heard).
     pub events_handled: AtomicU64,
-    /// Notes heard in the input audio (note-ons).
-    pub notes_heard: AtomicU64,
     /// Offline waits for the worker that timed out (the render then went on without waiting).
     pub offline_stalls: AtomicU64,
     /// Time from picking up a trigger to the first note being ready, in ms (last generation).
@@ -220,7 +218,6 @@ pub fn start(
         model_choice: AtomicUsize::new(NO_MODEL),
         requests_handled: AtomicU64::new(0),
         events_handled: AtomicU64::new(0),
-        notes_heard: AtomicU64::new(0),
         offline_stalls: AtomicU64::new(0),
         first_note_ms: AtomicF32::new(0.0),
         status: Mutex::new(String::new()),
@@ -363,6 +360,12 @@ impl PhraseRealtime {
 
     /// Sends this block's input audio (channels averaged) to the note tracker.
     pub fn listen<C: AsRef<[f32]>>(&mut self, channels: &[C]) {
+        if self.events.slots() == 0 {
+            // Without its marker the worker could not tell these samples from the next
+            // block's: the block is not heard at all.
+            self.count_dropped(1);
+            return;
+        }
         let frames = channels.first().map_or(0, |channel| channel.as_ref().len());
         let scale = 1.0 / channels.len().max(1) as f32;
         let pushed = frames.min(self.audio.slots());
@@ -681,9 +684,6 @@ impl PhraseWorker {
                     velocity: note.velocity,
                 });
                 shared.last_event_beat.store(note.beat, Ordering::Relaxed);
-                if note.on {
-                    shared.notes_heard.fetch_add(1, Ordering::Relaxed);
-                }
                 if heard.push(note).is_err() {
                     shared.events_dropped.fetch_add(1, Ordering::Relaxed);
                 }
