@@ -89,6 +89,18 @@ pub fn sanitize_into(input: &[f32], output: &mut [f32]) {
     }
 }
 
+/// MIDI note number (fractional) of a frequency: `69 + 12·log2(f / 440)`.
+#[inline]
+pub fn hz_to_midi(f_hz: f32) -> f32 {
+    69.0 + 12.0 * (f_hz.max(1e-3) / 440.0).log2()
+}
+
+/// Frequency of a (fractional) MIDI note number, the inverse of [`hz_to_midi`].
+#[inline]
+pub fn midi_to_hz(pitch: f32) -> f32 {
+    440.0 * 2f32.powf((pitch - 69.0) / 12.0)
+}
+
 /// Power ratio to dB with the layer's floor ([`DB_FLOOR`]); finite for every input.
 #[inline]
 pub fn power_to_db(power: f32) -> f32 {

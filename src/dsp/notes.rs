@@ -41,7 +41,9 @@
 use crate::dsp::onset::{OnsetConfig, OnsetDetector};
 use crate::dsp::pitch::{PitchConfig, PitchTracker};
 use crate::dsp::stft::{StftAnalyzer, StftConfig};
-use crate::dsp::{check_sample_rate, power_to_db, sanitize_sample, DspError};
+use crate::dsp::{
+    check_sample_rate, hz_to_midi, midi_to_hz, power_to_db, sanitize_sample, DspError,
+};
 
 /// Onsets remembered while they wait to be used (a repeated-note split).
 const ONSET_MEMORY: usize = 8;
@@ -415,7 +417,7 @@ impl NoteTracker {
         };
         self.last_frame_time = time;
         let level_db = self.level_db(time);
-        let semitone = 69.0 + 12.0 * (frame.f0_hz / 440.0).log2();
+        let semitone = hz_to_midi(frame.f0_hz);
         self.step(time, now, semitone, frame.voicing, level_db, &mut emit);
     }
 
@@ -590,8 +592,7 @@ impl NoteTracker {
         }
         // The dip before the re-attack: the quietest stretch just before the onset, measured
         // over a period of the note at least (shorter windows see the waveform's own ripple).
-        let period = (f64::from(self.config.sample_rate_hz)
-            / (440.0 * 2f64.powf((f64::from(pitch) - 69.0) / 12.0))) as u64;
+        let period = (self.config.sample_rate_hz / midi_to_hz(f32::from(pitch))) as u64;
         let dip_half = (period / 2).max(self.config.hop_size as u64);
         let step = self.config.hop_size as u64;
         let dip = (0..)
@@ -618,10 +619,10 @@ impl NoteTracker {
     fn backtrack(&self, pitch: u8, previous: Option<u8>, detected: u64) -> u64 {
         let hop = self.config.hop_size as u64;
         let half_window = self.spectra.latency_samples() as u64;
-        let f0 = midi_hz(pitch);
+        let f0 = midi_to_hz(f32::from(pitch));
         let near_previous = |frequency: f32| {
             previous.is_some_and(|p| {
-                let other = midi_hz(p);
+                let other = midi_to_hz(f32::from(p));
                 let nearest = (frequency / other).round().max(1.0) * other;
                 (frequency - nearest).abs() < 2.0 * self.bin_hz
             })
@@ -708,11 +709,6 @@ fn onset_config(config: &NoteTrackerConfig) -> OnsetConfig {
         compression: 1.0e4,
         ..OnsetConfig::new(config.sample_rate_hz, config.hop_size)
     }
-}
-
-/// Frequency of MIDI note `pitch` (A4 = 440 Hz).
-fn midi_hz(pitch: u8) -> f32 {
-    440.0 * 2f32.powf((f32::from(pitch) - 69.0) / 12.0)
 }
 
 /// A note found by [`transcribe`] or [`transcribe_onset_median`], in seconds.
@@ -807,7 +803,7 @@ pub fn transcribe_onset_median(
         let (first, last) = (frame_of(pair[0]), frame_of(pair[1]));
         let voiced: Vec<(usize, f32)> = (first..last)
             .filter(|&i| frames[i].voicing >= config.voicing_on)
-            .map(|i| (i, 69.0 + 12.0 * (frames[i].f0_hz / 440.0).log2()))
+            .map(|i| (i, hz_to_midi(frames[i].f0_hz)))
             .collect();
         if voiced.len() * 2 < (last - first).max(1) || voiced.is_empty() {
             continue;
@@ -834,15 +830,11 @@ mod tests {
 
     const RATE: f32 = 48_000.0;
 
-    fn midi_hz(pitch: f32) -> f32 {
-        440.0 * 2f32.powf((pitch - 69.0) / 12.0)
-    }
-
     /// A harmonic tone (5 partials) with 5 ms attack and release.
     fn tone(pitch: f32, seconds: f32, amplitude: f32) -> Vec<f32> {
         let len = (seconds * RATE) as usize;
         let ramp = (0.005 * RATE) as usize;
-        let f0 = midi_hz(pitch);
+        let f0 = midi_to_hz(f32::from(pitch));
         (0..len)
             .map(|n| {
                 let t = n as f32 / RATE;
@@ -921,7 +913,7 @@ mod tests {
             } else {
                 76.0
             };
-            phase += std::f32::consts::TAU * midi_hz(pitch) / RATE;
+            phase += std::f32::consts::TAU * midi_to_hz(pitch) / RATE;
             let ramp = (n.min(len - n) as f32 / 240.0).min(1.0);
             signal.push(0.2 * ramp * (phase.sin() + 0.5 * (2.0 * phase).sin()));
         }
@@ -986,7 +978,7 @@ mod tests {
         for rate in [44_100.0f32, 48_000.0, 96_000.0] {
             let config = NoteTrackerConfig::new(rate);
             let len = (0.4 * rate) as usize;
-            let f0 = midi_hz(67.0);
+            let f0 = midi_to_hz(67.0);
             let mut signal = vec![0.0; (0.1 * rate) as usize];
             signal.extend(
                 (0..len).map(|n| 0.3 * (std::f32::consts::TAU * f0 * n as f32 / rate).sin()),

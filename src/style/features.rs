@@ -54,10 +54,7 @@ pub fn timbre_feature_config() -> FeatureConfig {
     }
 }
 
-/// MIDI note number of a frequency: `69 + 12·log2(f / 440)`.
-pub fn hz_to_midi(f_hz: f32) -> f32 {
-    69.0 + 12.0 * (f_hz.max(1e-3) / 440.0).log2()
-}
+pub use crate::dsp::hz_to_midi;
 
 /// Turns analysis frames into model inputs, one frame at a time (streaming, so the plugin can
 /// use the very same code): holds the last voiced f0 through unvoiced frames.
