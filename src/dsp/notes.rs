@@ -834,7 +834,7 @@ mod tests {
     fn tone(pitch: f32, seconds: f32, amplitude: f32) -> Vec<f32> {
         let len = (seconds * RATE) as usize;
         let ramp = (0.005 * RATE) as usize;
-        let f0 = midi_to_hz(f32::from(pitch));
+        let f0 = midi_to_hz(pitch);
         (0..len)
             .map(|n| {
                 let t = n as f32 / RATE;

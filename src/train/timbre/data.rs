@@ -64,14 +64,7 @@ pub struct LoadedFolder {
 /// Unreadable file, unsupported format, no audio, resampler failure; each names the file.
 pub fn read_mono_16k(path: &Path) -> Result<Vec<f32>> {
     let audio = crate::wav::read(path)?;
-    let frames = audio.frames();
-    let channels = audio.channels.len().max(1);
-    let mut mono = vec![0.0f32; frames];
-    for channel in &audio.channels {
-        for (m, &x) in mono.iter_mut().zip(channel) {
-            *m += x / channels as f32;
-        }
-    }
+    let mut mono = audio.mono();
     if audio.sample_rate != SAMPLE_RATE_HZ {
         mono = StreamingResampler::resample(&mono, audio.sample_rate, SAMPLE_RATE_HZ)
             .map_err(|e| anyhow::anyhow!("{}: cannot resample: {e}", path.display()))?;
