@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use common::*;
+use continuo::engine::audio::HopProcessor;
 use continuo::model::loader::{load_model_with, LoadOptions};
 use continuo::model::manifest::{sha256_bytes, ModelKind, MAX_FIXED_DIM, MAX_MANIFEST_BYTES};
 use continuo::model::onnx_writer::proto::ModelProto;
@@ -20,8 +21,8 @@ use continuo::model::{
     TensorSpec,
 };
 use continuo::style::{
-    load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleSettings, StyleStatus,
-    TimbreModel, TimbreVoice,
+    load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleProcessor, StyleSettings,
+    StyleStatus, TimbreModel, TimbreVoice,
 };
 use prost::Message;
 
@@ -195,7 +196,7 @@ fn future_contract_version() {
             e,
             ModelError::UnsupportedContractVersion {
                 found: 99,
-                supported: 1,
+                supported: continuo::model::manifest::CONTRACT_VERSION,
                 ..
             }
         ),
@@ -519,12 +520,21 @@ fn voice(a: &Path, b: Option<&Path>, morph: f32) -> (TimbreVoice, Arc<StyleStatu
     (voice, status)
 }
 
-fn run_voice(voice: &mut TimbreVoice, input: &[f32]) -> Vec<f32> {
-    let mut output = vec![0.0; input.len()];
-    for (x, y) in input.chunks_exact(64).zip(output.chunks_exact_mut(64)) {
-        voice.process_hop(x, y);
+/// The voice in the plugin's processor at the melody's rate (16 kHz), mono.
+fn processor(voice: TimbreVoice) -> StyleProcessor {
+    StyleProcessor::new(16_000.0, 1, LatencyMode::Quality, Some(voice)).expect("processor")
+}
+
+fn run_voice(voice: TimbreVoice, input: &[f32]) -> (Vec<f32>, usize) {
+    let mut processor = processor(voice);
+    let hop = processor.hop_size();
+    let mut output = Vec::with_capacity(input.len() + hop);
+    let mut out = vec![vec![0.0; hop]];
+    for x in input.chunks_exact(hop) {
+        processor.process_hop(&[x.to_vec()], &mut out);
+        output.extend_from_slice(&out[0]);
     }
-    output
+    (output, processor.latency_samples())
 }
 
 fn peak(x: &[f32]) -> f32 {
@@ -598,6 +608,7 @@ fn flaky_timbre_model(dir: &Path, stem: &str) -> PathBuf {
         harmonics: N as u32,
         noise_bands: M as u32,
         noise_band_spacing: "linear".into(),
+        max_hz: 8_000.0,
     });
     manifest.save(&path).unwrap();
     path
@@ -609,7 +620,7 @@ fn hostile_manifest_counts_are_refused_naming_the_field() {
     let p = valid_model(dir.path());
     let original = std::fs::read_to_string(&p).unwrap();
     type Edit = fn(&mut serde_json::Value);
-    let cases: [(Edit, &[&str]); 4] = [
+    let cases: [(Edit, &[&str]); 5] = [
         // The model leaves this dim symbolic, so the old warm-up allocated 4 Gi × 3 floats.
         (
             |v| v["inputs"][0]["shape"] = serde_json::json!([1, 4_294_967_295u64, 3]),
@@ -625,10 +636,23 @@ fn hostile_manifest_counts_are_refused_naming_the_field() {
                 v["synth"] = serde_json::json!({
                     "harmonics": 4_294_967_295u64,
                     "noise_bands": 4,
-                    "noise_band_spacing": "linear"
+                    "noise_band_spacing": "linear",
+                    "max_hz": 8000.0
                 })
             },
             &["`synth.harmonics` is 4294967295"],
+        ),
+        // An absurd band would size nothing, but it would make the synth render nonsense.
+        (
+            |v| {
+                v["synth"] = serde_json::json!({
+                    "harmonics": 8,
+                    "noise_bands": 4,
+                    "noise_band_spacing": "linear",
+                    "max_hz": 1e12
+                })
+            },
+            &["`synth.max_hz` is 1000000000000"],
         ),
         (
             |v| v["outputs"][0]["shape"] = serde_json::json!([1, 1, 1, 1, 1, 1, 1, 1, 1]),
@@ -748,7 +772,7 @@ fn a_refused_style_b_leaves_style_a_playing_and_says_why() {
         v["synth"]["harmonics"] = 4_294_967_295u32.into()
     });
     let input = melody();
-    let (mut alone, _) = voice(&a, None, 0.0);
+    let (alone, _) = voice(&a, None, 0.0);
     let (mut morphing, status) = voice(&a, Some(&broken), 0.5);
     assert_eq!(morphing.style_names().1, None, "B is not playing");
     assert_eq!(status.load_errors.load(Ordering::Relaxed), 1);
@@ -762,11 +786,30 @@ fn a_refused_style_b_leaves_style_a_playing_and_says_why() {
     assert!(chain_message(&refusal).contains("BROKEN.json"));
     assert!(morphing.take_style_b_refusal().is_none());
 
-    let expected = run_voice(&mut alone, &input);
-    let got = run_voice(&mut morphing, &input);
+    let (expected, _) = run_voice(alone, &input);
+    let (got, _) = run_voice(morphing, &input);
     assert!(peak(&expected) > 0.01, "style A plays: {}", peak(&expected));
     assert_eq!(got, expected, "style A alone, exactly");
     assert_eq!(status.model_errors.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_style_b_filling_another_band_is_refused_and_a_plays_alone() {
+    // Morphing blends noise bands index by index: bands spread over another range would be
+    // blended into the wrong frequencies.
+    let dir = tempfile::tempdir().unwrap();
+    let a = copy_shipped(dir.path(), "continuo-violin", "violin", |_| {});
+    let wide = copy_shipped(dir.path(), "continuo-flute", "WIDE", |v| {
+        v["contract_version"] = 2.into();
+        v["synth"]["max_hz"] = 24_000.0.into();
+    });
+    let (voice, status) = voice(&a, Some(&wide), 0.5);
+    assert_eq!(voice.style_names().1, None, "B is not playing");
+    let why = status.style_b_refused().expect("the refusal is kept");
+    assert!(
+        why.contains("WIDE.json") && why.contains("24000 Hz") && why.contains("8000 Hz"),
+        "{why}"
+    );
 }
 
 #[test]
@@ -775,15 +818,15 @@ fn hops_whose_style_b_call_fails_play_style_a_alone() {
     let a = copy_shipped(dir.path(), "continuo-violin", "violin", |_| {});
     let flaky = flaky_timbre_model(dir.path(), "flaky");
     let input = melody();
-    let (mut alone, _) = voice(&a, None, 0.0);
-    let (mut morphing, status) = voice(&a, Some(&flaky), 0.5);
+    let (alone, _) = voice(&a, None, 0.0);
+    let (morphing, status) = voice(&a, Some(&flaky), 0.5);
     assert_eq!(
         morphing.style_names().1.as_deref(),
         Some("flaky"),
         "B loads"
     );
-    let expected = run_voice(&mut alone, &input);
-    let got = run_voice(&mut morphing, &input);
+    let (expected, _) = run_voice(alone, &input);
+    let (got, _) = run_voice(morphing, &input);
     let failures = status.model_errors.load(Ordering::Relaxed);
     assert!(failures > 200, "every real hop fails B: {failures}");
     assert!(peak(&got) > 0.01, "never silence: {}", peak(&got));
@@ -800,16 +843,15 @@ fn hops_whose_style_a_call_fails_play_the_dry_input() {
     let dir = tempfile::tempdir().unwrap();
     let flaky = flaky_timbre_model(dir.path(), "flaky");
     let input = melody();
-    let (mut voice, status) = voice(&flaky, None, 0.0);
-    let latency = voice.latency_samples();
-    let output = run_voice(&mut voice, &input);
+    let (voice, status) = voice(&flaky, None, 0.0);
+    let (output, latency) = run_voice(voice, &input);
     assert!(status.model_errors.load(Ordering::Relaxed) > 200);
     assert!(
         status.message().contains("dry input"),
         "{}",
         status.message()
     );
-    // After the first failing hop's crossfade: the input, delayed by the voice latency.
+    // After the first failing frame's crossfade: the input, delayed by the reported latency.
     let settled = latency + 2 * 64;
     for n in settled..output.len() {
         assert_eq!(output[n], input[n - latency], "sample {n}");

@@ -1,16 +1,16 @@
 #![cfg(feature = "train")]
 //! One engine: `continuo style` on a 16 kHz file (the plugin's processor, run by the engine's
 //! worker in host-sized blocks, through the WAV writer) gives the same audio as the trainer's
-//! evaluation path (`continuo-train eval`, the voice run hop by hop over the whole file). So the
-//! figures `eval` reports are the plugin's figures.
+//! evaluation path (`continuo-train eval`, the processor run hop by hop over the whole file). So
+//! the figures `eval` reports are the plugin's figures.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use continuo::model::{load_model, BackendChoice, ModelKind};
 use continuo::style::TimbreModel;
-use continuo::train::timbre::data::read_mono_16k;
-use continuo::train::timbre::eval::{evaluation_voice, transfer};
+use continuo::train::timbre::data::read_mono;
+use continuo::train::timbre::eval::{evaluation_processor, transfer};
 
 #[test]
 fn cli_style_equals_the_evaluated_transfer() {
@@ -36,10 +36,10 @@ fn cli_style_equals_the_evaluated_transfer() {
     let cli = continuo::wav::read(&output).expect("output").channels[0].clone();
 
     let loaded = load_model(&manifest, ModelKind::Timbre, BackendChoice::Auto).expect("loads");
-    let mut voice =
-        evaluation_voice(TimbreModel::new(loaded).expect("a timbre model")).expect("voice");
-    let audio = read_mono_16k(&input).expect("fixture");
-    let evaluated = transfer(&mut voice, &audio);
+    let model = TimbreModel::new(loaded).expect("a timbre model");
+    let mut processor = evaluation_processor(model, 16_000).expect("processor");
+    let audio = read_mono(&input, 16_000).expect("fixture");
+    let evaluated = transfer(&mut processor, &audio);
 
     assert_eq!(cli.len(), evaluated.len());
     let peak = evaluated.iter().fold(0.0f32, |m, y| m.max(y.abs()));

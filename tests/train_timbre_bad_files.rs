@@ -20,7 +20,7 @@ fn bad_wavs_are_reported_and_skipped() {
         &timbre_support::harmonic_tone(0.2, 300.0, 0),
     );
     timbre_support::write_wav(&dir.path().join("silent.wav"), &vec![0.0; 20000]);
-    let loaded = load_folder(dir.path(), &timbre_feature_config(), |_| {}).unwrap();
+    let loaded = load_folder(dir.path(), &timbre_feature_config(), 16_000, |_| {}).unwrap();
     assert_eq!(loaded.clips.len(), 2);
     let mut names: Vec<String> = loaded
         .skipped
@@ -33,6 +33,20 @@ fn bad_wavs_are_reported_and_skipped() {
     // A folder with only bad files is an error that names them.
     let bad = tempfile::tempdir().unwrap();
     std::fs::write(bad.path().join("x.wav"), b"nope").unwrap();
-    let err = load_folder(bad.path(), &timbre_feature_config(), |_| {}).unwrap_err();
+    let err = load_folder(bad.path(), &timbre_feature_config(), 16_000, |_| {}).unwrap_err();
     assert!(format!("{err:#}").contains("x.wav"), "{err:#}");
+}
+
+#[test]
+fn a_full_band_model_refuses_audio_recorded_below_its_rate() {
+    // Up-sampled 16 kHz audio is silent above 8 kHz: a 48 kHz model must not learn that.
+    let dir = tempfile::tempdir().unwrap();
+    timbre_support::tone_folder(dir.path(), 2);
+    let err = load_folder(dir.path(), &timbre_feature_config(), 48_000, |_| {}).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("tone0.wav"), "{text}");
+    assert!(
+        text.contains("recorded at 16000 Hz, below the 48000 Hz"),
+        "{text}"
+    );
 }

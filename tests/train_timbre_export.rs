@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use burn::tensor::Device;
+use continuo::dsp::synth::{NoiseBandSpacing, SynthConfig};
 use continuo::train::timbre::export::{negative_control, verify, write_model, VERIFY_TOLERANCE};
 use continuo::train::timbre::model::TimbreModelConfig;
 
@@ -25,15 +26,27 @@ fn export_verifies_on_both_backends_and_negative_control_fails() {
         .with_noise_bands(7)
         .init(&device);
     let dir = tempfile::tempdir().unwrap();
+    let full_band = SynthConfig {
+        noise_band_spacing: NoiseBandSpacing::Mel,
+        ..SynthConfig::new(48_000.0, 192, 10, 7)
+    };
     let manifest = write_model(
         &model,
         &dir.path().join("tiny"),
         "tiny",
+        &full_band,
         serde_json::json!({}),
         BTreeMap::new(),
         false,
     )
     .unwrap();
+    // The manifest records the band the synthesiser filled in training.
+    let written = continuo::model::Manifest::load(&manifest).unwrap();
+    let synth = written.synth.expect("synth section");
+    assert_eq!(
+        (synth.max_hz, synth.noise_band_spacing.as_str()),
+        (24_000.0, "mel")
+    );
     let v = verify(&model, &manifest, 11).unwrap();
     assert_eq!(v.backends.len(), 2);
     for b in &v.backends {

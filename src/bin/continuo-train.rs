@@ -61,6 +61,10 @@ enum Command {
         /// Exit with code 3 if the model misses the quality bar (25 % below the 4-gram).
         #[arg(long)]
         assert_bar: bool,
+        /// Host rate a timbre model is evaluated at, Hz (the pairs are read at this rate and
+        /// restyled by the plugin's processor running at it).
+        #[arg(long, default_value_t = 48_000)]
+        rate: u32,
     },
 }
 
@@ -158,7 +162,8 @@ fn main() -> ExitCode {
             dir,
             backend,
             assert_bar,
-        } => eval(&model, &dir, backend, assert_bar),
+            rate,
+        } => eval(&model, &dir, backend, assert_bar, rate),
         Command::Timbre(args) => timbre(args),
     };
     match result {
@@ -362,6 +367,23 @@ struct TimbreArgs {
     /// Stop (and export) after this many minutes of training, counted across resumes.
     #[arg(long, default_value_t = 14.0)]
     max_minutes: f64,
+    /// Frames per training window (250 = 1 s).
+    #[arg(long, default_value_t = 125)]
+    frames: usize,
+    /// Harmonics the model controls.
+    #[arg(long, default_value_t = 32)]
+    harmonics: usize,
+    /// Filtered-noise bands the model controls.
+    #[arg(long, default_value_t = 32)]
+    noise_bands: usize,
+    /// Rate the synthesiser runs at in training, Hz: the model fills the band up to half of it.
+    /// 48000 makes a full-band model (the WAVs must be recorded at 48 kHz or above); 16000
+    /// reproduces the v1 models (8 kHz band).
+    #[arg(long, default_value_t = 16_000)]
+    synth_rate: u32,
+    /// Spread the noise bands on the mel scale (finer at the bottom; for full-band models).
+    #[arg(long)]
+    mel_noise_bands: bool,
     /// Continue from the checkpoint next to --out.
     #[arg(long)]
     resume: bool,
@@ -370,7 +392,14 @@ struct TimbreArgs {
 fn timbre(args: TimbreArgs) -> anyhow::Result<ExitCode> {
     use continuo::train::timbre::model::TimbreModelConfig;
     use continuo::train::timbre::{train_timbre, TimbreTrainArgs, TimbreTrainingConfig};
-    let config = TimbreTrainingConfig::new(TimbreModelConfig::new().with_hidden(args.hidden))
+    let model = TimbreModelConfig::new()
+        .with_hidden(args.hidden)
+        .with_harmonics(args.harmonics)
+        .with_noise_bands(args.noise_bands);
+    let config = TimbreTrainingConfig::new(model)
+        .with_frames_per_example(args.frames)
+        .with_synth_rate_hz(args.synth_rate)
+        .with_mel_noise_bands(args.mel_noise_bands)
         .with_steps(args.steps)
         .with_batch_size(args.batch_size)
         .with_seed(args.seed)
@@ -406,6 +435,7 @@ fn eval(
     dir: &std::path::Path,
     backend: BackendArg,
     assert_bar: bool,
+    rate: u32,
 ) -> anyhow::Result<ExitCode> {
     let manifest_path = if model.extension().is_some_and(|e| e == "json") {
         model.to_path_buf()
@@ -414,7 +444,7 @@ fn eval(
     };
     let manifest = continuo::model::Manifest::load(&manifest_path)?;
     if manifest.kind == continuo::model::ModelKind::Timbre {
-        let report = continuo::train::timbre::eval_timbre(&manifest_path, dir)?;
+        let report = continuo::train::timbre::eval_timbre(&manifest_path, dir, rate)?;
         println!("{report}");
         return Ok(ExitCode::SUCCESS);
     }

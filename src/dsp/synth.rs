@@ -6,7 +6,8 @@
 //!   all harmonics); `harmonic_distribution` (N non-negative weights, normalised here);
 //!   `noise_magnitudes` (M non-negative linear gains of the filtered-noise bands). Non-finite or
 //!   negative controls are treated as 0; shorter slices are zero-extended, longer ones truncated.
-//! - Output: one hop (`hop_size` samples) per [`HarmonicNoiseSynth::process_frame`] call.
+//! - Output: one hop per [`HarmonicNoiseSynth::process_frame`] call, `hop_size` samples or
+//!   fewer (a host rate that is not a whole number of hops per frame alternates lengths).
 //! - Timing (latency): within the hop a frame is rendered into, f0 and every harmonic amplitude
 //!   move linearly, per sample, from the previous frame's value to this frame's, reaching it at
 //!   the hop's last sample; each frame's noise segment is centred on the end of its hop. So the
@@ -21,8 +22,9 @@
 //! `y[n] = Σ_k a_k[n] · sin(k · φ[n])`, with one running fundamental phase `φ` (f64, wrapped) and
 //! harmonic `k` at phase `k · φ` — the DDSP cumulative-sum oscillator, phase-continuous across
 //! frames because `φ` is. Anti-aliasing: harmonic `k` is silenced for the whole hop when
-//! `k · max(f0_prev, f0_this) ≥ Nyquist`, and the remaining distribution is renormalised to sum
-//! to 1 (DDSP's `remove_above_nyquist` + normalisation). The fundamental phasor `e^{iφ[n]}` is
+//! `k · max(f0_prev, f0_this) ≥ min(Nyquist, max_hz)`, and the remaining distribution is
+//! renormalised to sum to 1 (DDSP's `remove_above_nyquist` + normalisation; `max_hz` keeps a
+//! model rendered above its training rate inside the band it learned). The fundamental phasor `e^{iφ[n]}` is
 //! advanced per sample by a second-order recursion (exact for a linear f0 ramp) re-anchored to
 //! the exact f64 phase at every hop, so rounding never accumulates; harmonic `k`'s phasor is its
 //! `k`-th power, built by repeated multiplication (error grows only linearly in `k`).
@@ -30,11 +32,11 @@
 //! # Noise part (frequency sampling + overlap-add)
 //! Per frame, `L = 2·hop` samples of uniform white noise in `[-1, 1)` are filtered in the
 //! frequency domain by the magnitude response interpolated linearly between band centres
-//! (linear or mel spaced over `0..=noise_max_hz`, 0 above), windowed by a sine window and
-//! overlap-added at 50 %. The sine window is power-complementary (`w[n]² + w[n+hop]² = 1`), so
+//! (linear or mel spaced over `0..=max_hz`, 0 above), windowed by a sine window and
+//! overlap-added at 50 % (a shorter hop rises and falls over its own length). The sine window is power-complementary (`w[n]² + w[n+hop]² = 1`), so
 //! constant magnitudes give stationary noise whose variance is `m² / 3` — DDSP's level for
-//! uniform noise — when `noise_max_hz` is the Nyquist frequency. The noise is scaled by
-//! `√(Nyquist / noise_max_hz)` so its spectral density in Hz, and hence the sound, does not depend
+//! uniform noise — when `max_hz` is the Nyquist frequency. The noise is scaled by
+//! `√(Nyquist / max_hz)` so its spectral density in Hz, and hence the sound, does not depend
 //! on the sample rate.
 
 use std::sync::Arc;
@@ -50,7 +52,7 @@ pub const NOISE_SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 /// Output samples computed together in the harmonic loop (one SIMD-friendly chunk).
 const LANES: usize = 8;
 
-/// How noise band centres are spread over `0..=noise_max_hz`.
+/// How noise band centres are spread over `0..=max_hz`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NoiseBandSpacing {
     /// Equally spaced in Hz (DDSP's `FilteredNoise`).
@@ -65,6 +67,8 @@ pub enum NoiseBandSpacing {
 pub const MAX_HARMONICS: usize = 1024;
 /// Most noise bands a [`HarmonicNoiseSynth`] filters.
 pub const MAX_NOISE_BANDS: usize = 4096;
+/// Highest band top ([`SynthConfig::max_hz`]) a synthesiser accepts.
+pub const MAX_BAND_HZ: f32 = 96_000.0;
 
 /// Settings of a [`HarmonicNoiseSynth`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -79,9 +83,12 @@ pub struct SynthConfig {
     pub n_noise_bands: usize,
     /// Band centre spacing.
     pub noise_band_spacing: NoiseBandSpacing,
-    /// Frequency of the last band centre; set it to the model's Nyquist frequency to render a
-    /// model trained at a lower rate.
-    pub noise_max_hz: f32,
+    /// Top of the synthesised band: the last noise band's centre, and the frequency at which
+    /// harmonics stop (or the Nyquist frequency, if lower). Set it to the band the model was
+    /// trained to fill: a model trained at 16 kHz rendered at 48 kHz stays within its 8 kHz,
+    /// where its harmonic weights mean something. Above the Nyquist frequency the bands are
+    /// simply not rendered.
+    pub max_hz: f32,
 }
 
 impl SynthConfig {
@@ -98,15 +105,20 @@ impl SynthConfig {
             n_harmonics,
             n_noise_bands,
             noise_band_spacing: NoiseBandSpacing::Linear,
-            noise_max_hz: sample_rate_hz / 2.0,
+            max_hz: sample_rate_hz / 2.0,
         }
+    }
+
+    /// Where harmonics stop: `max_hz` or the Nyquist frequency, whichever is lower.
+    pub fn harmonic_ceiling_hz(&self) -> f32 {
+        self.max_hz.min(self.sample_rate_hz / 2.0)
     }
 
     /// Checks the ranges.
     ///
     /// # Errors
     /// Bad sample rate; hop not in `1..=65536`; more than 1024 harmonics or 4096 bands;
-    /// `noise_max_hz` not in `(0, Nyquist]`.
+    /// `max_hz` not in `(0, 96 kHz]`.
     pub fn validate(&self) -> Result<(), DspError> {
         check_sample_rate(self.sample_rate_hz)?;
         if !(1..=1 << 16).contains(&self.hop_size) {
@@ -118,20 +130,14 @@ impl SynthConfig {
         if self.n_noise_bands > MAX_NOISE_BANDS {
             return Err(DspError::invalid("n_noise_bands", "must be at most 4096"));
         }
-        if !(self.noise_max_hz.is_finite()
-            && self.noise_max_hz > 0.0
-            && self.noise_max_hz <= self.sample_rate_hz / 2.0)
-        {
-            return Err(DspError::invalid(
-                "noise_max_hz",
-                "must be in (0, sample_rate / 2]",
-            ));
+        if !(self.max_hz.is_finite() && self.max_hz > 0.0 && self.max_hz <= MAX_BAND_HZ) {
+            return Err(DspError::invalid("max_hz", "must be in (0, 96000] Hz"));
         }
         Ok(())
     }
 }
 
-/// Centre frequencies of the noise bands (linear or mel spaced over `0..=noise_max_hz`), low
+/// Centre frequencies of the noise bands (linear or mel spaced over `0..=max_hz`), low
 /// to high. Shared with the trainer's differentiable synthesiser.
 pub fn noise_band_centres_hz(config: &SynthConfig) -> Vec<f32> {
     let m = config.n_noise_bands;
@@ -143,8 +149,8 @@ pub fn noise_band_centres_hz(config: &SynthConfig) -> Vec<f32> {
                 0.0
             };
             match config.noise_band_spacing {
-                NoiseBandSpacing::Linear => t * config.noise_max_hz,
-                NoiseBandSpacing::Mel => mel_to_hz(t * hz_to_mel(config.noise_max_hz)),
+                NoiseBandSpacing::Linear => t * config.max_hz,
+                NoiseBandSpacing::Mel => mel_to_hz(t * hz_to_mel(config.max_hz)),
             }
         })
         .collect()
@@ -189,11 +195,13 @@ pub struct HarmonicNoiseSynth {
     noise_scratch: Vec<Complex32>,
     /// For every FFT bin: lower band index and interpolation fraction (`u32::MAX` = above range).
     bin_band: Vec<(u32, f32)>,
-    /// Sine window times the FFT normalisation and the sample-rate scaling.
+    /// Sine window (over `2·hop_size`) times `noise_window_scale`.
     noise_window: Vec<f32>,
+    /// The FFT normalisation times the sample-rate scaling.
+    noise_window_scale: f32,
     /// The current frame's band magnitudes, cleaned (scratch).
     band_gains: Vec<f32>,
-    /// Second half of the previous noise segment, added to the next hop.
+    /// The rest of the previous noise segment (unwindowed), falling over the next hop.
     noise_tail: Vec<f32>,
 }
 
@@ -247,7 +255,7 @@ impl HarmonicNoiseSynth {
         let bin_band = (0..bins)
             .map(|b| {
                 let f = b as f32 * bin_hz;
-                if m == 0 || f > config.noise_max_hz * (1.0 + 1e-6) {
+                if m == 0 || f > config.max_hz * (1.0 + 1e-6) {
                     return (u32::MAX, 0.0);
                 }
                 if m == 1 {
@@ -260,11 +268,12 @@ impl HarmonicNoiseSynth {
             .collect();
 
         // realfft's inverse is unnormalised (× L); fold 1/L and the rate scaling into the window.
-        let rate_scale = (config.sample_rate_hz / 2.0 / config.noise_max_hz).sqrt();
+        let rate_scale = (config.sample_rate_hz / 2.0 / config.max_hz).sqrt();
+        let noise_window_scale = rate_scale / segment as f32;
         let noise_window = (0..segment)
             .map(|n| {
                 let w = (std::f32::consts::PI * (n as f32 + 0.5) / segment as f32).sin();
-                w * rate_scale / segment as f32
+                w * noise_window_scale
             })
             .collect();
 
@@ -286,6 +295,7 @@ impl HarmonicNoiseSynth {
             noise_inverse,
             bin_band,
             noise_window,
+            noise_window_scale,
             band_gains: vec![0.0; config.n_noise_bands],
             noise_tail: vec![0.0; hop],
             config,
@@ -312,10 +322,14 @@ impl HarmonicNoiseSynth {
         self.noise_tail.fill(0.0);
     }
 
-    /// Renders one hop for `controls` into `output` (overwritten).
+    /// Renders one hop for `controls` into `output` (overwritten). The hop may be shorter than
+    /// `hop_size`, which is then the longest hop: at 44.1 kHz, 250 frames/s alternate between
+    /// hops of 176 and 177 samples. The harmonic ramps span the hop actually rendered, and each
+    /// noise segment rises over its own hop and falls over the next, so the overlap stays
+    /// power-complementary for any sequence of hop lengths.
     ///
     /// # Panics
-    /// If `output.len() != hop_size`.
+    /// If `output` is empty or longer than `hop_size`.
     ///
     /// # Examples
     /// ```
@@ -336,10 +350,9 @@ impl HarmonicNoiseSynth {
     /// assert!(hop.iter().all(|x| x.is_finite() && x.abs() < 1.0));
     /// ```
     pub fn process_frame(&mut self, controls: &FrameControls<'_>, output: &mut [f32]) {
-        assert_eq!(
-            output.len(),
-            self.config.hop_size,
-            "synth output must be one hop"
+        assert!(
+            (1..=self.config.hop_size).contains(&output.len()),
+            "synth output must be 1..=hop_size samples"
         );
         self.render_harmonics(controls, output);
         self.render_noise(controls.noise_magnitudes, output);
@@ -358,9 +371,10 @@ impl HarmonicNoiseSynth {
     }
 
     fn render_harmonics(&mut self, controls: &FrameControls<'_>, output: &mut [f32]) {
-        let hop = self.config.hop_size;
+        let hop = output.len();
         let sample_rate = f64::from(self.config.sample_rate_hz);
         let nyquist = self.config.sample_rate_hz / 2.0;
+        let ceiling = self.config.harmonic_ceiling_hz();
         let f0_end = clean_control(controls.f0_hz).min(nyquist);
         let f0_start = self.previous_f0_hz.unwrap_or(f0_end);
         let amplitude = clean_control(controls.amplitude);
@@ -369,7 +383,7 @@ impl HarmonicNoiseSynth {
         let f0_max = f0_start.max(f0_end);
         let n = self.config.n_harmonics;
         let valid = if f0_max > 0.0 {
-            ((nyquist / f0_max).ceil() as usize)
+            ((ceiling / f0_max).ceil() as usize)
                 .saturating_sub(1)
                 .min(n)
         } else {
@@ -410,7 +424,11 @@ impl HarmonicNoiseSynth {
         let mut phasor = (phase0.cos(), phase0.sin());
         let mut rotation = (omega0.cos(), omega0.sin());
         let step = (delta.cos(), delta.sin());
-        for (re, im) in self.base_re.iter_mut().zip(self.base_im.iter_mut()) {
+        let chunked = hop.div_ceil(LANES) * LANES;
+        for (re, im) in self.base_re[..chunked]
+            .iter_mut()
+            .zip(self.base_im[..chunked].iter_mut())
+        {
             *re = phasor.0 as f32;
             *im = phasor.1 as f32;
             phasor = cmul(phasor, rotation);
@@ -477,7 +495,7 @@ impl HarmonicNoiseSynth {
     }
 
     fn render_noise(&mut self, magnitudes: &[f32], output: &mut [f32]) {
-        let hop = self.config.hop_size;
+        let hop = output.len();
         // Always draw the segment so the noise stream does not depend on earlier controls.
         for i in 0..self.noise_time.len() {
             self.noise_time[i] = self.next_uniform();
@@ -513,16 +531,25 @@ impl HarmonicNoiseSynth {
                 &mut self.noise_time,
                 &mut self.noise_scratch,
             );
-            for (x, w) in self.noise_time.iter_mut().zip(&self.noise_window) {
-                *x *= w;
-            }
         } else {
             self.noise_time.fill(0.0);
         }
+        // The previous segment falls and this one rises over this hop: sin² + cos² = 1 for
+        // any hop length. At the full hop this is the 2·hop sine window, precomputed.
+        let full = self.config.hop_size;
+        let scale = self.noise_window_scale;
         for (n, out) in output.iter_mut().enumerate() {
-            *out += self.noise_tail[n] + self.noise_time[n];
+            let (rise, fall) = if hop == full {
+                (self.noise_window[n], self.noise_window[full + n])
+            } else {
+                let angle = std::f32::consts::PI * (n as f32 + 0.5) / (2 * hop) as f32;
+                (angle.sin() * scale, angle.cos() * scale)
+            };
+            *out += self.noise_tail[n] * fall + self.noise_time[n] * rise;
         }
-        self.noise_tail.copy_from_slice(&self.noise_time[hop..]);
+        // This segment's second part falls over the next hop (windowed then).
+        self.noise_tail
+            .copy_from_slice(&self.noise_time[hop..hop + full]);
     }
 }
 
@@ -737,7 +764,7 @@ mod tests {
             let hop = (sr / 250.0) as usize;
             let mut config = SynthConfig::new(sr, hop, 3, 32);
             config.noise_band_spacing = NoiseBandSpacing::Mel;
-            config.noise_max_hz = 8000.0;
+            config.max_hz = 8000.0;
             let mut synth = HarmonicNoiseSynth::new(config).unwrap();
             let tone = synth.render(&constant_frames(200, 330.0, 0.5, &harmonics, &[]));
             let noise = synth.render(&constant_frames(200, 0.0, 0.0, &[], &noise));
@@ -850,5 +877,92 @@ mod tests {
         let frames = constant_frames(20, 0.0, 1.0, &ones, &[]);
         assert!(synth.render(&frames).iter().all(|&x| x == 0.0));
         assert!(HarmonicNoiseSynth::new(SynthConfig::new(16000.0, 0, 8, 8)).is_err());
+    }
+
+    /// 44.1 kHz at 250 frames/s: hops of 176 and 177 samples. The harmonic stays one
+    /// phase-continuous sine, and the noise keeps its level right across hop boundaries.
+    #[test]
+    fn uneven_hops_keep_the_sine_continuous_and_the_noise_level_steady() {
+        let sr = 44_100.0f32;
+        let lengths: Vec<usize> = (0..500u64)
+            .map(|j| ((j + 1) * 44_100 / 250 - j * 44_100 / 250) as usize)
+            .collect();
+        let mut synth = HarmonicNoiseSynth::new(SynthConfig::new(sr, 177, 1, 0)).unwrap();
+        let mut out = Vec::new();
+        let mut hop = [0.0f32; 177];
+        for &len in &lengths {
+            synth.process_frame(
+                &FrameControls {
+                    f0_hz: 1000.0,
+                    amplitude: 0.5,
+                    harmonic_distribution: &[1.0],
+                    noise_magnitudes: &[],
+                },
+                &mut hop[..len],
+            );
+            out.extend_from_slice(&hop[..len]);
+        }
+        // After the first hop (the fade-in from silence).
+        let worst = out
+            .iter()
+            .enumerate()
+            .skip(lengths[0])
+            .map(|(n, &y)| {
+                let want = 0.5 * (std::f64::consts::TAU * 1000.0 * n as f64 / 44_100.0).sin();
+                (f64::from(y) - want).abs()
+            })
+            .fold(0.0f64, f64::max);
+        assert!(worst < 1e-3, "max deviation from the ideal sine {worst:e}");
+
+        let mut synth = HarmonicNoiseSynth::new(SynthConfig::new(sr, 177, 1, 8)).unwrap();
+        let (mut near_edges, mut middles) = (Vec::new(), Vec::new());
+        let mut all = Vec::new();
+        for &len in &lengths {
+            synth.process_frame(
+                &FrameControls {
+                    f0_hz: 0.0,
+                    amplitude: 0.0,
+                    harmonic_distribution: &[0.0],
+                    noise_magnitudes: &[0.3; 8],
+                },
+                &mut hop[..len],
+            );
+            near_edges.extend_from_slice(&hop[..8]);
+            middles.extend_from_slice(&hop[len / 2 - 4..len / 2 + 4]);
+            all.extend_from_slice(&hop[..len]);
+        }
+        let expected = 0.3 / 3f32.sqrt();
+        let level = rms(&all[2000..]);
+        assert!(
+            (level / expected - 1.0).abs() < 0.05,
+            "{level} vs {expected}"
+        );
+        let ratio = rms(&near_edges) / rms(&middles);
+        assert!((ratio - 1.0).abs() < 0.1, "edge/middle level ratio {ratio}");
+    }
+
+    /// A model trained to fill 8 kHz, rendered at 48 kHz: no harmonic above its band and no
+    /// noise above it, while the levels inside the band stay what the model asked for.
+    #[test]
+    fn a_band_below_nyquist_stops_harmonics_and_noise_there() {
+        let sr = 48_000.0f32;
+        let config = SynthConfig {
+            max_hz: 8_000.0,
+            ..SynthConfig::new(sr, 192, 20, 16)
+        };
+        let mut synth = HarmonicNoiseSynth::new(config).unwrap();
+        let weights = [1.0f32; 20];
+        let frames = constant_frames(250, 1_000.0, 0.5, &weights, &[0.05; 16]);
+        let out = synth.render(&frames);
+        let steady = &out[4_800..];
+        let above = dft_band_energy(steady, sr, 8_500.0, 24_000.0);
+        let inside = dft_band_energy(steady, sr, 500.0, 7_500.0);
+        assert!(
+            above < 1e-4 * inside,
+            "above the band {above:e}, inside {inside:e}"
+        );
+        // Harmonics 1..=7 share the amplitude (8 kHz itself is excluded).
+        let a1 = component_amplitude(steady, 1_000.0, f64::from(sr));
+        assert!((a1 - 0.5 / 7.0).abs() < 0.01, "first harmonic {a1}");
     }
 }

@@ -18,7 +18,10 @@ use super::tensor::Dtype;
 
 /// Contract version written by this build. Bump it when the manifest or the model I/O
 /// contract changes incompatibly, and add a step to [`migrate`].
-pub const CONTRACT_VERSION: u32 = 1;
+///
+/// - 2: timbre manifests record the synthesis band, `synth.max_hz` (v1 models were all
+///   synthesised at their analysis rate, so migration fills in `sample_rate / 2`).
+pub const CONTRACT_VERSION: u32 = 2;
 
 /// Oldest contract version [`migrate`] can bring up to [`CONTRACT_VERSION`].
 pub const MIN_CONTRACT_VERSION: u32 = 1;
@@ -194,7 +197,7 @@ pub struct FeatureConfig {
 
 /// The harmonic-plus-noise synthesizer a timbre model drives (`dsp::synth`): the widths of
 /// the model's `harmonics` and `noise` outputs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SynthSpec {
     /// Number of harmonics in the harmonic distribution.
@@ -203,7 +206,15 @@ pub struct SynthSpec {
     pub noise_bands: u32,
     /// Band spacing: `"linear"` or `"mel"`.
     pub noise_band_spacing: String,
+    /// Top of the band the model was trained to fill, Hz: harmonics at or above it are
+    /// silent and the noise bands are spread over `0..=max_hz`. The plugin synthesises at the
+    /// host's rate, so a 48 kHz-trained model fills the band up to 24 kHz while a v1 model
+    /// (8 kHz) keeps the band it was trained on.
+    pub max_hz: f32,
 }
+
+/// Highest `synth.max_hz` a manifest may declare (the Nyquist frequency of 192 kHz audio).
+pub const MAX_SYNTH_BAND_HZ: f32 = 96_000.0;
 
 /// Token vocabulary a continuation model was trained on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -397,6 +408,15 @@ impl Manifest {
             ] {
                 check_dim(field, count as usize)?;
             }
+            if !(synth.max_hz.is_finite()
+                && synth.max_hz > 0.0
+                && synth.max_hz <= MAX_SYNTH_BAND_HZ)
+            {
+                return Err(format!(
+                    "`synth.max_hz` is {}; it must be in (0, {MAX_SYNTH_BAND_HZ}] Hz",
+                    synth.max_hz
+                ));
+            }
         }
         if let Some(vocabulary) = &self.vocabulary {
             check_dim("vocabulary.size", vocabulary.size as usize)?;
@@ -435,6 +455,20 @@ fn check_dim(field: &str, size: usize) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// v1 → v2: a timbre model's synthesis band is its analysis rate's Nyquist frequency (every
+/// v1 model was trained with the synthesiser running at `sample_rate`).
+fn v1_to_v2(mut value: serde_json::Value) -> std::result::Result<serde_json::Value, String> {
+    let sample_rate = value.get("sample_rate").and_then(serde_json::Value::as_f64);
+    if let Some(synth) = value.get_mut("synth").and_then(|s| s.as_object_mut()) {
+        if !synth.contains_key("max_hz") {
+            let rate = sample_rate
+                .ok_or("a v1 timbre manifest needs `sample_rate` to know its synthesis band")?;
+            synth.insert("max_hz".into(), (rate / 2.0).into());
+        }
+    }
+    Ok(value)
+}
+
 /// Reads a whole file of at most `max` bytes: `Ok(Err(size))` when it is larger (checked on
 /// the open file before reading, and again while reading in case it grows).
 pub(crate) fn read_capped(
@@ -457,18 +491,15 @@ pub(crate) fn read_capped(
 /// Brings a manifest written for contract `from` (older than [`CONTRACT_VERSION`]) up to the
 /// current contract, one version at a time, on the raw JSON.
 ///
-/// Only version 1 exists so far, so there is no step yet; the next contract change adds
-/// `2 => …` here (rename fields, fill defaults) instead of breaking every shipped model.
+/// Each contract change adds one step here (rename fields, fill defaults) instead of breaking
+/// every shipped model.
 pub fn migrate(
     mut value: serde_json::Value,
     from: u32,
 ) -> std::result::Result<serde_json::Value, String> {
-    // While only v1 exists every version below it is refused, so the loop never loops yet.
-    #[allow(clippy::never_loop)]
     for version in from..CONTRACT_VERSION {
-        #[allow(clippy::match_single_binding)] // one arm per future contract step
         match version {
-            // 1 => value = v1_to_v2(value)?,
+            1 => value = v1_to_v2(value)?,
             v => return Err(format!("no migration step from contract version {v}")),
         }
     }
@@ -572,7 +603,7 @@ mod tests {
             err,
             ModelError::UnsupportedContractVersion {
                 found: 99,
-                supported: 1,
+                supported: CONTRACT_VERSION,
                 ..
             }
         ));
@@ -625,6 +656,35 @@ mod tests {
             err.to_string().contains("`vocabulary.size` is 4294967295"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn v1_timbre_manifest_migrates_to_its_own_band_and_absurd_bands_are_refused() {
+        let mut m = sample();
+        m.sample_rate = Some(16_000);
+        m.synth = Some(SynthSpec {
+            harmonics: 32,
+            noise_bands: 32,
+            noise_band_spacing: "linear".into(),
+            max_hz: 0.0,
+        });
+        let mut v1 = serde_json::to_value(&m).unwrap();
+        v1["contract_version"] = 1.into();
+        v1["synth"].as_object_mut().unwrap().remove("max_hz");
+        let back = Manifest::from_json_str(&v1.to_string(), Path::new("old.json")).unwrap();
+        assert_eq!(back.contract_version, CONTRACT_VERSION);
+        assert_eq!(back.synth.unwrap().max_hz, 8_000.0);
+        // Without a sample rate a v1 band cannot be known: refused, naming the file.
+        v1.as_object_mut().unwrap().remove("sample_rate");
+        let err = Manifest::from_json_str(&v1.to_string(), Path::new("old.json")).unwrap_err();
+        assert!(err.to_string().contains("old.json"), "{err}");
+        assert!(err.to_string().contains("sample_rate"), "{err}");
+        for band in [0.0, -1.0, 1e9] {
+            m.synth.as_mut().unwrap().max_hz = band;
+            let text = serde_json::to_string(&m).unwrap();
+            let err = Manifest::from_json_str(&text, Path::new("x.json")).unwrap_err();
+            assert!(err.to_string().contains("synth.max_hz"), "{band}: {err}");
+        }
     }
 
     #[test]

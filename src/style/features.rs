@@ -1,7 +1,8 @@
 //! The features every timbre model is trained on and run with: one definition, used by the
 //! trainer (`crate::train::timbre`) and by Continuo Style's streaming voice.
 //!
-//! - Audio at [`SAMPLE_RATE_HZ`] (16 kHz), hop [`HOP_SIZE`] (64 samples, 250 frames/s).
+//! - Analysis at [`SAMPLE_RATE_HZ`] (16 kHz), hop [`HOP_SIZE`] (64 samples, 250 frames/s); the
+//!   synthesis runs at whatever rate the audio is (training: `--synth-rate`; plugin: the host's).
 //! - Per frame: [`crate::dsp::analysis`] with [`timbre_analysis_config`], normalised by
 //!   [`FeatureNormalizer`]: `f0_norm = midi(f0_hz) / 127` with unvoiced frames holding the last
 //!   voiced f0 (or `f0_min_hz` before any voiced frame), and
@@ -10,7 +11,7 @@
 use crate::dsp::analysis::{AnalysisConfig, FrameFeatures};
 use crate::model::FeatureConfig;
 
-/// Model audio rate, Hz.
+/// Analysis rate, Hz.
 pub const SAMPLE_RATE_HZ: u32 = 16_000;
 /// Samples per model frame.
 pub const HOP_SIZE: usize = 64;

@@ -1,13 +1,15 @@
 //! Continuo Style's signal path, run by the engine's worker: neural timbre transfer.
 //!
 //! ```text
-//! host rate ─► mono ─► resample to 16 kHz ─► TimbreVoice (analysis → model → synth)
-//!          ◄─ every channel ◄─ resample to host rate ◄─┘
+//! host rate ─► mono ─► resample to 16 kHz ─► TimbreVoice (analysis → model → controls)
+//!          ◄─ every channel ◄─ HostRenderer (synth + loudness follower, at the host rate) ◄─┘
 //! ```
 //! - [`features`]: the feature definitions shared with the trainer (one source of truth).
 //! - [`model`]: a timbre model (ONNX + manifest) with its carried state.
 //! - [`controls`]: the musician's settings and what they do to the synth controls.
-//! - [`voice`]: the 16 kHz streaming voice, and the latency modes.
+//! - [`voice`]: the 16 kHz streaming voice (analysis and models), and the latency modes.
+//! - [`render`]: the voice's frames synthesised at the host rate, over the band the model
+//!   was trained to fill.
 //! - [`processor`]: the engine's [`crate::engine::audio::HopProcessor`] at the host rate, with
 //!   its latency measured exactly at construction.
 
@@ -15,6 +17,7 @@ pub mod controls;
 pub mod features;
 pub mod model;
 pub mod processor;
+pub mod render;
 pub mod voice;
 
 use std::path::PathBuf;
@@ -145,7 +148,7 @@ pub fn load_voice(
 ) -> Result<TimbreVoice, StyleError> {
     let a = TimbreModel::load(&choice.a, dirs, backend)?;
     let (b, refused) = match &choice.b {
-        Some(name) => match TimbreModel::load(name, dirs, backend) {
+        Some(name) => match TimbreModel::load(name, dirs, backend).and_then(|b| same_band(&a, b)) {
             Ok(b) => (Some(b), None),
             Err(error) => (None, Some((name, error))),
         },
@@ -164,6 +167,27 @@ pub fn load_voice(
         None => status.set_style_b_refused(None),
     }
     Ok(voice)
+}
+
+/// `b` if it fills the same band as `a` (the morph blends noise bands index by index, so bands
+/// spread over another range would land on the wrong frequencies).
+fn same_band(a: &TimbreModel, b: TimbreModel) -> Result<TimbreModel, StyleError> {
+    let (band_a, band_b) = (a.band(), b.band());
+    if band_a == band_b {
+        return Ok(b);
+    }
+    Err(StyleError::Unsupported {
+        path: b.manifest_path().to_path_buf(),
+        reason: format!(
+            "it fills 0–{:.0} Hz with {:?} noise bands, style A `{}` fills 0–{:.0} Hz with {:?} \
+             bands; morphing needs the same band (retrain one with the other's --synth-rate)",
+            band_b.max_hz,
+            band_b.spacing,
+            a.name(),
+            band_a.max_hz,
+            band_a.spacing
+        ),
+    })
 }
 
 /// The timbre models a musician can choose from in `dirs`: [`DEFAULT_STYLE`] first (when

@@ -2,13 +2,15 @@
 //!
 //! The I/O contract (written by `continuo-train timbre`, checked here on load):
 //! `features` f32 `[1, T, 2]`, `h0` f32 `[1, 1, H]` → `amplitude` `[1, T, 1]`,
-//! `harmonics` `[1, T, N]`, `noise` `[1, T, M]`, `h_n` `[1, 1, H]`; 16 kHz, hop 64.
+//! `harmonics` `[1, T, N]`, `noise` `[1, T, M]`, `h_n` `[1, 1, H]`; features at 16 kHz, hop 64;
+//! the controls fill the band `synth.max_hz` (rendered at the host's rate, see
+//! [`super::render`]).
 //! The plugin calls it with `T = 1` per hop; offline callers may pass longer chunks — the
 //! carried state makes both give the same controls.
 
 use std::path::PathBuf;
 
-use crate::dsp::synth::{MAX_HARMONICS, MAX_NOISE_BANDS};
+use crate::dsp::synth::{NoiseBandSpacing, MAX_BAND_HZ, MAX_HARMONICS, MAX_NOISE_BANDS};
 use crate::model::{
     chain_message, load_model, BackendChoice, FeatureConfig, LoadedModel, Manifest, ModelDirs,
     ModelKind, Session, TensorView,
@@ -28,6 +30,15 @@ pub struct ControlFrames {
     pub noise: Vec<f32>,
 }
 
+/// The band a model's controls describe: what the synthesiser needs besides the widths.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SynthBand {
+    /// Top of the band, Hz (`synth.max_hz`).
+    pub max_hz: f32,
+    /// Noise band spacing.
+    pub spacing: NoiseBandSpacing,
+}
+
 /// A timbre model ready to run; see the [module docs](self).
 pub struct TimbreModel {
     session: Session,
@@ -36,6 +47,7 @@ pub struct TimbreModel {
     features: FeatureConfig,
     harmonics: usize,
     noise_bands: usize,
+    band: SynthBand,
     /// GRU state carried between calls (`h0` in, `h_n` out).
     state: Vec<f32>,
 }
@@ -105,6 +117,27 @@ impl TimbreModel {
             .synth
             .clone()
             .ok_or_else(|| unsupported("no `synth` section".into()))?;
+        let spacing = match synth.noise_band_spacing.as_str() {
+            "linear" => NoiseBandSpacing::Linear,
+            "mel" => NoiseBandSpacing::Mel,
+            other => {
+                return Err(unsupported(format!(
+                    "`synth.noise_band_spacing` is {other:?}; expected \"linear\" or \"mel\""
+                )))
+            }
+        };
+        // The manifest loader already refused a band outside (0, MAX_SYNTH_BAND_HZ]; the
+        // synthesiser's own cap is checked here so the two can never drift apart silently.
+        if !(synth.max_hz > 0.0 && synth.max_hz <= MAX_BAND_HZ) {
+            return Err(unsupported(format!(
+                "`synth.max_hz` is {}; the synthesiser renders bands up to {MAX_BAND_HZ} Hz",
+                synth.max_hz
+            )));
+        }
+        let band = SynthBand {
+            max_hz: synth.max_hz,
+            spacing,
+        };
         // Checked before anything is sized by them: a hostile count must not allocate.
         let (harmonics, noise_bands) = (synth.harmonics as usize, synth.noise_bands as usize);
         for (field, count, max) in [
@@ -152,6 +185,7 @@ impl TimbreModel {
             features,
             harmonics,
             noise_bands,
+            band,
             state: vec![0.0; hidden],
         };
         let mut trial = ControlFrames::default();
@@ -183,6 +217,16 @@ impl TimbreModel {
     /// `M`: noise bands per frame.
     pub fn noise_bands(&self) -> usize {
         self.noise_bands
+    }
+
+    /// The band the controls fill and how the noise bands are spread over it.
+    pub fn band(&self) -> SynthBand {
+        self.band
+    }
+
+    /// Where the manifest was read from (for messages).
+    pub fn manifest_path(&self) -> &std::path::Path {
+        &self.manifest_path
     }
 
     /// Clears the carried state (stream discontinuity).

@@ -1,17 +1,24 @@
-//! Continuo Style's [`HopProcessor`]: host-rate hops in and out, the [`TimbreVoice`] at 16 kHz
-//! in between.
+//! Continuo Style's [`HopProcessor`]: host-rate hops in and out; analysis and the model at
+//! 16 kHz, the synthesiser at the host's rate.
 //!
-//! Per host hop: mix to mono → resample to 16 kHz → whole 64-sample hops through the voice →
-//! resample back → the same restyled signal on every output channel. Resamplers emit a varying
-//! number of samples per call, so FIFOs join the stages and the output FIFO starts with enough
-//! silence ("prime") that it never runs dry. Everything is deterministic, so the latency is a
-//! constant; it is *measured* when the processor is built, by sending a band-limited pulse
-//! through the same chain with the voice replaced by a pure delay of the voice's latency, and the
-//! tests prove it against the real voice.
+//! Per host hop: mix to mono → resample to 16 kHz → whole 64-sample hops through the
+//! [`TimbreVoice`] → each frame rendered at the host rate by the [`HostRenderer`] → the same
+//! restyled signal on every output channel. The resampler emits a varying number of samples per
+//! call, so a FIFO joins it to the voice, and the output FIFO starts with enough silence
+//! ("prime") that it never runs dry. Everything is deterministic, so the latency is a constant:
 //!
-//! Without a model (none found, or loading failed) the processor passes its input through a
-//! delay of that same latency, so the plugin plays dry and a later hot swap to a model keeps the
-//! latency the host was told.
+//! `latency = prime + D·R/250 + d`, rounded to the sample
+//!
+//! with `D` the voice's delay in frames, `R` the host rate and `d` the down-sampler's delay in
+//! host samples, *measured* when the processor is built by sending a band-limited pulse through
+//! it (the tests prove the sum against the real voice). A frame of the 16 kHz stream is rendered
+//! into exactly the host samples of its own time span ([`super::render::hop_length`]), so the
+//! two streams keep time to the sample.
+//!
+//! When style A fails the renderer asks for the dry input; the output crossfades to the input
+//! delayed by the same latency, per channel. Without a model (none found, or loading failed)
+//! the processor passes its input through that delay, so the plugin plays dry and a later hot
+//! swap to a model keeps the latency the host was told.
 
 use std::collections::VecDeque;
 
@@ -19,7 +26,8 @@ use crate::dsp::resample::{chunk_period, StreamingResampler};
 use crate::engine::audio::HopProcessor;
 use crate::engine::delay::DelayLine;
 
-use super::features::{HOP_SIZE, SAMPLE_RATE_HZ};
+use super::features::{FRAME_RATE_HZ, HOP_SIZE, SAMPLE_RATE_HZ};
+use super::render::{hop_length, max_hop_length, HostRenderer};
 use super::voice::{LatencyMode, TimbreVoice};
 use super::StyleError;
 
@@ -31,144 +39,84 @@ impl LatencyMode {
             Self::Quality => 4.0,
         }
     }
-
-    /// 16 kHz samples per call of the up-sampler (smaller: less delay, shorter filter).
-    fn upsampler_chunk(self) -> usize {
-        match self {
-            Self::LowLatency => 16,
-            Self::Quality => HOP_SIZE,
-        }
-    }
 }
 
-/// Host rate ↔ 16 kHz with FIFOs between the stages; see the [module docs](self).
-struct RateChain {
+/// Host rate → 16 kHz, with the FIFO that cuts the 16 kHz stream into the voice's hops.
+struct DownChain {
     host_hop: usize,
     down: StreamingResampler,
-    up: StreamingResampler,
     down_out: Vec<f32>,
-    up_in: Vec<f32>,
-    up_out: Vec<f32>,
-    hop_in: Vec<f32>,
-    hop_out: Vec<f32>,
     in_16k: VecDeque<f32>,
-    out_16k: VecDeque<f32>,
-    out: VecDeque<f32>,
-    prime: usize,
-    /// Hops that found the output FIFO short (never, if the prime is right).
-    underflows: u64,
 }
 
-impl RateChain {
-    fn new(host_rate: u32, mode: LatencyMode, prime: usize) -> Result<Self, StyleError> {
+impl DownChain {
+    fn new(host_rate: u32, mode: LatencyMode) -> Result<Self, StyleError> {
         // Whole periods of a short rate ratio (48 : 16 kHz = 3 : 1) keep the FFT resampler's
         // output steady; long periods (44.1 kHz) go to the sinc resampler, which takes any hop.
-        let (period_host, period_16k) = chunk_period(host_rate, SAMPLE_RATE_HZ);
+        let (period_host, _) = chunk_period(host_rate, SAMPLE_RATE_HZ);
         let wanted = host_rate as f32 * mode.host_hop_ms() / 1000.0;
         let host_hop = ((wanted / period_host as f32).round() as usize).max(1) * period_host;
-        let up_chunk = mode.upsampler_chunk().div_ceil(period_16k) * period_16k;
         let down = StreamingResampler::new(host_rate, SAMPLE_RATE_HZ, host_hop)?;
-        let up = StreamingResampler::new(SAMPLE_RATE_HZ, host_rate, up_chunk)?;
-        let mut chain = Self {
+        Ok(Self {
             host_hop,
             down_out: vec![0.0; down.output_frames_max()],
-            up_out: vec![0.0; up.output_frames_max()],
-            up_in: vec![0.0; up_chunk],
+            in_16k: VecDeque::with_capacity(down.output_frames_max() + HOP_SIZE),
             down,
-            up,
-            hop_in: vec![0.0; HOP_SIZE],
-            hop_out: vec![0.0; HOP_SIZE],
-            in_16k: VecDeque::new(),
-            out_16k: VecDeque::new(),
-            out: VecDeque::new(),
-            prime,
-            underflows: 0,
-        };
-        chain.reset();
-        Ok(chain)
+        })
     }
 
     fn reset(&mut self) {
         self.down.reset();
-        self.up.reset();
         self.in_16k.clear();
-        self.out_16k.clear();
-        self.out.clear();
-        self.out.extend(std::iter::repeat_n(0.0, self.prime));
     }
 
-    /// One host hop of `input` → `output`, with `voice` turning 16 kHz hops into 16 kHz hops.
-    /// Returns how many output samples the FIFO was short by (0 when primed right).
-    fn process(
-        &mut self,
-        input: &[f32],
-        output: &mut [f32],
-        mut voice: impl FnMut(&[f32], &mut [f32]),
-    ) -> usize {
+    /// Takes one host hop; afterwards `in_16k` holds the 16 kHz samples not yet consumed.
+    fn push(&mut self, input: &[f32]) {
         let written = self.down.process_chunk(input, &mut self.down_out);
+        // Within capacity: the caller drains whole hops after every push.
         self.in_16k.extend(&self.down_out[..written]);
-        while self.in_16k.len() >= HOP_SIZE {
-            for (slot, x) in self.hop_in.iter_mut().zip(self.in_16k.drain(..HOP_SIZE)) {
-                *slot = x;
-            }
-            voice(&self.hop_in, &mut self.hop_out);
-            self.out_16k.extend(&self.hop_out);
+    }
+
+    /// The next whole 16 kHz hop, if there is one.
+    fn next_hop(&mut self, hop: &mut [f32]) -> bool {
+        if self.in_16k.len() < HOP_SIZE {
+            return false;
         }
-        let up_chunk = self.up_in.len();
-        while self.out_16k.len() >= up_chunk {
-            for (slot, x) in self.up_in.iter_mut().zip(self.out_16k.drain(..up_chunk)) {
-                *slot = x;
-            }
-            let written = self.up.process_chunk(&self.up_in, &mut self.up_out);
-            self.out.extend(&self.up_out[..written]);
-        }
-        let available = self.out.len().min(output.len());
-        for (slot, x) in output.iter_mut().zip(self.out.drain(..available)) {
+        for (slot, x) in hop.iter_mut().zip(self.in_16k.drain(..HOP_SIZE)) {
             *slot = x;
         }
-        output[available..].fill(0.0);
-        let short = output.len() - available;
-        if short > 0 {
-            self.underflows += 1;
-        }
-        short
+        true
     }
 }
 
-/// A 16 kHz pure delay standing in for the voice during calibration.
-fn delay_voice(latency: usize) -> impl FnMut(&[f32], &mut [f32]) {
-    let mut line: VecDeque<f32> = std::iter::repeat_n(0.0, latency).collect();
-    move |input, output| {
-        line.extend(input);
-        for (slot, x) in output.iter_mut().zip(line.drain(..input.len())) {
-            *slot = x;
-        }
-    }
-}
-
-/// `(prime, latency)` of the chain at `host_rate` in `mode` with a voice of `voice_latency`
-/// samples at 16 kHz; see the [module docs](self).
+/// `(prime, latency)` at `host_rate` in `mode` for a voice `delay_frames` frames late; see the
+/// [module docs](self).
 fn calibrate(
     host_rate: u32,
     mode: LatencyMode,
-    voice_latency: usize,
+    delay_frames: usize,
 ) -> Result<(usize, usize), StyleError> {
-    // The prime: run a generously primed chain for two seconds and see how close to empty its
-    // output FIFO came; the prime is what it actually needed.
-    let generous = 2 * host_rate as usize;
-    let mut chain = RateChain::new(host_rate, mode, generous)?;
+    // The prime: run the chain on silence for two seconds with the output FIFO counted instead
+    // of filled, and see how low it would have gone below its start.
+    let mut chain = DownChain::new(host_rate, mode)?;
     let hop = chain.host_hop;
-    let (silence, mut out) = (vec![0.0; hop], vec![0.0; hop]);
-    let mut lowest = generous;
+    let silence = vec![0.0; hop];
+    let mut scratch = [0.0; HOP_SIZE];
+    let (mut level, mut lowest, mut frame) = (0i64, 0i64, 0u64);
     for _ in 0..(2 * host_rate as usize).div_ceil(hop) {
-        chain.process(&silence, &mut out, |i, o| o.copy_from_slice(i));
-        // What was left after this hop's output, i.e. the margin above running dry.
-        lowest = lowest.min(chain.out.len());
+        chain.push(&silence);
+        while chain.next_hop(&mut scratch) {
+            level += hop_length(host_rate, frame) as i64;
+            frame += 1;
+        }
+        level -= hop as i64;
+        lowest = lowest.min(level);
     }
-    let prime = generous - lowest;
+    let prime = (-lowest) as usize;
 
-    // The latency: where a band-limited pulse (3 kHz sinc under a 4 ms Hann window) comes out.
-    let mut chain = RateChain::new(host_rate, mode, prime)?;
+    // The down-sampler's delay: where a band-limited pulse (3 kHz sinc under a 4 ms Hann
+    // window) comes out at 16 kHz, to a fraction of a sample (parabola through the peak).
+    let mut chain = DownChain::new(host_rate, mode)?;
     let rate = host_rate as f32;
     let centre = (rate * 0.25) as usize;
     let half_width = (rate * 0.002) as usize;
@@ -186,15 +134,15 @@ fn calibrate(
         let window = 0.5 + 0.5 * (std::f32::consts::PI * t / half_width as f32).cos();
         sinc * window
     };
-    let total = centre + rate as usize;
-    let mut voice = delay_voice(voice_latency);
-    let (mut input, mut response) = (vec![0.0; hop], Vec::with_capacity(total + hop));
+    let total = centre + rate as usize / 2;
+    let mut input = vec![0.0; hop];
+    let mut response = Vec::with_capacity(total);
     for start in (0..total).step_by(hop) {
         for (k, x) in input.iter_mut().enumerate() {
             *x = pulse(start + k);
         }
-        chain.process(&input, &mut out, &mut voice);
-        response.extend_from_slice(&out);
+        chain.push(&input);
+        response.extend(chain.in_16k.drain(..));
     }
     let (peak_index, peak) = response
         .iter()
@@ -206,24 +154,66 @@ fn calibrate(
                 best
             }
         });
-    if peak < 0.5 || peak_index < centre {
+    let to_host = rate / SAMPLE_RATE_HZ as f32;
+    if peak < 0.5 || peak_index == 0 || peak_index + 1 >= response.len() {
         return Err(StyleError::Dsp(crate::dsp::DspError::invalid(
             "sample rate",
-            "latency calibration failed: the resampling chain lost the test pulse",
+            "latency calibration failed: the resampler lost the test pulse",
         )));
     }
-    Ok((prime, peak_index - centre))
+    let (before, after) = (response[peak_index - 1], response[peak_index + 1]);
+    let curvature = before - 2.0 * response[peak_index] + after;
+    let offset = if curvature != 0.0 {
+        (0.5 * (before - after) / curvature).clamp(-0.5, 0.5)
+    } else {
+        0.0
+    };
+    let down_delay = (peak_index as f32 + offset) * to_host - centre as f32;
+    let voice_delay = delay_frames as f32 * rate / FRAME_RATE_HZ;
+    let latency = (prime as f32 + voice_delay + down_delay).round();
+    if latency < 0.0 {
+        return Err(StyleError::Dsp(crate::dsp::DspError::invalid(
+            "sample rate",
+            "latency calibration failed: the pulse came out before it went in",
+        )));
+    }
+    Ok((prime, latency as usize))
+}
+
+/// A voice with its host-rate renderer and the FIFOs behind them.
+struct VoicePath {
+    voice: TimbreVoice,
+    renderer: HostRenderer,
+    hop_16k: Vec<f32>,
+    wet_hop: Vec<f32>,
+    share_hop: Vec<f32>,
+    wet: VecDeque<f32>,
+    dry_share: VecDeque<f32>,
+    prime: usize,
+    /// Host hops that found the output FIFO short (never, if the prime is right).
+    underflows: u64,
+}
+
+impl VoicePath {
+    fn reset(&mut self) {
+        self.voice.reset();
+        self.renderer.reset();
+        self.wet.clear();
+        self.wet.extend(std::iter::repeat_n(0.0, self.prime));
+        self.dry_share.clear();
+        self.dry_share.extend(std::iter::repeat_n(0.0, self.prime));
+    }
 }
 
 /// The hop processor of Continuo Style; see the [module docs](self).
 pub struct StyleProcessor {
     latency: usize,
-    chain: RateChain,
-    voice: Option<TimbreVoice>,
-    /// The no-model path: input delayed by `latency`.
+    chain: DownChain,
+    voice: Option<VoicePath>,
+    /// The input delayed by `latency`: the whole output without a model, the crossfade
+    /// partner when style A fails.
     dry: DelayLine,
     mono: Vec<f32>,
-    restyled: Vec<f32>,
     frame: Vec<f32>,
 }
 
@@ -241,13 +231,35 @@ impl StyleProcessor {
         voice: Option<TimbreVoice>,
     ) -> Result<Self, StyleError> {
         let host_rate = Self::supported_rate(sample_rate)?;
-        let voice_latency = match &voice {
-            Some(v) => v.latency_samples(),
-            None => mode.voice_latency_16k()?,
+        let delay_frames = match &voice {
+            Some(v) => v.latency_frames(),
+            None => mode.voice_latency_frames()?,
         };
-        let (prime, latency) = calibrate(host_rate, mode, voice_latency)?;
-        let chain = RateChain::new(host_rate, mode, prime)?;
+        let (prime, latency) = calibrate(host_rate, mode, delay_frames)?;
+        let chain = DownChain::new(host_rate, mode)?;
         let hop = chain.host_hop;
+        let voice = match voice {
+            Some(voice) => {
+                let renderer = voice.renderer(host_rate)?;
+                let max_hop = max_hop_length(host_rate);
+                // The FIFOs never hold more than the prime plus what one host hop renders.
+                let capacity = prime + hop + 2 * max_hop;
+                let mut path = VoicePath {
+                    voice,
+                    renderer,
+                    hop_16k: vec![0.0; HOP_SIZE],
+                    wet_hop: vec![0.0; max_hop],
+                    share_hop: vec![0.0; max_hop],
+                    wet: VecDeque::with_capacity(capacity),
+                    dry_share: VecDeque::with_capacity(capacity),
+                    prime,
+                    underflows: 0,
+                };
+                path.reset();
+                Some(path)
+            }
+            None => None,
+        };
         let channels = channels.max(1);
         Ok(Self {
             latency,
@@ -255,7 +267,6 @@ impl StyleProcessor {
             voice,
             dry: DelayLine::new(channels, latency),
             mono: vec![0.0; hop],
-            restyled: vec![0.0; hop],
             frame: vec![0.0; channels],
         })
     }
@@ -287,6 +298,11 @@ impl StyleProcessor {
         let p = Self::new(sample_rate, 1, mode, None)?;
         Ok((p.hop_size(), p.latency_samples()))
     }
+
+    /// Host hops whose output FIFO ran short (0 unless the prime is wrong).
+    pub fn underflows(&self) -> u64 {
+        self.voice.as_ref().map_or(0, |v| v.underflows)
+    }
 }
 
 impl HopProcessor for StyleProcessor {
@@ -299,8 +315,9 @@ impl HopProcessor for StyleProcessor {
     }
 
     fn process_hop(&mut self, input: &[Vec<f32>], output: &mut [Vec<f32>]) {
-        let Some(voice) = self.voice.as_mut() else {
-            for n in 0..self.chain.host_hop {
+        let hop = self.chain.host_hop;
+        let Some(path) = self.voice.as_mut() else {
+            for n in 0..hop {
                 for (slot, channel) in self.frame.iter_mut().zip(input) {
                     *slot = channel[n];
                 }
@@ -315,19 +332,40 @@ impl HopProcessor for StyleProcessor {
         for (n, m) in self.mono.iter_mut().enumerate() {
             *m = input.iter().map(|c| c[n]).sum::<f32>() * scale;
         }
-        self.chain.process(&self.mono, &mut self.restyled, |i, o| {
-            voice.process_hop(i, o);
-        });
-        for channel in output.iter_mut() {
-            channel.copy_from_slice(&self.restyled);
+        self.chain.push(&self.mono);
+        while self.chain.next_hop(&mut path.hop_16k) {
+            let frame = path.voice.process_hop(&path.hop_16k);
+            let len = path
+                .renderer
+                .render(frame, &mut path.wet_hop, &mut path.share_hop);
+            path.wet.extend(&path.wet_hop[..len]);
+            path.dry_share.extend(&path.share_hop[..len]);
+        }
+        if path.wet.len() < hop {
+            path.underflows += 1;
+        }
+        for n in 0..hop {
+            let wet = path.wet.pop_front().unwrap_or(0.0);
+            let share = path.dry_share.pop_front().unwrap_or(0.0);
+            for (slot, channel) in self.frame.iter_mut().zip(input) {
+                *slot = channel[n];
+            }
+            self.dry.process_frame(&mut self.frame);
+            for (channel, &dry) in output.iter_mut().zip(&self.frame) {
+                channel[n] = if share > 0.0 {
+                    wet * (1.0 - share) + dry * share
+                } else {
+                    wet
+                };
+            }
         }
     }
 
     fn reset(&mut self) {
         self.chain.reset();
         self.dry.reset();
-        if let Some(voice) = self.voice.as_mut() {
-            voice.reset();
+        if let Some(path) = self.voice.as_mut() {
+            path.reset();
         }
     }
 }
@@ -362,21 +400,29 @@ mod tests {
     }
 
     #[test]
-    fn chain_latency_is_measured_and_the_fifo_never_runs_dry() {
+    fn the_prime_is_what_the_fifo_needs_and_the_latency_covers_the_voice() {
         for rate in [44_100u32, 48_000, 96_000] {
             for mode in [LatencyMode::LowLatency, LatencyMode::Quality] {
-                let voice_latency = mode.voice_latency_16k().unwrap();
-                let (prime, latency) = calibrate(rate, mode, voice_latency).unwrap();
-                // At least the voice's own delay, converted to the host rate.
-                let voice_host = voice_latency as f32 * rate as f32 / SAMPLE_RATE_HZ as f32;
+                let frames = mode.voice_latency_frames().unwrap();
+                let (prime, latency) = calibrate(rate, mode, frames).unwrap();
+                let voice_host = frames as f32 * rate as f32 / FRAME_RATE_HZ;
                 assert!(latency as f32 >= voice_host, "{rate} {mode:?}: {latency}");
-                let mut chain = RateChain::new(rate, mode, prime).unwrap();
+                // Counted with a prime one sample short, the FIFO would run dry somewhere.
+                let mut chain = DownChain::new(rate, mode).unwrap();
                 let hop = chain.host_hop;
-                let (input, mut out) = (vec![0.1; hop], vec![0.0; hop]);
+                let input = vec![0.1; hop];
+                let mut scratch = [0.0; HOP_SIZE];
+                let (mut level, mut frame, mut lowest) = (prime as i64, 0u64, i64::MAX);
                 for _ in 0..(3 * rate as usize / hop) {
-                    chain.process(&input, &mut out, |i, o| o.copy_from_slice(i));
+                    chain.push(&input);
+                    while chain.next_hop(&mut scratch) {
+                        level += hop_length(rate, frame) as i64;
+                        frame += 1;
+                    }
+                    level -= hop as i64;
+                    lowest = lowest.min(level);
                 }
-                assert_eq!(chain.underflows, 0, "{rate} {mode:?}");
+                assert_eq!(lowest, 0, "{rate} {mode:?}: prime {prime}");
             }
         }
     }

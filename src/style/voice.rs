@@ -1,21 +1,19 @@
-//! The 16 kHz heart of Continuo Style: one hop of input in, one hop of restyled audio out.
+//! The 16 kHz heart of Continuo Style: one hop of input in, one frame of synthesiser controls
+//! out (rendered at the host's rate by [`super::render::HostRenderer`]).
 //!
 //! ```text
 //! input gain ─► pitch tracker ─┐ (frames aligned to the same centre)
 //!            └► loudness meter ┴► FeatureNormalizer ─► pitch shift ─► model A (and B)
-//!   ─► morph A↔B ─► balance, brightness, gate ─► HarmonicNoiseSynth ─► loudness follower ─► output
+//!   ─► morph A↔B ─► balance, brightness, gate ─► VoiceFrame
 //! ```
-//! The loudness follower keeps the restyled line's dynamics on the input's: the model is
-//! trained to play at the loudness it is given, but on another instrument's phrasing it drifts
-//! (typically 0.5–3 dB quiet). The synth output is metered with the same A-weighted meter, and a
-//! slow gain (100 ms, ±12 dB, updated on voiced frames only) pulls it onto the input loudness.
 //! The analysis is the trainer's (`super::features`), run hop by hop. Each tracker reports its
 //! frame `latency` samples late; like the offline analysis, its input is delayed by a pad so
 //! that `latency + pad` is a whole number of hops, and the earlier tracker's frames wait for the
 //! later one's. A frame describing input sample `i·64` is ready after hop `i + D − 1` (`D` the
-//! larger tracker delay in hops); the synth reaches it one hop later. So the voice's latency is
-//! exactly `D · 64` samples at 16 kHz: 192 (12 ms) with the training analysis ([`LatencyMode::Quality`]),
-//! 128 (8 ms) with the shorter [`LatencyMode::LowLatency`] analysis.
+//! larger tracker delay in hops); the synth reaches it at the end of the next hop. So the voice's
+//! latency is exactly `D` frames (`D · 4 ms`): 192 samples at 16 kHz (12 ms) with the training
+//! analysis ([`LatencyMode::Quality`]), 128 (8 ms) with the shorter [`LatencyMode::LowLatency`]
+//! analysis.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -23,13 +21,14 @@ use std::sync::Arc;
 use crate::dsp::analysis::{AnalysisConfig, FrameFeatures};
 use crate::dsp::loudness::{LoudnessConfig, LoudnessFrame, LoudnessMeter};
 use crate::dsp::pitch::{PitchConfig, PitchFrame, PitchTracker};
-use crate::dsp::synth::{FrameControls, HarmonicNoiseSynth, SynthConfig};
+use crate::dsp::synth::FrameControls;
 
 use super::controls::{FrameControlsBuf, SettingsSmoother, SharedStyleSettings, StyleSettings};
 use super::features::{
     hz_to_midi, timbre_analysis_config, FeatureNormalizer, FRAME_RATE_HZ, HOP_SIZE, SAMPLE_RATE_HZ,
 };
 use super::model::{ControlFrames, TimbreModel};
+use super::render::HostRenderer;
 use super::{StyleError, StyleStatus};
 
 /// Lowest f0 tracked in low-latency mode: the tracker's frame (two periods) shrinks from 20 ms
@@ -45,10 +44,6 @@ const GATE_HOLD_FRAMES: u32 = 5;
 /// How fast the gate opens and closes per frame (≈ 8 ms time constant).
 const GATE_COEFFICIENT: f32 = 0.4;
 
-/// Time constant of the loudness follower.
-const FOLLOW_TIME_MS: f32 = 100.0;
-/// Most the loudness follower corrects, dB.
-const FOLLOW_MAX_DB: f32 = 12.0;
 /// Frames quieter than this (input loudness, dB) do not steer the follower.
 const FOLLOW_FLOOR_DB: f32 = -60.0;
 
@@ -76,12 +71,12 @@ impl LatencyMode {
         }
     }
 
-    /// The voice's latency at 16 kHz in this mode (see the [module docs](self)).
+    /// The voice's latency in frames in this mode, `D` (see the [module docs](self)).
     ///
     /// # Errors
     /// Only if the analysis settings were invalid (they are constants).
-    pub fn voice_latency_16k(self) -> Result<usize, StyleError> {
-        Ok(Analyzer::new(self.analysis_config())?.delay_hops * HOP_SIZE)
+    pub fn voice_latency_frames(self) -> Result<usize, StyleError> {
+        Ok(Analyzer::new(self.analysis_config())?.delay_hops)
     }
 }
 
@@ -232,67 +227,6 @@ impl PadDelay {
     }
 }
 
-/// Pulls the synth output's loudness onto the input's (see the [module docs](self)).
-struct LoudnessFollower {
-    meter: LoudnessMeter,
-    /// Input loudness of the frames whose output the meter has not measured yet (`None` for
-    /// frames that must not steer: unvoiced or quiet).
-    pending: VecDeque<Option<f32>>,
-    /// Frames from a frame's synthesis to the meter frame centred on it.
-    lag: usize,
-    gain_db: f32,
-    /// Linear gain at the end of the previous hop (ramped from, so it never steps).
-    last_gain: f32,
-    coefficient: f32,
-}
-
-impl LoudnessFollower {
-    fn new(config: AnalysisConfig) -> Result<Self, StyleError> {
-        let mut loudness = LoudnessConfig::new(SAMPLE_RATE_HZ as f32, HOP_SIZE);
-        if let Some(window) = config.loudness_window_size {
-            loudness.window_size = window;
-        }
-        let meter = LoudnessMeter::new(loudness)?;
-        // The synth reaches frame j at the end of hop j; after hop k the meter is centred
-        // `latency` samples before the hop's end, i.e. on frame k − latency / hop.
-        let lag = meter.latency_samples() / HOP_SIZE;
-        Ok(Self {
-            meter,
-            pending: VecDeque::with_capacity(lag + 2),
-            lag,
-            gain_db: 0.0,
-            last_gain: 1.0,
-            coefficient: 1.0 - (-1000.0 / (FOLLOW_TIME_MS * FRAME_RATE_HZ)).exp(),
-        })
-    }
-
-    fn reset(&mut self) {
-        self.meter.reset();
-        self.pending.clear();
-        self.gain_db = 0.0;
-        self.last_gain = 1.0;
-    }
-
-    /// Meters the synth's `hop` (frame `k`, input loudness `target`), updates the gain and
-    /// applies it to `hop`, ramped from the previous hop's gain.
-    fn process(&mut self, target: Option<f32>, hop: &mut [f32]) {
-        let measured = self.meter.process_hop(hop).loudness_db;
-        self.pending.push_back(target);
-        if self.pending.len() > self.lag {
-            if let Some(Some(target)) = self.pending.pop_front() {
-                let wanted = (target - measured).clamp(-FOLLOW_MAX_DB, FOLLOW_MAX_DB);
-                self.gain_db += self.coefficient * (wanted - self.gain_db);
-            }
-        }
-        let gain = 10f32.powf(self.gain_db / 20.0);
-        let step = (gain - self.last_gain) / hop.len() as f32;
-        for (n, y) in hop.iter_mut().enumerate() {
-            *y *= self.last_gain + step * (n + 1) as f32;
-        }
-        self.last_gain = gain;
-    }
-}
-
 /// The models a voice plays: style A, and optionally style B to morph towards.
 pub struct VoiceModels {
     /// Style A (morph 0).
@@ -301,13 +235,23 @@ pub struct VoiceModels {
     pub b: Option<TimbreModel>,
 }
 
+/// What one hop of a voice gives the renderer.
+#[derive(Debug, Clone, Copy)]
+pub struct VoiceFrame<'a> {
+    /// The synthesiser controls (f0 already shifted; balance, brightness and gate applied).
+    pub controls: FrameControls<'a>,
+    /// Input loudness the output should follow (`None`: unvoiced or quiet, do not steer).
+    pub steering_db: Option<f32>,
+    /// Style A failed: the controls are silent and the output should play the dry input.
+    pub dry: bool,
+}
+
 /// One monophonic restyling voice at 16 kHz; see the [module docs](self).
 pub struct TimbreVoice {
     analyzer: Analyzer,
-    follower: LoudnessFollower,
+    analysis: AnalysisConfig,
     normalizer: FeatureNormalizer,
     models: VoiceModels,
-    synth: HarmonicNoiseSynth,
     settings: Arc<SharedStyleSettings>,
     smoother: SettingsSmoother,
     status: Arc<StyleStatus>,
@@ -318,12 +262,7 @@ pub struct TimbreVoice {
     frames_b: ControlFrames,
     controls: FrameControlsBuf,
     controls_b: FrameControlsBuf,
-    latency: usize,
-    /// The input delayed by `latency`: what a hop plays when style A's call fails.
-    dry_line: VecDeque<f32>,
-    dry_hop: Vec<f32>,
-    /// Share of the dry input in the output at the end of the previous hop (ramped, 0 or 1).
-    dry_share: f32,
+    f0_hz: f32,
     /// Why the chosen style B was refused at load (see [`super::load_voice`]).
     pub(super) style_b_refused: Option<StyleError>,
 }
@@ -344,32 +283,27 @@ impl TimbreVoice {
     /// failures in `status`.
     ///
     /// # Errors
-    /// The synthesiser cannot be built for style A's controls.
+    /// The analysis cannot be built (its settings are constants, so only on a bug).
     pub fn new(
         models: VoiceModels,
         mode: LatencyMode,
         settings: Arc<SharedStyleSettings>,
         status: Arc<StyleStatus>,
     ) -> Result<Self, StyleError> {
-        let analyzer = Analyzer::new(mode.analysis_config())?;
-        let follower = LoudnessFollower::new(mode.analysis_config())?;
+        let analysis = mode.analysis_config();
+        let analyzer = Analyzer::new(analysis)?;
         let (n, m) = (models.a.harmonics(), models.a.noise_bands());
-        let synth =
-            HarmonicNoiseSynth::new(SynthConfig::new(SAMPLE_RATE_HZ as f32, HOP_SIZE, n, m))?;
         let controls_b = models.b.as_ref().map_or_else(
             || FrameControlsBuf::new(0, 0),
             |b| FrameControlsBuf::new(b.harmonics(), b.noise_bands()),
         );
-        let latency = analyzer.delay_hops * HOP_SIZE;
-        let mut voice = Self {
-            latency,
+        Ok(Self {
             analyzer,
-            follower,
+            analysis,
             normalizer: FeatureNormalizer::new(models.a.feature_config().clone()),
             controls_b,
             controls: FrameControlsBuf::new(n, m),
             models,
-            synth,
             settings,
             smoother: SettingsSmoother::new(20.0, FRAME_RATE_HZ),
             status,
@@ -378,13 +312,24 @@ impl TimbreVoice {
             scaled: vec![0.0; HOP_SIZE],
             frames_a: ControlFrames::default(),
             frames_b: ControlFrames::default(),
-            dry_line: VecDeque::with_capacity(latency + HOP_SIZE),
-            dry_hop: vec![0.0; HOP_SIZE],
-            dry_share: 0.0,
+            f0_hz: 0.0,
             style_b_refused: None,
-        };
-        voice.reset_dry();
-        Ok(voice)
+        })
+    }
+
+    /// A renderer for this voice's controls at `rate` Hz (style A's widths and band).
+    ///
+    /// # Errors
+    /// A rate the synthesiser cannot run at.
+    pub fn renderer(&self, rate: u32) -> Result<HostRenderer, StyleError> {
+        let a = &self.models.a;
+        HostRenderer::new(
+            rate,
+            a.harmonics(),
+            a.noise_bands(),
+            a.band(),
+            &self.analysis,
+        )
     }
 
     /// Why the chosen style B was refused at load (the voice plays A alone), handed over once.
@@ -392,15 +337,10 @@ impl TimbreVoice {
         self.style_b_refused.take()
     }
 
-    fn reset_dry(&mut self) {
-        self.dry_line.clear();
-        self.dry_line.extend(std::iter::repeat_n(0.0, self.latency));
-        self.dry_share = 0.0;
-    }
-
-    /// Latency at 16 kHz: input sample `t` is described by the output around `t + latency`.
-    pub fn latency_samples(&self) -> usize {
-        self.latency
+    /// `D`: frames from an input sample to the end of the hop that renders it (see the
+    /// [module docs](self)).
+    pub fn latency_frames(&self) -> usize {
+        self.analyzer.delay_hops
     }
 
     /// Names of styles A and B.
@@ -414,85 +354,56 @@ impl TimbreVoice {
     /// Back to time zero.
     pub fn reset(&mut self) {
         self.analyzer.reset();
-        self.follower.reset();
         self.normalizer.reset();
         self.models.a.reset();
         if let Some(b) = self.models.b.as_mut() {
             b.reset();
         }
-        self.synth.reset();
         self.smoother.reset();
         self.gate_gain = 0.0;
         self.gate_hold = 0;
-        self.reset_dry();
     }
 
-    /// Restyles one hop (`HOP_SIZE` samples at 16 kHz) of `input` into `output`.
+    /// Analyses one hop (`HOP_SIZE` samples at 16 kHz) of `input` and runs the models: the
+    /// controls of the frame now ready, or `None` while the analysis is still warming up (the
+    /// first `D − 1` hops after a reset).
     ///
-    /// A hop whose model call fails plays what is still valid, never silence: style A alone
-    /// when B failed, the dry input (delayed by the voice latency, crossfaded over one hop)
-    /// when A failed. Failures are counted in the [`StyleStatus`].
-    pub fn process_hop(&mut self, input: &[f32], output: &mut [f32]) {
-        // Within the line's capacity (latency + one hop): no allocation.
-        self.dry_line.extend(input.iter().take(HOP_SIZE));
-        for slot in self.dry_hop.iter_mut() {
-            *slot = self.dry_line.pop_front().unwrap_or(0.0);
-        }
+    /// A hop whose model call fails gives what is still valid, never silence: style A alone
+    /// when B failed, silent controls marked `dry` when A failed (the renderer's caller
+    /// crossfades to the dry input). Failures are counted in the [`StyleStatus`].
+    pub fn process_hop(&mut self, input: &[f32]) -> Option<VoiceFrame<'_>> {
         let settings = self.smoother.next(self.settings.load());
         let gain = 10f32.powf(settings.input_gain_db / 20.0);
         for (s, &x) in self.scaled.iter_mut().zip(input) {
             *s = x * gain;
         }
-        let Some(frame) = self.analyzer.process_hop(&self.scaled) else {
-            output.fill(0.0);
-            return;
-        };
-        let steering = (frame.voicing >= 0.5 && frame.loudness_db >= FOLLOW_FLOOR_DB)
+        let frame = self.analyzer.process_hop(&self.scaled)?;
+        let steering_db = (frame.voicing >= 0.5 && frame.loudness_db >= FOLLOW_FLOOR_DB)
             .then_some(frame.loudness_db);
         let (mut features, held_f0_hz) = self.normalizer.push(&frame);
-        let f0_hz = (held_f0_hz * settings.pitch_ratio()).clamp(20.0, 7_900.0);
-        features[0] = hz_to_midi(f0_hz) / 127.0;
+        // Below 24 kHz: a shifted f0 must stay renderable at any host rate.
+        self.f0_hz = (held_f0_hz * settings.pitch_ratio()).clamp(20.0, 20_000.0);
+        features[0] = hz_to_midi(self.f0_hz) / 127.0;
         let gate = self.gate(&frame, &settings);
 
         let calls = self.run_models(features, settings.morph);
-        if calls == ModelCalls::StyleAFailed {
-            // No valid controls: the synth fades out under the dry crossfade below.
+        let dry = calls == ModelCalls::StyleAFailed;
+        if dry {
+            // No valid controls: the synth fades out under the dry crossfade.
             self.controls.amplitude = 0.0;
             self.controls.noise.fill(0.0);
         }
         self.controls.shape(&settings, gate);
-        self.synth.process_frame(
-            &FrameControls {
-                f0_hz,
+        Some(VoiceFrame {
+            controls: FrameControls {
+                f0_hz: self.f0_hz,
                 amplitude: self.controls.amplitude,
                 harmonic_distribution: &self.controls.harmonics,
                 noise_magnitudes: &self.controls.noise,
             },
-            output,
-        );
-        self.follower.process(steering, output);
-        for y in output.iter_mut() {
-            *y = if y.is_finite() {
-                y.clamp(-4.0, 4.0)
-            } else {
-                0.0
-            };
-        }
-        self.mix_dry(output, calls == ModelCalls::StyleAFailed);
-    }
-
-    /// Crossfades `output` towards the delayed dry input (`dry`) or back, over this hop.
-    fn mix_dry(&mut self, output: &mut [f32], dry: bool) {
-        let target = if dry { 1.0 } else { 0.0 };
-        if target == self.dry_share && !dry {
-            return;
-        }
-        let step = (target - self.dry_share) / output.len().max(1) as f32;
-        for (n, (y, &x)) in output.iter_mut().zip(&self.dry_hop).enumerate() {
-            let share = self.dry_share + step * (n + 1) as f32;
-            *y = *y * (1.0 - share) + x * share;
-        }
-        self.dry_share = target;
+            steering_db,
+            dry,
+        })
     }
 
     /// Opens on voiced frames at or above the gate threshold, holds, then fades. At
@@ -547,8 +458,8 @@ mod tests {
 
     #[test]
     fn voice_latency_per_mode() {
-        assert_eq!(LatencyMode::Quality.voice_latency_16k().unwrap(), 192);
-        assert_eq!(LatencyMode::LowLatency.voice_latency_16k().unwrap(), 128);
+        assert_eq!(LatencyMode::Quality.voice_latency_frames().unwrap(), 3);
+        assert_eq!(LatencyMode::LowLatency.voice_latency_frames().unwrap(), 2);
     }
 
     #[test]
@@ -567,7 +478,7 @@ mod tests {
             let offline = crate::dsp::analysis::analyze(&signal, sr, &config).unwrap();
             let mut analyzer = Analyzer::new(config).unwrap();
             let d = analyzer.delay_hops;
-            assert_eq!(d * HOP_SIZE, mode.voice_latency_16k().unwrap());
+            assert_eq!(d, mode.voice_latency_frames().unwrap());
             let mut streamed = Vec::new();
             let padded_len = signal.len() + d * HOP_SIZE;
             for start in (0..padded_len).step_by(HOP_SIZE) {

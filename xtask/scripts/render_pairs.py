@@ -4,7 +4,7 @@
 Takes the soprano line of Bach chorales from music21's corpus (public-domain music; music21's
 code is BSD-3, nothing is downloaded at run time), writes it as a one-track MIDI file per GM
 program, and renders each with FluidSynth and the FluidR3_GM SoundFont at 16 kHz (the timbre
-model's rate). The same notes are rendered for every instrument, so the files of one chorale are
+analysis rate) or, with `--sample-rate 48000`, at the rate full-band models synthesise at. The same notes are rendered for every instrument, so the files of one chorale are
 sample-aligned pairs: ground truth for timbre-transfer evaluation.
 
 Usage (`cargo xtask train-defaults` runs exactly this, into target/data/timbre):
@@ -14,7 +14,7 @@ Usage (`cargo xtask train-defaults` runs exactly this, into target/data/timbre):
 
 Layout written under OUT:
     midi/<instrument>/<split>/<stem>.mid
-    <instrument>/<split>/<stem>.wav          (mono 16 kHz 16-bit; split = train | heldout)
+    <instrument>/<split>/<stem>.wav          (mono 16-bit at --sample-rate; split = train | heldout)
     pairs/<src>-to-<dst>/{source,target}/     (symlinks to the held-out renders)
 
 Choices, all deterministic (seeded):
@@ -148,10 +148,10 @@ def synthesize(midi_path, stereo_path, sample_rate=SAMPLE_RATE, reverb=None):
     )
 
 
-def render(midi_path, wav_path, level_dbfs):
+def render(midi_path, wav_path, level_dbfs, sample_rate=SAMPLE_RATE):
     tmp = wav_path.with_suffix(".stereo.wav")
-    synthesize(midi_path, tmp)
-    write_normalised(read_mono(tmp), wav_path, level_dbfs)
+    synthesize(midi_path, tmp, sample_rate)
+    write_normalised(read_mono(tmp, sample_rate), wav_path, level_dbfs, sample_rate)
     tmp.unlink()
 
 
@@ -177,6 +177,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--level-dbfs", type=float, default=DEFAULT_LEVEL_DBFS,
                         help="gated RMS level every render is normalised to")
+    parser.add_argument("--sample-rate", type=int, default=SAMPLE_RATE,
+                        help="render rate, Hz (48000 for full-band timbre models)")
     args = parser.parse_args()
 
     from music21 import corpus  # late import so --help works without music21
@@ -201,7 +203,7 @@ def main() -> int:
                 wav_dir.mkdir(parents=True, exist_ok=True)
                 midi = midi_dir / f"{stem}.mid"
                 soprano_midi(score, program, transpose, velocities, midi)
-                render(midi, wav_dir / f"{stem}.wav", args.level_dbfs)
+                render(midi, wav_dir / f"{stem}.wav", args.level_dbfs, args.sample_rate)
             done += 1
         except Exception as error:  # noqa: BLE001 - report every failure and go on
             failed.append((stem, f"{type(error).__name__}: {error}"))

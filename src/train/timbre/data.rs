@@ -1,6 +1,6 @@
-//! Training data: a folder of WAV files → 16 kHz mono audio plus per-frame features computed by
-//! `crate::dsp` (the plugin's own analysis), a deterministic split by file, and random
-//! training windows.
+//! Training data: a folder of WAV files → mono audio at the synthesis rate (the target) plus
+//! per-frame features computed by `crate::dsp` at 16 kHz (the plugin's own analysis), a
+//! deterministic split by file, and random training windows.
 //!
 //! Bad files (unreadable, empty, too short, failing analysis) are skipped and listed in
 //! [`LoadedFolder::skipped`] with the reason; loading fails only when nothing usable is left.
@@ -12,14 +12,16 @@ use crate::dsp::resample::StreamingResampler;
 use crate::model::FeatureConfig;
 use anyhow::{bail, Context, Result};
 
-use super::{timbre_analysis_config, FeatureNormalizer, HOP_SIZE, SAMPLE_RATE_HZ};
+use super::{timbre_analysis_config, FeatureNormalizer, FRAME_RATE_HZ, SAMPLE_RATE_HZ};
 
 /// One audio file, analysed.
 #[derive(Debug, Clone)]
 pub struct Clip {
     /// File name (no directory), used for the split and in reports.
     pub name: String,
-    /// Mono audio at 16 kHz.
+    /// Rate of `audio`, Hz.
+    pub sample_rate: u32,
+    /// Mono audio at `sample_rate`.
     pub audio: Vec<f32>,
     /// Model inputs per frame: `[f0_norm, loudness_norm]`.
     pub features: Vec<[f32; 2]>,
@@ -37,6 +39,11 @@ impl Clip {
     /// Number of frames (`len / hop + 1`).
     pub fn frames(&self) -> usize {
         self.features.len()
+    }
+
+    /// First sample of frame `frame` in `audio` (frames are 4 ms apart at any rate).
+    pub fn frame_start(&self, frame: usize) -> usize {
+        (frame as u64 * u64::from(self.sample_rate) / FRAME_RATE_HZ as u64) as usize
     }
 }
 
@@ -58,31 +65,56 @@ pub struct LoadedFolder {
     pub skipped: Vec<SkippedFile>,
 }
 
-/// Reads a WAV file as 16 kHz mono (channels averaged, resampled when needed).
+/// Reads a WAV file as mono at `rate` Hz (channels averaged, resampled when needed). A file
+/// recorded below `rate` is refused: up-sampled audio has nothing above its own Nyquist
+/// frequency, and a model trained on it would learn that its upper band is silent.
 ///
 /// # Errors
-/// Unreadable file, unsupported format, no audio, resampler failure; each names the file.
-pub fn read_mono_16k(path: &Path) -> Result<Vec<f32>> {
+/// Unreadable file, unsupported format, no audio, a rate below `rate`, resampler failure;
+/// each names the file.
+pub fn read_mono(path: &Path, rate: u32) -> Result<Vec<f32>> {
     let audio = crate::wav::read(path)?;
-    let mut mono = audio.mono();
-    if audio.sample_rate != SAMPLE_RATE_HZ {
-        mono = StreamingResampler::resample(&mono, audio.sample_rate, SAMPLE_RATE_HZ)
-            .map_err(|e| anyhow::anyhow!("{}: cannot resample: {e}", path.display()))?;
+    if audio.sample_rate < rate && rate > SAMPLE_RATE_HZ {
+        bail!(
+            "{}: recorded at {} Hz, below the {rate} Hz needed here: its band stops at {} Hz \
+             (record or render it at {rate} Hz; a 16 kHz model trains with --synth-rate {})",
+            path.display(),
+            audio.sample_rate,
+            audio.sample_rate / 2,
+            SAMPLE_RATE_HZ
+        );
     }
-    Ok(mono)
+    resampled(audio.mono(), audio.sample_rate, rate)
+        .map_err(|e| anyhow::anyhow!("{}: cannot resample: {e}", path.display()))
 }
 
-/// Analyses 16 kHz mono audio into a [`Clip`] with the contract's analysis and normalisation.
+fn resampled(mono: Vec<f32>, from: u32, to: u32) -> Result<Vec<f32>, crate::dsp::DspError> {
+    if from == to {
+        return Ok(mono);
+    }
+    StreamingResampler::resample(&mono, from, to)
+}
+
+/// Analyses mono audio at `rate` Hz into a [`Clip`] with the contract's analysis (at 16 kHz)
+/// and normalisation.
 ///
 /// # Errors
-/// When the analysis rejects its configuration (a bug, not a data problem).
-pub fn analyse_clip(name: &str, audio: Vec<f32>, features: &FeatureConfig) -> Result<Clip> {
-    let analysis = analyze(&audio, SAMPLE_RATE_HZ as f32, &timbre_analysis_config())
+/// When the audio cannot be resampled to 16 kHz or the analysis rejects its configuration.
+pub fn analyse_clip(
+    name: &str,
+    audio: Vec<f32>,
+    rate: u32,
+    features: &FeatureConfig,
+) -> Result<Clip> {
+    let audio_16k = resampled(audio.clone(), rate, SAMPLE_RATE_HZ)
+        .map_err(|e| anyhow::anyhow!("{name}: cannot resample to 16 kHz: {e}"))?;
+    let analysis = analyze(&audio_16k, SAMPLE_RATE_HZ as f32, &timbre_analysis_config())
         .map_err(|e| anyhow::anyhow!("{name}: analysis failed: {e}"))?;
     let mut normalizer = FeatureNormalizer::new(features.clone());
     let n = analysis.frames.len();
     let mut clip = Clip {
         name: name.to_owned(),
+        sample_rate: rate,
         audio,
         features: Vec::with_capacity(n),
         f0_hz: Vec::with_capacity(n),
@@ -115,16 +147,18 @@ pub fn wav_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Minimum clip length: one second (shorter files cannot fill a training window).
-pub const MIN_CLIP_SAMPLES: usize = SAMPLE_RATE_HZ as usize;
+/// Minimum clip length, seconds (shorter files cannot fill a training window).
+pub const MIN_CLIP_SECONDS: f32 = 1.0;
 
-/// Loads and analyses every WAV in `dir`; `on_file` is called after each file (progress).
+/// Loads every WAV in `dir` at `rate` Hz and analyses it; `on_file` is called after each file
+/// (progress).
 ///
 /// # Errors
 /// When the folder cannot be listed or no file is usable (the reasons are listed).
 pub fn load_folder(
     dir: &Path,
     features: &FeatureConfig,
+    rate: u32,
     mut on_file: impl FnMut(&Path),
 ) -> Result<LoadedFolder> {
     let files = wav_files(dir)?;
@@ -138,17 +172,15 @@ pub fn load_folder(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let result = read_mono_16k(&path).and_then(|audio| {
-            if audio.len() < MIN_CLIP_SAMPLES {
-                bail!(
-                    "too short ({:.2} s at 16 kHz; at least 1 s needed)",
-                    audio.len() as f32 / SAMPLE_RATE_HZ as f32
-                );
+        let result = read_mono(&path, rate).and_then(|audio| {
+            let seconds = audio.len() as f32 / rate as f32;
+            if seconds < MIN_CLIP_SECONDS {
+                bail!("too short ({seconds:.2} s; at least {MIN_CLIP_SECONDS} s needed)");
             }
             if audio.iter().all(|&x| x == 0.0) {
                 bail!("silent (all samples are 0)");
             }
-            analyse_clip(&name, audio, features)
+            analyse_clip(&name, audio, rate, features)
         });
         match result {
             Ok(clip) => clips.push(clip),
@@ -250,7 +282,7 @@ pub fn sample_windows(
     let usable: Vec<&Clip> = clips
         .iter()
         .copied()
-        .filter(|c| c.frames() >= frames + 2 && c.audio.len() >= (c.frames() - 1) * HOP_SIZE)
+        .filter(|c| c.frames() >= frames + 2 && c.audio.len() >= c.frame_start(c.frames() - 1))
         .collect();
     assert!(
         !usable.is_empty(),
@@ -261,7 +293,8 @@ pub fn sample_windows(
         .map(|c| (c.frames() - frames - 1) as f64)
         .collect();
     let total: f64 = weights.iter().sum();
-    let hop = HOP_SIZE;
+    // Training needs a whole number of samples per frame (checked by the trainer).
+    let hop = usable[0].frame_start(1);
     let mut out = WindowBatch {
         batch,
         frames,
@@ -295,7 +328,7 @@ pub fn sample_windows(
             out.features.extend_from_slice(&clip.features[i]);
             out.f0_hz.push(clip.f0_hz[i]);
         }
-        let a = (start - 1) * hop;
+        let a = clip.frame_start(start - 1);
         for n in a..a + frames * hop {
             out.target.push(clip.audio.get(n).copied().unwrap_or(0.0));
         }

@@ -2,10 +2,12 @@
 //!
 //! `paired_dir` holds `source/` and `target/` with WAVs of the same names: the same notes
 //! played by the source instrument and by the instrument the model was trained on (sample
-//! aligned, e.g. two FluidSynth renders of one MIDI file). For each pair the source audio runs
-//! through the plugin's own voice ([`crate::style::TimbreVoice`]: streaming analysis, the
-//! exported model, synthesis, loudness follower) in quality mode with the gate off, so these are
-//! the plugin's figures. Figures, all with `crate::dsp::metrics`:
+//! aligned, e.g. two FluidSynth renders of one MIDI file). Both are read at a host rate (48 kHz
+//! by default; 44.1 kHz is the other rate users run), and the source runs through the plugin's
+//! own processor ([`crate::style::StyleProcessor`]: down-sampling, streaming analysis, the
+//! exported model, synthesis at the host rate, loudness follower) in quality mode with the gate
+//! off, so these are the plugin's figures, over the whole band. Figures, all with
+//! `crate::dsp::metrics`:
 //! - multi-scale spectral distance to the target of: the model output; baseline (a) the
 //!   untransformed source; baseline (b) a non-neural additive resynthesis with the training
 //!   data's average harmonic profile ([`HarmonicProfile`]), driven by the same f0/loudness;
@@ -14,7 +16,8 @@
 //! - loudness kept: mean |loudness(output) − loudness(source)| in dB over all frames with both
 //!   curves floored at the model's `loudness_min_db` (and, for information, over voiced frames).
 //!
-//! The voice's latency is removed before any comparison (the plugin reports it to the host).
+//! The processor's latency is removed before any comparison (the plugin reports it to the host).
+//! Pitch and loudness of the output are measured by the 16 kHz analysis the model sees.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -22,18 +25,21 @@ use std::sync::Arc;
 
 use crate::dsp::analysis::analyze;
 use crate::dsp::metrics::{loudness_l1_db, multiscale_spectral_distance, raw_pitch_accuracy};
+use crate::dsp::resample::StreamingResampler;
 use crate::dsp::synth::{FrameControls, HarmonicNoiseSynth, SynthConfig};
+use crate::engine::audio::HopProcessor;
 use crate::model::{load_model, BackendChoice, ModelKind};
+use crate::style::render::hop_length;
 use crate::style::voice::GATE_OFF_DB;
 use crate::style::{
-    LatencyMode, SharedStyleSettings, StyleSettings, StyleStatus, TimbreModel, TimbreVoice,
-    VoiceModels,
+    LatencyMode, SharedStyleSettings, StyleProcessor, StyleSettings, StyleStatus, TimbreModel,
+    TimbreVoice, VoiceModels,
 };
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::data::{analyse_clip, read_mono_16k, wav_files, Clip};
-use super::{timbre_analysis_config, HOP_SIZE, SAMPLE_RATE_HZ};
+use super::data::{analyse_clip, read_mono, wav_files, Clip};
+use super::{timbre_analysis_config, SAMPLE_RATE_HZ};
 
 /// The non-neural baseline: an instrument's average harmonic distribution and a loudness →
 /// amplitude calibration, measured on its training audio.
@@ -49,14 +55,15 @@ pub struct HarmonicProfile {
 
 impl HarmonicProfile {
     /// Measures the profile on voiced frames louder than −50 dB (every 32nd frame), with a
-    /// 512-sample Hann window and a DFT evaluated at `k·f0`.
+    /// 32 ms Hann window and a DFT evaluated at `k·f0` below the clips' Nyquist frequency.
     pub fn measure(clips: &[&Clip], harmonics: usize) -> Self {
-        let window_len = 512usize;
+        let rate = clips.first().map_or(SAMPLE_RATE_HZ, |c| c.sample_rate);
+        let window_len = (512 * rate / SAMPLE_RATE_HZ) as usize;
         let window: Vec<f64> = (0..window_len)
             .map(|j| 0.5 - 0.5 * (std::f64::consts::TAU * j as f64 / window_len as f64).cos())
             .collect();
         let window_sum: f64 = window.iter().sum();
-        let nyquist = f64::from(SAMPLE_RATE_HZ) / 2.0;
+        let nyquist = f64::from(rate) / 2.0;
         let mut sums = vec![0.0f64; harmonics];
         let mut ratios = Vec::new();
         for clip in clips {
@@ -65,7 +72,7 @@ impl HarmonicProfile {
                 if !clip.voiced[i] || clip.loudness_db[i] < -50.0 || f0 <= 0.0 {
                     continue;
                 }
-                let Some(start) = (i * HOP_SIZE).checked_sub(window_len / 2) else {
+                let Some(start) = clip.frame_start(i).checked_sub(window_len / 2) else {
                     continue;
                 };
                 let Some(segment) = clip.audio.get(start..start + window_len) else {
@@ -77,7 +84,7 @@ impl HarmonicProfile {
                     if f >= nyquist {
                         break;
                     }
-                    let w = std::f64::consts::TAU * f / f64::from(SAMPLE_RATE_HZ);
+                    let w = std::f64::consts::TAU * f / f64::from(rate);
                     let (step_re, step_im) = (w.cos(), -w.sin());
                     let (mut re, mut im) = (1.0f64, 0.0f64);
                     let (mut acc_re, mut acc_im) = (0.0f64, 0.0f64);
@@ -109,37 +116,38 @@ impl HarmonicProfile {
         }
     }
 
-    /// Renders the baseline for a clip: profile × calibrated amplitude, held f0, no noise.
+    /// Renders the baseline for a clip at its own rate: profile × calibrated amplitude, held
+    /// f0, no noise, each frame over the host-rate hop the plugin would give it.
     pub fn render(&self, clip: &Clip, loudness_min_db: f32) -> Result<Vec<f32>> {
+        let rate = clip.sample_rate;
+        let max_hop = crate::style::render::max_hop_length(rate);
         let mut synth = HarmonicNoiseSynth::new(SynthConfig::new(
-            SAMPLE_RATE_HZ as f32,
-            HOP_SIZE,
+            rate as f32,
+            max_hop,
             self.distribution.len(),
             0,
         ))?;
-        let amplitudes: Vec<f32> = clip
-            .loudness_db
-            .iter()
-            .map(|&l| {
-                if l <= loudness_min_db {
-                    0.0
-                } else {
-                    self.amplitude_per_loudness * 10f32.powf(l / 20.0)
-                }
-            })
-            .collect();
-        let frames: Vec<FrameControls> = clip
-            .f0_hz
-            .iter()
-            .zip(&amplitudes)
-            .map(|(&f0_hz, &amplitude)| FrameControls {
-                f0_hz,
-                amplitude,
-                harmonic_distribution: &self.distribution,
-                noise_magnitudes: &[],
-            })
-            .collect();
-        Ok(synth.render(&frames))
+        let mut out = Vec::with_capacity(clip.audio.len() + max_hop);
+        let mut hop = vec![0.0; max_hop];
+        for (j, (&f0_hz, &loudness_db)) in clip.f0_hz.iter().zip(&clip.loudness_db).enumerate() {
+            let amplitude = if loudness_db <= loudness_min_db {
+                0.0
+            } else {
+                self.amplitude_per_loudness * 10f32.powf(loudness_db / 20.0)
+            };
+            let len = hop_length(rate, j as u64);
+            synth.process_frame(
+                &FrameControls {
+                    f0_hz,
+                    amplitude,
+                    harmonic_distribution: &self.distribution,
+                    noise_magnitudes: &[],
+                },
+                &mut hop[..len],
+            );
+            out.extend_from_slice(&hop[..len]);
+        }
+        Ok(out)
     }
 }
 
@@ -171,6 +179,8 @@ pub struct EvalReport {
     pub model: PathBuf,
     /// Folder of pairs.
     pub paired_dir: PathBuf,
+    /// Host rate the pairs were read and restyled at, Hz.
+    pub rate: u32,
     /// Backend that ran the model.
     pub backend: String,
     /// One row per pair.
@@ -260,7 +270,8 @@ impl EvalReport {
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
         s.push_str(&format!(
-            "## Paired evaluation: `{}` ({} pairs, {:.1} min, backend {})\n\n",
+            "## Paired evaluation at {} Hz: `{}` ({} pairs, {:.1} min, backend {})\n\n",
+            self.rate,
             self.paired_dir.display(),
             self.pairs.len(),
             self.pairs.iter().map(|p| p.seconds).sum::<f32>() / 60.0,
@@ -307,46 +318,55 @@ impl fmt::Display for EvalReport {
     }
 }
 
-/// The plugin's voice for `model` as the evaluation runs it: quality mode, gate off, every
-/// other setting at its default.
+/// The plugin's processor for `model` as the evaluation runs it: mono, at `rate` Hz, quality
+/// mode, gate off, every other setting at its default.
 ///
 /// # Errors
-/// The voice cannot be built for the model.
-pub fn evaluation_voice(model: TimbreModel) -> Result<TimbreVoice> {
+/// The voice or the processor cannot be built for the model at this rate.
+pub fn evaluation_processor(model: TimbreModel, rate: u32) -> Result<StyleProcessor> {
     let settings = Arc::new(SharedStyleSettings::default());
     settings.store(&StyleSettings {
         gate_db: GATE_OFF_DB,
         ..StyleSettings::default()
     });
-    Ok(TimbreVoice::new(
+    let voice = TimbreVoice::new(
         VoiceModels { a: model, b: None },
         LatencyMode::Quality,
         settings,
         Arc::new(StyleStatus::default()),
+    )?;
+    Ok(StyleProcessor::new(
+        rate as f32,
+        1,
+        LatencyMode::Quality,
+        Some(voice),
     )?)
 }
 
-/// Restyles 16 kHz `audio` with `voice` (reset first, so every clip starts alike) and returns
-/// audio aligned with the input: the voice's latency removed, the same length.
-pub fn transfer(voice: &mut TimbreVoice, audio: &[f32]) -> Vec<f32> {
-    voice.reset();
-    let latency = voice.latency_samples();
-    let mut output = Vec::with_capacity(audio.len() + latency + HOP_SIZE);
-    let (mut hop_in, mut hop_out) = ([0.0f32; HOP_SIZE], [0.0f32; HOP_SIZE]);
-    for start in (0..audio.len() + latency).step_by(HOP_SIZE) {
-        for (k, x) in hop_in.iter_mut().enumerate() {
+/// Restyles mono `audio` with `processor` (reset first, so every clip starts alike) and
+/// returns audio aligned with the input: the reported latency removed, the same length.
+pub fn transfer(processor: &mut StyleProcessor, audio: &[f32]) -> Vec<f32> {
+    processor.reset();
+    let (hop, latency) = (processor.hop_size(), processor.latency_samples());
+    let mut output = Vec::with_capacity(audio.len() + latency + hop);
+    let mut hop_in = vec![vec![0.0f32; hop]];
+    let mut hop_out = vec![vec![0.0f32; hop]];
+    for start in (0..audio.len() + latency).step_by(hop) {
+        for (k, x) in hop_in[0].iter_mut().enumerate() {
             *x = audio.get(start + k).copied().unwrap_or(0.0);
         }
-        voice.process_hop(&hop_in, &mut hop_out);
-        output.extend_from_slice(&hop_out);
+        processor.process_hop(&hop_in, &mut hop_out);
+        output.extend_from_slice(&hop_out[0]);
     }
     output.drain(..latency.min(output.len()));
     output.resize(audio.len(), 0.0);
     output
 }
 
-fn advance_one_hop(mut audio: Vec<f32>, len: usize) -> Vec<f32> {
-    audio.drain(..HOP_SIZE.min(audio.len()));
+/// The additive baseline moved one frame earlier: the synth reaches a frame's values at the end
+/// of its hop, while the processor's output has its latency removed.
+fn advance_one_frame(mut audio: Vec<f32>, rate: u32, len: usize) -> Vec<f32> {
+    audio.drain(..hop_length(rate, 0).min(audio.len()));
     audio.resize(len, 0.0);
     audio
 }
@@ -355,12 +375,12 @@ fn advance_one_hop(mut audio: Vec<f32>, len: usize) -> Vec<f32> {
 ///
 /// # Errors
 /// The manifest does not load, is not a timbre model, or no pair is usable.
-pub fn eval_timbre(model_manifest: &Path, paired_dir: &Path) -> Result<EvalReport> {
+pub fn eval_timbre(model_manifest: &Path, paired_dir: &Path, rate: u32) -> Result<EvalReport> {
     let loaded = load_model(model_manifest, ModelKind::Timbre, BackendChoice::Auto)
         .with_context(|| format!("cannot load {}", model_manifest.display()))?;
     let manifest = loaded.manifest.clone();
     let backend = loaded.backend.to_string();
-    let mut voice = evaluation_voice(TimbreModel::new(loaded)?)?;
+    let mut processor = evaluation_processor(TimbreModel::new(loaded)?, rate)?;
     let features = manifest
         .features
         .clone()
@@ -375,6 +395,7 @@ pub fn eval_timbre(model_manifest: &Path, paired_dir: &Path) -> Result<EvalRepor
     let mut report = EvalReport {
         model: model_manifest.to_path_buf(),
         paired_dir: paired_dir.to_path_buf(),
+        rate,
         backend,
         pairs: Vec::new(),
         skipped: Vec::new(),
@@ -390,18 +411,20 @@ pub fn eval_timbre(model_manifest: &Path, paired_dir: &Path) -> Result<EvalRepor
             if !target_path.exists() {
                 bail!("no twin {}", target_path.display());
             }
-            let source = read_mono_16k(&source_path)?;
-            let target = read_mono_16k(&target_path)?;
-            let clip = analyse_clip(&name, source, &features)?;
-            let output = transfer(&mut voice, &clip.audio);
+            let source = read_mono(&source_path, rate)?;
+            let target = read_mono(&target_path, rate)?;
+            let clip = analyse_clip(&name, source, rate, &features)?;
+            let output = transfer(&mut processor, &clip.audio);
             let additive = match &profile {
-                Some(p) => Some(advance_one_hop(
+                Some(p) => Some(advance_one_frame(
                     p.render(&clip, features.loudness_min_db)?,
+                    rate,
                     clip.audio.len(),
                 )),
                 None => None,
             };
-            let out_analysis = analyze(&output, SAMPLE_RATE_HZ as f32, &analysis)?;
+            let output_16k = StreamingResampler::resample(&output, rate, SAMPLE_RATE_HZ)?;
+            let out_analysis = analyze(&output_16k, SAMPLE_RATE_HZ as f32, &analysis)?;
             let out_f0: Vec<f32> = out_analysis.frames.iter().map(|f| f.f0_hz).collect();
             let floor = |l: f32| l.max(features.loudness_min_db);
             let src_l: Vec<f32> = clip.loudness_db.iter().map(|&l| floor(l)).collect();
@@ -419,7 +442,7 @@ pub fn eval_timbre(model_manifest: &Path, paired_dir: &Path) -> Result<EvalRepor
                 .unzip();
             Ok(PairResult {
                 name: name.clone(),
-                seconds: clip.audio.len() as f32 / SAMPLE_RATE_HZ as f32,
+                seconds: clip.audio.len() as f32 / rate as f32,
                 msd_model: multiscale_spectral_distance(&target, &output),
                 msd_source: multiscale_spectral_distance(&target, &clip.audio),
                 msd_additive: additive.map(|a| multiscale_spectral_distance(&target, &a)),

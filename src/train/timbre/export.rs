@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::dsp::synth::{NoiseBandSpacing, SynthConfig};
 use crate::model::manifest::sha256_bytes;
 use crate::model::onnx_writer::{GraphBuilder, GruWeights};
 use crate::model::{
@@ -193,6 +194,7 @@ pub fn write_model(
     model: &TimbreModel,
     out: &Path,
     name: &str,
+    synth: &SynthConfig,
     training: serde_json::Value,
     metrics: BTreeMap<String, f64>,
     swap_gates: bool,
@@ -222,7 +224,12 @@ pub fn write_model(
         synth: Some(SynthSpec {
             harmonics: n as u32,
             noise_bands: m as u32,
-            noise_band_spacing: "linear".into(),
+            noise_band_spacing: match synth.noise_band_spacing {
+                NoiseBandSpacing::Linear => "linear",
+                NoiseBandSpacing::Mel => "mel",
+            }
+            .into(),
+            max_hz: synth.max_hz,
         }),
         onnx_file: None,
         inputs,
@@ -383,6 +390,7 @@ pub fn negative_control(model: &TimbreModel, scratch_dir: &Path, seed: u64) -> R
         model,
         &out,
         "swapped-gates",
+        &SynthConfig::new(SAMPLE_RATE_HZ as f32, HOP_SIZE, 1, 0),
         serde_json::json!({"negative_control": true}),
         BTreeMap::new(),
         true,

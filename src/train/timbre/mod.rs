@@ -2,7 +2,7 @@
 //! synthesiser [`crate::dsp::synth::HarmonicNoiseSynth`] (DDSP, Engel et al. 2020).
 //!
 //! # The timbre model contract (what the plugin is written against)
-//! - Audio at [`SAMPLE_RATE_HZ`] (16 kHz), hop [`HOP_SIZE`] (64 samples, 250 frames/s). The
+//! - Features at [`SAMPLE_RATE_HZ`] (16 kHz), hop [`HOP_SIZE`] (64 samples, 250 frames/s). The
 //!   decoder is causal: `latency_samples` = 0 in the manifest.
 //! - Features per frame (defined in the library, [`crate::style::features`], so the plugin runs
 //!   exactly what the model was trained on): [`crate::dsp::analysis::analyze`] with [`timbre_analysis_config`],
@@ -12,8 +12,11 @@
 //! - ONNX I/O: `features` f32 `[1, T, 2]`, `h0` f32 `[1, 1, H]` → `amplitude` `[1, T, 1]`
 //!   (linear ≥ 0), `harmonics` `[1, T, N]` (softmax), `noise` `[1, T, M]` (linear ≥ 0),
 //!   `h_n` `[1, 1, H]`. `T` is symbolic; state is carried through `h0`/`h_n`.
-//! - Synthesis: the controls drive `HarmonicNoiseSynth` at 16 kHz with the **held** f0 in Hz
-//!   (the same f0 that was normalised), linear noise bands up to 8 kHz. The synth adds one hop
+//! - Synthesis: the controls drive `HarmonicNoiseSynth` with the **held** f0 in Hz (the same f0
+//!   that was normalised) at `--synth-rate` in training (16 kHz: the v1 models' 8 kHz band;
+//!   48 kHz: full band), noise bands linear or mel spaced up to `synth.max_hz` (its Nyquist
+//!   frequency), written to the manifest; the plugin renders at the host rate within that
+//!   band. The target audio is read at the synthesis rate. The synth adds one hop
 //!   of latency (its documented control timeline).
 //!
 //! # Layout (burn's guide, style practice 16)

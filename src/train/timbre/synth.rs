@@ -32,7 +32,7 @@ fn clean_control(x: f32) -> f32 {
 
 /// The `[M, hop + 1]` matrix mapping band magnitudes to FFT-bin gains of the `2·hop`-sample
 /// noise segment: linear interpolation between band centres (linear or mel spaced over
-/// `0..=noise_max_hz`), 0 above `noise_max_hz`; as in `dsp::synth`.
+/// `0..=max_hz`), 0 above `max_hz`; as in `dsp::synth`.
 pub fn band_interpolation(config: &SynthConfig) -> Vec<f32> {
     let m = config.n_noise_bands;
     let segment = 2 * config.hop_size;
@@ -45,7 +45,7 @@ pub fn band_interpolation(config: &SynthConfig) -> Vec<f32> {
     let bin_hz = config.sample_rate_hz / segment as f32;
     for b in 0..bins {
         let f = b as f32 * bin_hz;
-        if f > config.noise_max_hz * (1.0 + 1e-6) {
+        if f > config.max_hz * (1.0 + 1e-6) {
             continue;
         }
         if m == 1 {
@@ -77,6 +77,25 @@ pub fn dsp_noise(frames: usize, hop: usize) -> Vec<f32> {
         .collect()
 }
 
+/// Real and imaginary parts of the spectra of consecutive `len`-sample segments of `signal`
+/// (imaginary parts of DC and Nyquist dropped, as in `dsp::synth`).
+fn cpu_spectra(signal: &[f32], len: usize) -> (Vec<f32>, Vec<f32>) {
+    let fft = realfft::RealFftPlanner::<f32>::new().plan_fft_forward(len);
+    let (mut input, mut spectrum) = (fft.make_input_vec(), fft.make_output_vec());
+    let bins = spectrum.len();
+    let (mut re, mut im) = (Vec::with_capacity(signal.len() / 2 + bins), Vec::new());
+    im.reserve(signal.len() / 2 + bins);
+    for segment in signal.chunks_exact(len) {
+        input.copy_from_slice(segment);
+        let _ = fft.process(&mut input, &mut spectrum);
+        for (k, c) in spectrum.iter().enumerate() {
+            re.push(c.re);
+            im.push(if k == 0 || k + 1 == bins { 0.0 } else { c.im });
+        }
+    }
+    (re, im)
+}
+
 /// The f0-only part of the harmonic synthesis, computed on the CPU in f64.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HarmonicPlan {
@@ -98,6 +117,7 @@ impl HarmonicPlan {
         let n = config.n_harmonics;
         let sr = f64::from(config.sample_rate_hz);
         let nyquist = config.sample_rate_hz / 2.0;
+        let ceiling = config.harmonic_ceiling_hz();
         let tau = std::f64::consts::TAU;
         let mut phase = Vec::with_capacity(batch * frames * hop);
         let mut mask = Vec::with_capacity(batch * frames * n);
@@ -109,7 +129,7 @@ impl HarmonicPlan {
                 let f_start = previous.unwrap_or(f_end);
                 let f_max = f_start.max(f_end);
                 let valid = if f_max > 0.0 {
-                    ((nyquist / f_max).ceil() as usize).saturating_sub(1).min(n)
+                    ((ceiling / f_max).ceil() as usize).saturating_sub(1).min(n)
                 } else {
                     0
                 };
@@ -144,6 +164,26 @@ pub struct DiffSynth {
     harmonic_numbers: Tensor<3>,
     /// `[1, 1, hop, 1]` interpolation position `(n + 1) / hop`.
     ramp: Tensor<4>,
+    /// For a segment length that is not a power of two (48 kHz: 384), which burn's FFT does not
+    /// take: the inverse real DFT as two `[hop + 1, 2·hop]` matrices (cosine, sine parts). The
+    /// forward transform of the constant noise is done on the CPU.
+    inverse_dft: Option<(Tensor<2>, Tensor<2>)>,
+}
+
+/// The normalised inverse real DFT of length `len` as `(cos, sin)` matrices `[len/2 + 1, len]`:
+/// `x = re · cos + im · sin`.
+fn inverse_dft_basis(len: usize) -> (Vec<f32>, Vec<f32>) {
+    let bins = len / 2 + 1;
+    let (mut cos, mut sin) = (vec![0.0f32; bins * len], vec![0.0f32; bins * len]);
+    for k in 0..bins {
+        let weight = if k == 0 || 2 * k == len { 1.0 } else { 2.0 } / len as f64;
+        for n in 0..len {
+            let angle = std::f64::consts::TAU * (k * n % len) as f64 / len as f64;
+            cos[k * len + n] = (weight * angle.cos()) as f32;
+            sin[k * len + n] = (-weight * angle.sin()) as f32;
+        }
+    }
+    (cos, sin)
 }
 
 impl DiffSynth {
@@ -157,7 +197,7 @@ impl DiffSynth {
         let hop = config.hop_size;
         let bins = hop + 1;
         let m = config.n_noise_bands;
-        let rate_scale = (config.sample_rate_hz / 2.0 / config.noise_max_hz).sqrt();
+        let rate_scale = (config.sample_rate_hz / 2.0 / config.max_hz).sqrt();
         let window: Vec<f32> = (0..2 * hop)
             .map(|i| {
                 (std::f32::consts::PI * (i as f32 + 0.5) / (2 * hop) as f32).sin() * rate_scale
@@ -191,6 +231,13 @@ impl DiffSynth {
                 ),
                 device,
             ),
+            inverse_dft: (!(2 * hop).is_power_of_two()).then(|| {
+                let (cos, sin) = inverse_dft_basis(2 * hop);
+                (
+                    Tensor::from_data(TensorData::new(cos, [bins, 2 * hop]), device),
+                    Tensor::from_data(TensorData::new(sin, [bins, 2 * hop]), device),
+                )
+            }),
             config,
         }
     }
@@ -267,17 +314,30 @@ impl DiffSynth {
             batch * frames * 2 * hop,
             "noise source length"
         );
-        let source: Tensor<2> = Tensor::from_data(
-            TensorData::new(noise_source.to_vec(), [batch * frames, 2 * hop]),
-            &device,
-        );
-        let (re, im) = rfft(source, 1, None); // [B·T, hop + 1]
-        let im = im * self.imag_mask.clone().unsqueeze::<2>();
         let gains = noise
             .reshape([batch * frames, m])
             .matmul(self.interpolation.clone()); // [B·T, hop + 1]
-        let segments = irfft(re * gains.clone(), im * gains, 1, Some(2 * hop))
-            * self.window.clone().unsqueeze::<2>(); // [B·T, 2·hop]
+        let filtered = match &self.inverse_dft {
+            None => {
+                let source: Tensor<2> = Tensor::from_data(
+                    TensorData::new(noise_source.to_vec(), [batch * frames, 2 * hop]),
+                    &device,
+                );
+                let (re, im) = rfft(source, 1, None); // [B·T, hop + 1]
+                let im = im * self.imag_mask.clone().unsqueeze::<2>();
+                irfft(re * gains.clone(), im * gains, 1, Some(2 * hop))
+            }
+            Some((cos, sin)) => {
+                let (re, im) = cpu_spectra(noise_source, 2 * hop);
+                let bins = hop + 1;
+                let re: Tensor<2> =
+                    Tensor::from_data(TensorData::new(re, [batch * frames, bins]), &device);
+                let im: Tensor<2> =
+                    Tensor::from_data(TensorData::new(im, [batch * frames, bins]), &device);
+                (re * gains.clone()).matmul(cos.clone()) + (im * gains).matmul(sin.clone())
+            }
+        };
+        let segments = filtered * self.window.clone().unsqueeze::<2>(); // [B·T, 2·hop]
         let segments = segments.reshape([batch, frames, 2, hop]);
         let head = segments.clone().narrow(2, 0, 1);
         let tail = segments.narrow(2, 1, 1);

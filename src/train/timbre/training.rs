@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 use std::time::Instant;
 
-use crate::dsp::synth::SynthConfig;
+use crate::dsp::synth::{NoiseBandSpacing, SynthConfig};
 use anyhow::{bail, ensure, Context, Result};
 use burn::config::Config;
 use burn::grad_clipping::GradientClippingConfig;
@@ -35,7 +35,7 @@ use super::export::{negative_control, to_vec, verify, write_model, Verification}
 use super::loss::SpectralLoss;
 use super::model::{TimbreModel, TimbreModelConfig};
 use super::synth::{DiffSynth, HarmonicPlan};
-use super::{timbre_feature_config, HOP_SIZE, SAMPLE_RATE_HZ};
+use super::{timbre_feature_config, FRAME_RATE_HZ, SAMPLE_RATE_HZ};
 
 /// Everything that defines a training run (saved as `config.json` in the checkpoint).
 #[derive(Config, Debug)]
@@ -75,17 +75,38 @@ pub struct TimbreTrainingConfig {
     /// Wall-clock budget; training stops early (and says so) when it is exceeded.
     #[config(default = 14.0)]
     pub max_minutes: f64,
+    /// Rate the synthesiser runs at in training, Hz: the model learns to fill the band up to
+    /// half of it (16 000 → 8 kHz, 48 000 → 24 kHz). A whole number of samples per frame.
+    #[config(default = 16000)]
+    pub synth_rate_hz: u32,
+    /// Noise bands spread on the mel scale instead of linearly (finer where the ear is, which
+    /// matters once the bands cover 24 kHz).
+    #[config(default = false)]
+    pub mel_noise_bands: bool,
 }
 
 impl TimbreTrainingConfig {
-    /// The synthesiser the model drives (linear bands up to 8 kHz at 16 kHz).
+    /// The synthesiser the model drives in training: at `synth_rate_hz`, filling the band up
+    /// to its Nyquist frequency.
     pub fn synth_config(&self) -> SynthConfig {
-        SynthConfig::new(
-            SAMPLE_RATE_HZ as f32,
-            HOP_SIZE,
-            self.model.harmonics,
-            self.model.noise_bands,
-        )
+        SynthConfig {
+            noise_band_spacing: if self.mel_noise_bands {
+                NoiseBandSpacing::Mel
+            } else {
+                NoiseBandSpacing::Linear
+            },
+            ..SynthConfig::new(
+                self.synth_rate_hz as f32,
+                self.synth_hop(),
+                self.model.harmonics,
+                self.model.noise_bands,
+            )
+        }
+    }
+
+    /// Samples per frame at the synthesis rate.
+    pub fn synth_hop(&self) -> usize {
+        self.synth_rate_hz as usize / FRAME_RATE_HZ as usize
     }
 
     fn learning_rate_at(&self, step: usize) -> f64 {
@@ -196,13 +217,13 @@ fn save_checkpoint(
     Ok(())
 }
 
-fn batch_tensors(batch: &WindowBatch, device: &Device) -> (Tensor<3>, Tensor<2>) {
+fn batch_tensors(batch: &WindowBatch, hop: usize, device: &Device) -> (Tensor<3>, Tensor<2>) {
     let x = Tensor::from_data(
         TensorData::new(batch.features.clone(), [batch.batch, batch.frames, 2]),
         device,
     );
     let y = Tensor::from_data(
-        TensorData::new(batch.target.clone(), [batch.batch, batch.frames * HOP_SIZE]),
+        TensorData::new(batch.target.clone(), [batch.batch, batch.frames * hop]),
         device,
     );
     (x, y)
@@ -218,19 +239,17 @@ pub fn batch_loss(
     noise: &[f32],
     device: &Device,
 ) -> Tensor<1> {
-    let (x, target) = batch_tensors(batch, device);
+    let hop = synth.config().hop_size;
+    let (x, target) = batch_tensors(batch, hop, device);
     let plan = HarmonicPlan::new(&batch.f0_hz, batch.batch, batch.frames, synth.config());
     let out = model.forward(x, None);
     let audio = synth.render(out.amplitude, out.harmonics, out.noise, &plan, noise);
-    let len = (batch.frames - 1) * HOP_SIZE;
-    loss.forward(
-        audio.narrow(1, HOP_SIZE, len),
-        target.narrow(1, HOP_SIZE, len),
-    )
+    let len = (batch.frames - 1) * hop;
+    loss.forward(audio.narrow(1, hop, len), target.narrow(1, hop, len))
 }
 
-fn noise_for(rng: &mut SplitMix, batch: &WindowBatch) -> Vec<f32> {
-    (0..batch.batch * batch.frames * 2 * HOP_SIZE)
+fn noise_for(rng: &mut SplitMix, batch: &WindowBatch, hop: usize) -> Vec<f32> {
+    (0..batch.batch * batch.frames * 2 * hop)
         .map(|_| rng.symmetric())
         .collect()
 }
@@ -273,12 +292,22 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         config.batch_size >= 1 && config.steps >= 1,
         "batch_size and steps must be ≥ 1"
     );
+    ensure!(
+        config.synth_rate_hz >= SAMPLE_RATE_HZ
+            && config.synth_rate_hz <= 96_000
+            && config.synth_rate_hz % FRAME_RATE_HZ as u32 == 0,
+        "--synth-rate must be a multiple of {} Hz between {SAMPLE_RATE_HZ} and 96000 Hz (got {})",
+        FRAME_RATE_HZ,
+        config.synth_rate_hz
+    );
 
     // Data.
     let features = timbre_feature_config();
     let files = super::data::wav_files(&args.data_dir)?;
     let load_bar = bar(args.progress, files.len() as u64, "analysing");
-    let loaded = load_folder(&args.data_dir, &features, |_| load_bar.inc(1))?;
+    let loaded = load_folder(&args.data_dir, &features, config.synth_rate_hz, |_| {
+        load_bar.inc(1)
+    })?;
     load_bar.finish_and_clear();
     for s in &loaded.skipped {
         eprintln!("skipped {}: {}", s.path.display(), s.reason);
@@ -293,7 +322,7 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
             "{}: no training file is long enough for {}-frame windows ({:.2} s)",
             args.data_dir.display(),
             config.frames_per_example,
-            config.frames_per_example as f32 * HOP_SIZE as f32 / SAMPLE_RATE_HZ as f32
+            config.frames_per_example as f32 / FRAME_RATE_HZ
         );
     }
 
@@ -339,7 +368,7 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         config.frames_per_example,
         &mut valid_rng,
     );
-    let valid_noise = noise_for(&mut valid_rng, &valid_batch);
+    let valid_noise = noise_for(&mut valid_rng, &valid_batch, config.synth_hop());
     let validate = |model: &TimbreModel| -> f32 {
         let l = batch_loss(
             &model.valid(),
@@ -380,7 +409,7 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
             config.frames_per_example,
             &mut rng,
         );
-        let noise = noise_for(&mut rng, &batch);
+        let noise = noise_for(&mut rng, &batch, config.synth_hop());
         let loss = batch_loss(&model, &synth, &loss_fn, &batch, &noise, &device);
         let value = to_vec(loss.clone().detach())[0];
         ensure!(value.is_finite(), "loss became {value} at step {step}");
@@ -450,7 +479,7 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "timbre".into());
     let train_minutes: f32 =
-        train.iter().map(|c| c.audio.len() as f32).sum::<f32>() / SAMPLE_RATE_HZ as f32 / 60.0;
+        train.iter().map(|c| c.frames() as f32).sum::<f32>() / FRAME_RATE_HZ / 60.0;
     let training = serde_json::json!({
         "data_dir": args.data_dir.display().to_string(),
         "train_files": train.len(),
@@ -473,6 +502,7 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         &model.valid(),
         &args.out,
         &name,
+        &config.synth_config(),
         training.clone(),
         metrics.clone(),
         false,
@@ -496,7 +526,15 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
     }
     // Rewrite the manifest with the verification figures (the ONNX file, and so its hash, is
     // unchanged).
-    let manifest_path = write_model(&model.valid(), &args.out, &name, training, metrics, false)?;
+    let manifest_path = write_model(
+        &model.valid(),
+        &args.out,
+        &name,
+        &config.synth_config(),
+        training,
+        metrics,
+        false,
+    )?;
     super::plot::loss_png(&args.out.with_extension("loss.png"), &state)?;
     write_report(
         args,
@@ -526,7 +564,7 @@ fn write_report(
 ) -> Result<()> {
     use std::fmt::Write;
     let minutes = |clips: &[&Clip]| {
-        clips.iter().map(|c| c.audio.len()).sum::<usize>() as f32 / SAMPLE_RATE_HZ as f32 / 60.0
+        clips.iter().map(|c| c.frames()).sum::<usize>() as f32 / FRAME_RATE_HZ / 60.0
     };
     let name = args
         .out
@@ -544,19 +582,42 @@ fn write_report(
     if config.batch_size != defaults.batch_size {
         write!(sizes, " --batch-size {}", config.batch_size)?;
     }
+    if config.model.harmonics != defaults.model.harmonics {
+        write!(sizes, " --harmonics {}", config.model.harmonics)?;
+    }
+    if config.model.noise_bands != defaults.model.noise_bands {
+        write!(sizes, " --noise-bands {}", config.model.noise_bands)?;
+    }
+    if config.frames_per_example != defaults.frames_per_example {
+        write!(sizes, " --frames {}", config.frames_per_example)?;
+    }
+    if config.synth_rate_hz != defaults.synth_rate_hz {
+        write!(sizes, " --synth-rate {}", config.synth_rate_hz)?;
+    }
+    if config.mel_noise_bands {
+        write!(sizes, " --mel-noise-bands")?;
+    }
     writeln!(r, "Reproduce: `continuo-train timbre {} --out {} --steps {} --seed {}{sizes}` (or `cargo xtask train-defaults`).\n", args.data_dir.display(), args.out.display(), config.steps, config.seed)?;
     writeln!(r, "## Contract\n")?;
+    let synth = config.synth_config();
     writeln!(
         r,
-        "- 16 kHz, hop 64 (250 frames/s), causal decoder (latency 0; the synth adds one hop)."
+        "- Features at 16 kHz, hop 64 (250 frames/s); causal decoder (latency 0; the synth adds one frame). Trained with the synthesiser at {} Hz, so the model fills the band up to {:.0} Hz (`synth.max_hz`).",
+        config.synth_rate_hz, synth.max_hz
     )?;
     writeln!(r, "- Features: f0 {}–{} Hz (`midi/127`, held through unvoiced frames), loudness {}…{} dB → 0…1.", super::F0_MIN_HZ, super::F0_MAX_HZ, super::LOUDNESS_MIN_DB, super::LOUDNESS_MAX_DB)?;
     writeln!(
         r,
-        "- H = {}, N = {} harmonics, M = {} linear noise bands up to 8 kHz; {} parameters.\n",
+        "- H = {}, N = {} harmonics, M = {} {} noise bands up to {:.0} Hz; {} parameters.\n",
         config.model.hidden,
         config.model.harmonics,
         config.model.noise_bands,
+        if config.mel_noise_bands {
+            "mel-spaced"
+        } else {
+            "linear"
+        },
+        synth.max_hz,
         config.model.parameter_count()
     )?;
     writeln!(r, "## Data\n")?;
