@@ -22,9 +22,14 @@ fn resume_reproduces_the_uninterrupted_run() {
     let straight = train_timbre(&args("straight", false, None)).unwrap();
     let first = train_timbre(&args("split", false, Some(3))).unwrap();
     assert_eq!(first.state.step, 3);
+    // The continuation trainer's folder name: one convention for both trainers.
+    assert!(dir.path().join("split.ckpt/state.json").is_file());
     let resumed = train_timbre(&args("split", true, None)).unwrap();
     assert_eq!(resumed.state.step, 6);
     assert_eq!(straight.state.train_loss, resumed.state.train_loss);
     let w = |o: &continuo::train::timbre::TimbreTrainOutcome| gru_weights(&o.model, false).r;
     assert_eq!(w(&straight), w(&resumed));
+    // As the continuation trainer: --resume without a checkpoint starts from step 0.
+    let fresh = train_timbre(&args("fresh", true, Some(2))).unwrap();
+    assert_eq!(fresh.state.step, 2);
 }

@@ -384,7 +384,7 @@ struct TimbreArgs {
     /// Spread the noise bands on the mel scale (finer at the bottom; for full-band models).
     #[arg(long)]
     mel_noise_bands: bool,
-    /// Continue from the checkpoint next to --out.
+    /// Continue from OUT.ckpt if it holds a checkpoint (uses its saved settings).
     #[arg(long)]
     resume: bool,
 }

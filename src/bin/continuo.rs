@@ -625,10 +625,15 @@ fn models(extra_dirs: &[PathBuf]) {
     for model in found {
         match model.result {
             Ok(manifest) => println!(
-                "ok       {} ({:?}, {} parameters) {}",
+                "ok       {} ({:?}, {} parameters{}) {}",
                 manifest.name,
                 manifest.kind,
                 manifest.parameter_count,
+                // What a musician hears most directly of a timbre model: how high it reaches.
+                manifest.synth.as_ref().map_or(String::new(), |s| format!(
+                    ", band 0–{:.1} kHz",
+                    s.max_hz / 1000.0
+                )),
                 model.path.display()
             ),
             Err(error) => println!(

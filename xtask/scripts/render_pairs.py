@@ -130,7 +130,7 @@ def write_normalised(mono, mono_path, level_dbfs, sample_rate=SAMPLE_RATE):
         dst.writeframes(scaled.tobytes())
 
 
-def synthesize(midi_path, stereo_path, sample_rate=SAMPLE_RATE, reverb=None):
+def synthesize(midi_path, stereo_path, sample_rate=SAMPLE_RATE, reverb=None, soundfont=SOUNDFONT):
     """Renders `midi_path` to a stereo 16-bit WAV with FluidSynth, chorus off. `reverb` is None
     (reverb off) or FluidSynth's reverb settings, e.g. {"room-size": 0.6} for
     `-o synth.reverb.room-size=0.6`."""
@@ -142,15 +142,15 @@ def synthesize(midi_path, stereo_path, sample_rate=SAMPLE_RATE, reverb=None):
             effects += ["-o", f"synth.reverb.{name}={value}"]
     subprocess.run(
         ["fluidsynth", "-ni", "-q", *effects, "-C", "0", "-F", str(stereo_path), "-r",
-         str(sample_rate), SOUNDFONT, str(midi_path)],
+         str(sample_rate), soundfont, str(midi_path)],
         check=True,
         capture_output=True,
     )
 
 
-def render(midi_path, wav_path, level_dbfs, sample_rate=SAMPLE_RATE):
+def render(midi_path, wav_path, level_dbfs, sample_rate=SAMPLE_RATE, soundfont=SOUNDFONT):
     tmp = wav_path.with_suffix(".stereo.wav")
-    synthesize(midi_path, tmp, sample_rate)
+    synthesize(midi_path, tmp, sample_rate, soundfont=soundfont)
     write_normalised(read_mono(tmp, sample_rate), wav_path, level_dbfs, sample_rate)
     tmp.unlink()
 
@@ -179,12 +179,19 @@ def main() -> int:
                         help="gated RMS level every render is normalised to")
     parser.add_argument("--sample-rate", type=int, default=SAMPLE_RATE,
                         help="render rate, Hz (48000 for full-band timbre models)")
+    parser.add_argument("--soundfont", default=SOUNDFONT,
+                        help="GM SoundFont to render with (another sample set than the training "
+                             "one, e.g. TimGM6mb, tests transfer to instruments never heard)")
+    parser.add_argument("--heldout-only", action="store_true",
+                        help="render only the held-out split (same selection and split as a full "
+                             "run with the same seed)")
     args = parser.parse_args()
 
     from music21 import corpus  # late import so --help works without music21
 
-    if not pathlib.Path(SOUNDFONT).exists():
-        print(f"error: {SOUNDFONT} missing (apt-get install fluid-soundfont-gm)", file=sys.stderr)
+    if not pathlib.Path(args.soundfont).exists():
+        print(f"error: {args.soundfont} missing (apt-get install fluid-soundfont-gm, or "
+              f"timgm6mb-soundfont for TimGM6mb)", file=sys.stderr)
         return 2
     rng = random.Random(args.seed)
     done, failed, start = 0, [], time.monotonic()
@@ -196,6 +203,9 @@ def main() -> int:
         velocities = [rng.randint(45, 115) for _ in range(256)]
         try:
             score = corpus.parse(str(path))
+            if args.heldout_only and split == "train":
+                done += 1  # counted as a full run would, so the split stays the same
+                continue
             for name, program in INSTRUMENTS.items():
                 midi_dir = args.out_dir / "midi" / name / split
                 wav_dir = args.out_dir / name / split
@@ -203,7 +213,8 @@ def main() -> int:
                 wav_dir.mkdir(parents=True, exist_ok=True)
                 midi = midi_dir / f"{stem}.mid"
                 soprano_midi(score, program, transpose, velocities, midi)
-                render(midi, wav_dir / f"{stem}.wav", args.level_dbfs, args.sample_rate)
+                render(midi, wav_dir / f"{stem}.wav", args.level_dbfs, args.sample_rate,
+                       args.soundfont)
             done += 1
         except Exception as error:  # noqa: BLE001 - report every failure and go on
             failed.append((stem, f"{type(error).__name__}: {error}"))

@@ -6,9 +6,9 @@
 //! step `s` (window choice, synth noise) comes from `SplitMix(seed, s)`, so a run resumed from
 //! a checkpoint repeats the uninterrupted run step for step.
 //!
-//! Checkpoint folder `<out>.checkpoint/`: `config.json` (written first), `model.bpk`,
-//! `optim.bpk`, `state.json` (step, loss history) written last, so a half-written checkpoint is
-//! never mistaken for a complete one.
+//! Checkpoint folder `<out>.ckpt/`, with the continuation trainer's file names and rules:
+//! `config.json` (written first), `model.bpk`, `optim.bpk`, `state.json` (step, loss history)
+//! written last, so a half-written checkpoint is never mistaken for a complete one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -124,7 +124,7 @@ pub struct TimbreTrainArgs {
     pub out: PathBuf,
     /// Run configuration (ignored with `resume`: the checkpoint's config wins).
     pub config: TimbreTrainingConfig,
-    /// Continue from `<out>.checkpoint/`.
+    /// Continue from `<out>.ckpt/` if it holds a complete checkpoint.
     pub resume: bool,
     /// Show progress bars.
     pub progress: bool,
@@ -183,13 +183,14 @@ fn install_interrupt_handler() {
     });
 }
 
-/// The checkpoint folder of an output base.
+/// The checkpoint folder of an output base: `models/NAME.ckpt/`, as the continuation
+/// trainer's.
 pub fn checkpoint_dir(out: &Path) -> PathBuf {
     let mut name = out
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_default();
-    name.push(".checkpoint");
+    name.push(".ckpt");
     out.with_file_name(name)
 }
 
@@ -277,7 +278,16 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
     install_interrupt_handler();
     INTERRUPTED.store(false, Ordering::SeqCst);
     let ckpt = checkpoint_dir(&args.out);
-    let config = if args.resume {
+    // As the continuation trainer: --resume continues from a complete checkpoint if there is
+    // one, and otherwise starts from step 0 (saying so).
+    let resuming = args.resume && crate::train::training::checkpoint_exists(&ckpt);
+    if args.resume && !resuming {
+        eprintln!(
+            "--resume: no complete checkpoint in {}; starting from step 0",
+            ckpt.display()
+        );
+    }
+    let config = if resuming {
         let path = ckpt.join("config.json");
         TimbreTrainingConfig::load(&path)
             .map_err(|e| anyhow::anyhow!("--resume: cannot read {}: {e}", path.display()))?
@@ -334,7 +344,7 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip_norm)))
         .init();
     let mut state = TrainState::default();
-    if args.resume {
+    if resuming {
         let state_path = ckpt.join("state.json");
         let text = std::fs::read_to_string(&state_path).with_context(|| {
             format!(
