@@ -1,6 +1,6 @@
 //! The `continuo` CLI as a user runs it: output files, messages and exit codes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn continuo(args: &[&str]) -> Output {
@@ -265,6 +265,26 @@ fn models_lists_valid_and_broken_models_with_reasons() {
         text.contains("sha256 mismatch"),
         "the reason is given: {text}"
     );
+}
+
+#[test]
+fn models_lists_the_band_each_timbre_model_fills() {
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let run = continuo(&["models", "--dir", shipped.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let text = String::from_utf8_lossy(&run.stdout);
+    for name in ["continuo-violin", "continuo-flute"] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&format!("ok       {name} (Timbre")) && l.contains(", band 0–")),
+            "{text}"
+        );
+    }
+    let chorales = text
+        .lines()
+        .find(|l| l.contains("continuo-chorales"))
+        .unwrap_or("");
+    assert!(!chorales.contains("band"), "{chorales}");
 }
 
 #[test]
