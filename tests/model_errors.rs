@@ -794,22 +794,29 @@ fn a_refused_style_b_leaves_style_a_playing_and_says_why() {
 }
 
 #[test]
-fn a_style_b_filling_another_band_is_refused_and_a_plays_alone() {
-    // Morphing blends noise bands index by index: bands spread over another range would be
-    // blended into the wrong frequencies.
+fn a_style_b_filling_another_band_morphs_in_style_a_band() {
+    // The same decoder declared to fill 24 kHz instead of 8 kHz: B is restated in A's band
+    // layout (not refused), so the morph changes the output, and it stays finite and bounded.
     let dir = tempfile::tempdir().unwrap();
     let a = copy_shipped(dir.path(), "continuo-violin", "violin", |_| {});
     let wide = copy_shipped(dir.path(), "continuo-flute", "WIDE", |v| {
         v["contract_version"] = 2.into();
         v["synth"]["max_hz"] = 24_000.0.into();
     });
-    let (voice, status) = voice(&a, Some(&wide), 0.5);
-    assert_eq!(voice.style_names().1, None, "B is not playing");
-    let why = status.style_b_refused().expect("the refusal is kept");
-    assert!(
-        why.contains("WIDE.json") && why.contains("24000 Hz") && why.contains("8000 Hz"),
-        "{why}"
+    let input = melody();
+    let (alone, _) = voice(&a, None, 0.0);
+    let (morphing, status) = voice(&a, Some(&wide), 0.5);
+    assert_eq!(
+        morphing.style_names().1.as_deref(),
+        Some("continuo-flute"),
+        "B plays"
     );
+    assert!(status.style_b_refused().is_none());
+    let (expected, _) = run_voice(alone, &input);
+    let (got, _) = run_voice(morphing, &input);
+    assert!(got.iter().all(|y| y.is_finite() && y.abs() <= 4.0));
+    assert!(peak(&got) > 0.01, "never silence");
+    assert_ne!(got, expected, "the morph is heard");
 }
 
 #[test]

@@ -282,6 +282,83 @@ pub struct FrameControlsBuf {
     pub noise: Vec<f32>,
 }
 
+/// Style B's controls restated in style A's band layout, so two models trained to fill
+/// different bands (a full-band model and a v1 model's 8 kHz) can be morphed: the morph blends
+/// noise bands index by index, and the synthesiser renders them with A's band.
+///
+/// B's harmonics at or above its band are silenced (its training never heard them), and its
+/// noise curve is sampled at A's band centres (0 above B's band), scaled by
+/// `√(A's band / B's band)` so the noise keeps B's level per Hz.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandMap {
+    b_max_hz: f32,
+    /// For each of A's noise bands: B's band below it and the fraction towards the next one,
+    /// or `None` above B's band.
+    noise: Vec<Option<(usize, f32)>>,
+    noise_scale: f32,
+}
+
+impl BandMap {
+    /// The map from B (`b_bands` noise bands over `b`) to A (`a_bands` over `a`).
+    pub fn new(
+        a: super::model::SynthBand,
+        a_bands: usize,
+        b: super::model::SynthBand,
+        b_bands: usize,
+    ) -> Self {
+        let centres = |band: super::model::SynthBand, bands: usize| {
+            crate::dsp::synth::noise_band_centres_hz(&crate::dsp::synth::SynthConfig {
+                noise_band_spacing: band.spacing,
+                max_hz: band.max_hz,
+                ..crate::dsp::synth::SynthConfig::new(2.0 * band.max_hz, 1, 0, bands)
+            })
+        };
+        let b_centres = centres(b, b_bands);
+        let noise = centres(a, a_bands)
+            .into_iter()
+            .map(|f| {
+                if b_bands == 0 || f > b.max_hz * (1.0 + 1e-6) {
+                    return None;
+                }
+                if b_bands == 1 {
+                    return Some((0, 0.0));
+                }
+                let j = b_centres.partition_point(|&c| c <= f).clamp(1, b_bands - 1) - 1;
+                let width = (b_centres[j + 1] - b_centres[j]).max(f32::MIN_POSITIVE);
+                Some((j, ((f - b_centres[j]) / width).clamp(0.0, 1.0)))
+            })
+            .collect();
+        Self {
+            b_max_hz: b.max_hz,
+            noise,
+            noise_scale: (a.max_hz / b.max_hz).sqrt(),
+        }
+    }
+
+    /// Writes `b` (B's layout) into `out` (B's harmonics, A's noise bands) for a frame at
+    /// `f0_hz`.
+    pub fn apply(&self, b: &FrameControlsBuf, f0_hz: f32, out: &mut FrameControlsBuf) {
+        out.amplitude = b.amplitude;
+        for (k, (o, &h)) in out.harmonics.iter_mut().zip(&b.harmonics).enumerate() {
+            *o = if (k + 1) as f32 * f0_hz < self.b_max_hz {
+                h
+            } else {
+                0.0
+            };
+        }
+        for (o, map) in out.noise.iter_mut().zip(&self.noise) {
+            *o = match *map {
+                None => 0.0,
+                Some((j, frac)) => {
+                    let lo = b.noise.get(j).copied().unwrap_or(0.0);
+                    let hi = b.noise.get(j + 1).copied().unwrap_or(lo);
+                    (lo + (hi - lo) * frac) * self.noise_scale
+                }
+            };
+        }
+    }
+}
+
 impl FrameControlsBuf {
     /// Zeroed controls of the given sizes.
     pub fn new(harmonics: usize, noise_bands: usize) -> Self {
@@ -486,5 +563,44 @@ mod tests {
         let dark = shaped(0.0, -1.0);
         assert!(dark.harmonics[1] < dark.harmonics[0]);
         assert!((dark.harmonics.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_v1_style_b_is_restated_in_a_full_band_layout() {
+        use crate::dsp::synth::NoiseBandSpacing;
+        use crate::style::model::SynthBand;
+        let full = SynthBand {
+            max_hz: 24_000.0,
+            spacing: NoiseBandSpacing::Mel,
+        };
+        let v1 = SynthBand {
+            max_hz: 8_000.0,
+            spacing: NoiseBandSpacing::Linear,
+        };
+        let map = BandMap::new(full, 64, v1, 32);
+        let mut b = FrameControlsBuf::new(32, 32);
+        b.amplitude = 0.7;
+        b.harmonics.fill(1.0);
+        b.noise.fill(0.2);
+        let mut out = FrameControlsBuf::new(32, 64);
+        map.apply(&b, 1_000.0, &mut out);
+        assert_eq!(out.amplitude, 0.7);
+        // Harmonics 1..=7 are below B's 8 kHz; the 8th and above are silent.
+        assert!(out.harmonics[..7].iter().all(|&h| h == 1.0));
+        assert!(out.harmonics[7..].iter().all(|&h| h == 0.0));
+        // A's bands inside 8 kHz carry B's flat curve at B's level per Hz; above it, nothing.
+        let centres = crate::dsp::synth::noise_band_centres_hz(&crate::dsp::synth::SynthConfig {
+            noise_band_spacing: NoiseBandSpacing::Mel,
+            max_hz: 24_000.0,
+            ..crate::dsp::synth::SynthConfig::new(48_000.0, 192, 0, 64)
+        });
+        for (c, &g) in centres.iter().zip(&out.noise) {
+            let want = if *c <= 8_000.0 {
+                0.2 * 3f32.sqrt()
+            } else {
+                0.0
+            };
+            assert!((g - want).abs() < 1e-5, "band at {c} Hz: {g} vs {want}");
+        }
     }
 }

@@ -148,7 +148,7 @@ pub fn load_voice(
 ) -> Result<TimbreVoice, StyleError> {
     let a = TimbreModel::load(&choice.a, dirs, backend)?;
     let (b, refused) = match &choice.b {
-        Some(name) => match TimbreModel::load(name, dirs, backend).and_then(|b| same_band(&a, b)) {
+        Some(name) => match TimbreModel::load(name, dirs, backend) {
             Ok(b) => (Some(b), None),
             Err(error) => (None, Some((name, error))),
         },
@@ -167,27 +167,6 @@ pub fn load_voice(
         None => status.set_style_b_refused(None),
     }
     Ok(voice)
-}
-
-/// `b` if it fills the same band as `a` (the morph blends noise bands index by index, so bands
-/// spread over another range would land on the wrong frequencies).
-fn same_band(a: &TimbreModel, b: TimbreModel) -> Result<TimbreModel, StyleError> {
-    let (band_a, band_b) = (a.band(), b.band());
-    if band_a == band_b {
-        return Ok(b);
-    }
-    Err(StyleError::Unsupported {
-        path: b.manifest_path().to_path_buf(),
-        reason: format!(
-            "it fills 0–{:.0} Hz with {:?} noise bands, style A `{}` fills 0–{:.0} Hz with {:?} \
-             bands; morphing needs the same band (retrain one with the other's --synth-rate)",
-            band_b.max_hz,
-            band_b.spacing,
-            a.name(),
-            band_a.max_hz,
-            band_a.spacing
-        ),
-    })
 }
 
 /// The timbre models a musician can choose from in `dirs`: [`DEFAULT_STYLE`] first (when

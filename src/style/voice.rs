@@ -23,7 +23,9 @@ use crate::dsp::loudness::{LoudnessConfig, LoudnessFrame, LoudnessMeter};
 use crate::dsp::pitch::{PitchConfig, PitchFrame, PitchTracker};
 use crate::dsp::synth::FrameControls;
 
-use super::controls::{FrameControlsBuf, SettingsSmoother, SharedStyleSettings, StyleSettings};
+use super::controls::{
+    BandMap, FrameControlsBuf, SettingsSmoother, SharedStyleSettings, StyleSettings,
+};
 use super::features::{
     hz_to_midi, timbre_analysis_config, FeatureNormalizer, FRAME_RATE_HZ, HOP_SIZE, SAMPLE_RATE_HZ,
 };
@@ -262,6 +264,8 @@ pub struct TimbreVoice {
     frames_b: ControlFrames,
     controls: FrameControlsBuf,
     controls_b: FrameControlsBuf,
+    /// Style B restated in A's band layout, when the two fill different bands.
+    b_in_a: Option<(BandMap, FrameControlsBuf)>,
     f0_hz: f32,
     /// Why the chosen style B was refused at load (see [`super::load_voice`]).
     pub(super) style_b_refused: Option<StyleError>,
@@ -297,7 +301,16 @@ impl TimbreVoice {
             || FrameControlsBuf::new(0, 0),
             |b| FrameControlsBuf::new(b.harmonics(), b.noise_bands()),
         );
+        let b_in_a = models.b.as_ref().and_then(|b| {
+            (b.band() != models.a.band()).then(|| {
+                (
+                    BandMap::new(models.a.band(), m, b.band(), b.noise_bands()),
+                    FrameControlsBuf::new(b.harmonics(), m),
+                )
+            })
+        });
         Ok(Self {
+            b_in_a,
             analyzer,
             analysis,
             normalizer: FeatureNormalizer::new(models.a.feature_config().clone()),
@@ -447,7 +460,13 @@ impl TimbreVoice {
             return ModelCalls::StyleBFailed;
         }
         self.controls_b.copy_frame(&self.frames_b, 0);
-        self.controls.blend_towards(&self.controls_b, morph);
+        match self.b_in_a.as_mut() {
+            Some((map, mapped)) => {
+                map.apply(&self.controls_b, self.f0_hz, mapped);
+                self.controls.blend_towards(mapped, morph);
+            }
+            None => self.controls.blend_towards(&self.controls_b, morph),
+        }
         ModelCalls::Ok
     }
 }
