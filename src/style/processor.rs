@@ -190,8 +190,6 @@ struct VoicePath {
     wet: VecDeque<f32>,
     dry_share: VecDeque<f32>,
     prime: usize,
-    /// Host hops that found the output FIFO short (never, if the prime is right).
-    underflows: u64,
 }
 
 impl VoicePath {
@@ -253,7 +251,6 @@ impl StyleProcessor {
                     wet: VecDeque::with_capacity(capacity),
                     dry_share: VecDeque::with_capacity(capacity),
                     prime,
-                    underflows: 0,
                 };
                 path.reset();
                 Some(path)
@@ -298,11 +295,6 @@ impl StyleProcessor {
         let p = Self::new(sample_rate, 1, mode, None)?;
         Ok((p.hop_size(), p.latency_samples()))
     }
-
-    /// Host hops whose output FIFO ran short (0 unless the prime is wrong).
-    pub fn underflows(&self) -> u64 {
-        self.voice.as_ref().map_or(0, |v| v.underflows)
-    }
 }
 
 impl HopProcessor for StyleProcessor {
@@ -340,9 +332,6 @@ impl HopProcessor for StyleProcessor {
                 .render(frame, &mut path.wet_hop, &mut path.share_hop);
             path.wet.extend(&path.wet_hop[..len]);
             path.dry_share.extend(&path.share_hop[..len]);
-        }
-        if path.wet.len() < hop {
-            path.underflows += 1;
         }
         for n in 0..hop {
             let wet = path.wet.pop_front().unwrap_or(0.0);

@@ -166,11 +166,6 @@ impl HostRenderer {
         })
     }
 
-    /// The longest hop [`HostRenderer::render`] writes.
-    pub fn max_hop(&self) -> usize {
-        max_hop_length(self.rate)
-    }
-
     /// Back to time zero.
     pub fn reset(&mut self) {
         self.synth.reset();
@@ -182,7 +177,7 @@ impl HostRenderer {
     /// Renders the hop of the voice's next frame (`None`: the voice is still warming up, the hop
     /// is silent) into `wet`, and the share of the dry input the output should have at each of
     /// its samples into `dry_share` (ramped over the hop when the voice switches to or from the
-    /// dry input). Returns the hop's length; both slices must hold [`HostRenderer::max_hop`].
+    /// dry input). Returns the hop's length; both slices must hold [`max_hop_length`] samples.
     pub fn render(
         &mut self,
         frame: Option<VoiceFrame<'_>>,
