@@ -21,18 +21,37 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const RATE: f32 = 48_000.0;
 
-const CASES: [(&str, LatencyMode, Option<&str>); 3] = [
-    ("quality_one_style", LatencyMode::Quality, None),
-    ("low_latency_one_style", LatencyMode::LowLatency, None),
+/// (label, mode, style A, style B): the default full-band violin, and a v1 (8 kHz band) model
+/// for comparison in the same run.
+const CASES: [(&str, LatencyMode, &str, Option<&str>); 4] = [
+    (
+        "quality_one_style",
+        LatencyMode::Quality,
+        DEFAULT_STYLE,
+        None,
+    ),
+    (
+        "low_latency_one_style",
+        LatencyMode::LowLatency,
+        DEFAULT_STYLE,
+        None,
+    ),
     (
         "quality_morph_two_models",
         LatencyMode::Quality,
+        DEFAULT_STYLE,
         Some("continuo-flute"),
+    ),
+    (
+        "quality_one_v1_style_8k_band",
+        LatencyMode::Quality,
+        "continuo-flute",
+        None,
     ),
 ];
 
-/// A processor with the default style (and `b` to morph towards) and one second of input,
-/// cut into its hops.
+/// A processor playing style `a` (and `b` to morph towards) and one second of input, cut into
+/// its hops.
 struct OneSecond {
     processor: StyleProcessor,
     input: Vec<Vec<f32>>,
@@ -41,10 +60,10 @@ struct OneSecond {
 }
 
 impl OneSecond {
-    fn new(mode: LatencyMode, b: Option<&str>) -> Self {
+    fn new(mode: LatencyMode, a: &str, b: Option<&str>) -> Self {
         let dirs = ModelDirs::new([PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")]);
         let choice = StyleChoice {
-            a: DEFAULT_STYLE.into(),
+            a: a.into(),
             b: b.map(Into::into),
         };
         let settings = Arc::new(SharedStyleSettings::default());
@@ -81,8 +100,8 @@ impl OneSecond {
 fn report_real_time_factor(_: &mut Criterion) {
     println!("| Style worker, 48 kHz stereo | real-time factor (best of 5 × 1 s) |");
     println!("| --- | --- |");
-    for (label, mode, b) in CASES {
-        let mut work = OneSecond::new(mode, b);
+    for (label, mode, a, b) in CASES {
+        let mut work = OneSecond::new(mode, a, b);
         work.run(); // warm-up
         let best = (0..5)
             .map(|_| {
@@ -98,8 +117,8 @@ fn report_real_time_factor(_: &mut Criterion) {
 fn bench_style(c: &mut Criterion) {
     let mut group = c.benchmark_group("style_worker_48k_stereo_1s");
     group.throughput(Throughput::Elements(RATE as u64));
-    for (label, mode, b) in CASES {
-        let mut work = OneSecond::new(mode, b);
+    for (label, mode, a, b) in CASES {
+        let mut work = OneSecond::new(mode, a, b);
         group.bench_function(label, |bench| bench.iter(|| work.run()));
     }
     group.finish();
