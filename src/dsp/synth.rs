@@ -156,6 +156,23 @@ pub fn noise_band_centres_hz(config: &SynthConfig) -> Vec<f32> {
         .collect()
 }
 
+/// Where frequency `f` lies among noise band centres spread up to `max_hz`: the band at or
+/// below it and the fraction towards the next (the synthesiser interpolates linearly between
+/// centres), or `None` above `max_hz` or without bands. One rule for the synthesiser, the
+/// trainer's differentiable synthesiser and the morph's band map.
+pub fn band_position(centres: &[f32], max_hz: f32, f: f32) -> Option<(usize, f32)> {
+    let m = centres.len();
+    if m == 0 || f > max_hz * (1.0 + 1e-6) {
+        return None;
+    }
+    if m == 1 {
+        return Some((0, 0.0));
+    }
+    let j = centres.partition_point(|&c| c <= f).clamp(1, m - 1) - 1;
+    let width = (centres[j + 1] - centres[j]).max(f32::MIN_POSITIVE);
+    Some((j, ((f - centres[j]) / width).clamp(0.0, 1.0)))
+}
+
 /// Controls for one frame (borrowed, so a caller can point into its own arrays).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FrameControls<'a> {
@@ -249,21 +266,12 @@ impl HarmonicNoiseSynth {
         let bins = segment / 2 + 1;
 
         // Band centres, then each bin's position between them.
-        let m = config.n_noise_bands;
         let centres = noise_band_centres_hz(&config);
         let bin_hz = config.sample_rate_hz / segment as f32;
         let bin_band = (0..bins)
             .map(|b| {
-                let f = b as f32 * bin_hz;
-                if m == 0 || f > config.max_hz * (1.0 + 1e-6) {
-                    return (u32::MAX, 0.0);
-                }
-                if m == 1 {
-                    return (0, 0.0);
-                }
-                let j = centres.partition_point(|&c| c <= f).clamp(1, m - 1) - 1;
-                let width = (centres[j + 1] - centres[j]).max(f32::MIN_POSITIVE);
-                (j as u32, ((f - centres[j]) / width).clamp(0.0, 1.0))
+                band_position(&centres, config.max_hz, b as f32 * bin_hz)
+                    .map_or((u32::MAX, 0.0), |(j, frac)| (j as u32, frac))
             })
             .collect();
 

@@ -316,17 +316,7 @@ impl BandMap {
         let b_centres = centres(b, b_bands);
         let noise = centres(a, a_bands)
             .into_iter()
-            .map(|f| {
-                if b_bands == 0 || f > b.max_hz * (1.0 + 1e-6) {
-                    return None;
-                }
-                if b_bands == 1 {
-                    return Some((0, 0.0));
-                }
-                let j = b_centres.partition_point(|&c| c <= f).clamp(1, b_bands - 1) - 1;
-                let width = (b_centres[j + 1] - b_centres[j]).max(f32::MIN_POSITIVE);
-                Some((j, ((f - b_centres[j]) / width).clamp(0.0, 1.0)))
-            })
+            .map(|f| crate::dsp::synth::band_position(&b_centres, b.max_hz, f))
             .collect();
         Self {
             b_max_hz: b.max_hz,

@@ -89,22 +89,22 @@ impl DownChain {
     }
 }
 
-/// `(prime, latency)` at `host_rate` in `mode` for a voice `delay_frames` frames late; see the
-/// [module docs](self).
-fn calibrate(
+/// The lowest level, relative to its start, of the output FIFO over `seconds` of a constant
+/// `input`, run with the FIFO counted instead of filled (each 16 kHz hop adds its host-rate
+/// hop, each host hop takes its own). Never above 0: it is measured after every host hop.
+fn fifo_low_water(
     host_rate: u32,
     mode: LatencyMode,
-    delay_frames: usize,
-) -> Result<(usize, usize), StyleError> {
-    // The prime: run the chain on silence for two seconds with the output FIFO counted instead
-    // of filled, and see how low it would have gone below its start.
+    input: f32,
+    seconds: usize,
+) -> Result<i64, StyleError> {
     let mut chain = DownChain::new(host_rate, mode)?;
     let hop = chain.host_hop;
-    let silence = vec![0.0; hop];
+    let input = vec![input; hop];
     let mut scratch = [0.0; HOP_SIZE];
     let (mut level, mut lowest, mut frame) = (0i64, 0i64, 0u64);
-    for _ in 0..(2 * host_rate as usize).div_ceil(hop) {
-        chain.push(&silence);
+    for _ in 0..(seconds * host_rate as usize).div_ceil(hop) {
+        chain.push(&input);
         while chain.next_hop(&mut scratch) {
             level += hop_length(host_rate, frame) as i64;
             frame += 1;
@@ -112,11 +112,23 @@ fn calibrate(
         level -= hop as i64;
         lowest = lowest.min(level);
     }
-    let prime = (-lowest) as usize;
+    Ok(lowest)
+}
+
+/// `(prime, latency)` at `host_rate` in `mode` for a voice `delay_frames` frames late; see the
+/// [module docs](self).
+fn calibrate(
+    host_rate: u32,
+    mode: LatencyMode,
+    delay_frames: usize,
+) -> Result<(usize, usize), StyleError> {
+    // The prime: how far the output FIFO would fall below its start on two seconds of silence.
+    let prime = (-fifo_low_water(host_rate, mode, 0.0, 2)?) as usize;
 
     // The down-sampler's delay: where a band-limited pulse (3 kHz sinc under a 4 ms Hann
     // window) comes out at 16 kHz, to a fraction of a sample (parabola through the peak).
     let mut chain = DownChain::new(host_rate, mode)?;
+    let hop = chain.host_hop;
     let rate = host_rate as f32;
     let centre = (rate * 0.25) as usize;
     let half_width = (rate * 0.002) as usize;
@@ -396,21 +408,9 @@ mod tests {
                 let (prime, latency) = calibrate(rate, mode, frames).unwrap();
                 let voice_host = frames as f32 * rate as f32 / FRAME_RATE_HZ;
                 assert!(latency as f32 >= voice_host, "{rate} {mode:?}: {latency}");
-                // Counted with a prime one sample short, the FIFO would run dry somewhere.
-                let mut chain = DownChain::new(rate, mode).unwrap();
-                let hop = chain.host_hop;
-                let input = vec![0.1; hop];
-                let mut scratch = [0.0; HOP_SIZE];
-                let (mut level, mut frame, mut lowest) = (prime as i64, 0u64, i64::MAX);
-                for _ in 0..(3 * rate as usize / hop) {
-                    chain.push(&input);
-                    while chain.next_hop(&mut scratch) {
-                        level += hop_length(rate, frame) as i64;
-                        frame += 1;
-                    }
-                    level -= hop as i64;
-                    lowest = lowest.min(level);
-                }
+                // On another signal and for longer, the primed FIFO reaches empty and no lower:
+                // a prime one sample short would run dry.
+                let lowest = prime as i64 + fifo_low_water(rate, mode, 0.1, 3).unwrap();
                 assert_eq!(lowest, 0, "{rate} {mode:?}: prime {prime}");
             }
         }

@@ -45,18 +45,13 @@ pub fn band_interpolation(config: &SynthConfig) -> Vec<f32> {
     let bin_hz = config.sample_rate_hz / segment as f32;
     for b in 0..bins {
         let f = b as f32 * bin_hz;
-        if f > config.max_hz * (1.0 + 1e-6) {
+        let Some((j, frac)) = crate::dsp::synth::band_position(&centres, config.max_hz, f) else {
             continue;
-        }
-        if m == 1 {
-            matrix[b] = 1.0;
-            continue;
-        }
-        let j = centres.partition_point(|&c| c <= f).clamp(1, m - 1) - 1;
-        let width = (centres[j + 1] - centres[j]).max(f32::MIN_POSITIVE);
-        let frac = ((f - centres[j]) / width).clamp(0.0, 1.0);
+        };
         matrix[j * bins + b] += 1.0 - frac;
-        matrix[(j + 1) * bins + b] += frac;
+        if frac > 0.0 {
+            matrix[(j + 1) * bins + b] += frac;
+        }
     }
     matrix
 }
