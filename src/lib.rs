@@ -1,8 +1,9 @@
 //! # Continuo
 //!
-//! Two plugins (CLAP + VST3) and a CLI on one engine:
+//! Three plugins (CLAP + VST3) and a CLI on one engine:
 //! - **Continuo Style** restyles live audio with a neural timbre model.
 //! - **Continuo Phrase** writes MIDI continuations of what is played on its track.
+//! - **Continuo Voice** plays MIDI notes with the same timbre models.
 //!
 //! Layers, each using only the ones above it:
 //! 1. [`dsp`]: pure signal processing (STFT, pitch, loudness, onsets, synthesis, resampling,
@@ -10,7 +11,7 @@
 //! 2. [`midi`]: MIDI files, the token vocabulary, key detection, n-gram baselines.
 //! 3. [`model`]: model manifests and ONNX inference (ONNX Runtime or tract).
 //! 4. [`engine`]: the real-time engine: rings, worker threads, crossfades, latency.
-//! 5. [`style`], [`phrase`]: what each product does, run by the engine.
+//! 5. [`style`], [`phrase`], [`instrument`]: what each product does, run by the engine.
 //! 6. [`wav`]: audio files for the CLI and trainer.
 //! 7. [`plugin`]: nice-plug glue only.
 //!
@@ -18,6 +19,7 @@
 
 pub mod dsp;
 pub mod engine;
+pub mod instrument;
 pub mod midi;
 pub mod model;
 pub mod phrase;

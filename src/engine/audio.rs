@@ -38,6 +38,9 @@ pub trait HopProcessor: Send + 'static {
     fn hop_size(&self) -> usize;
     /// Delay the processor adds: an identity processor's output sample `m` is input `m − latency`.
     fn latency_samples(&self) -> usize;
+    /// Called before each hop with the stream index of its first sample (processors that read
+    /// timestamped events beside the audio need it; the rest ignore it).
+    fn begin_hop(&mut self, _stream_index: u64) {}
     /// Turns one hop of input (one `Vec` per channel) into one hop of output.
     fn process_hop(&mut self, input: &[Vec<f32>], output: &mut [Vec<f32>]);
     /// Forgets all history (called at stream discontinuities).
@@ -260,6 +263,13 @@ impl AudioEngine {
     /// The parts the latency is made of.
     pub fn latency(&self) -> Latency {
         self.latency
+    }
+
+    /// Stream index of the next input frame: events for the worker are stamped with it (plus
+    /// their offset in the block), the same clock its hops see in
+    /// [`HopProcessor::begin_hop`].
+    pub fn stream_position(&self) -> u64 {
+        self.next_index
     }
 
     /// Shared counters.
@@ -558,6 +568,7 @@ impl<P: HopProcessor> HopAssembler<P> {
             return;
         }
         let started = Instant::now();
+        self.processor.begin_hop(self.hop_start);
         self.processor.process_hop(&self.input, &mut self.output);
         if self.swap_step() {
             stats.swaps_completed.fetch_add(1, Ordering::Relaxed);
@@ -583,6 +594,7 @@ impl<P: HopProcessor> HopAssembler<P> {
         let Some(incoming) = &mut self.incoming else {
             return false;
         };
+        incoming.processor.begin_hop(self.hop_start);
         incoming
             .processor
             .process_hop(&self.input, &mut self.incoming_output);

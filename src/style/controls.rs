@@ -359,6 +359,16 @@ impl FrameControlsBuf {
         }
     }
 
+    /// These controls as the synthesiser takes them, at `f0_hz`.
+    pub fn frame(&self, f0_hz: f32) -> crate::dsp::synth::FrameControls<'_> {
+        crate::dsp::synth::FrameControls {
+            f0_hz,
+            amplitude: self.amplitude,
+            harmonic_distribution: &self.harmonics,
+            noise_magnitudes: &self.noise,
+        }
+    }
+
     /// Copies frame `i` of `frames` (sizes from `self`).
     pub fn copy_frame(&mut self, frames: &super::model::ControlFrames, i: usize) {
         let (n, m) = (self.harmonics.len(), self.noise.len());

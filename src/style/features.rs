@@ -82,13 +82,25 @@ impl FeatureNormalizer {
     /// `([f0_norm, loudness_norm], f0_hz)` for one frame; `f0_hz` is the held f0 the synth
     /// must be driven with.
     pub fn push(&mut self, frame: &FrameFeatures) -> ([f32; 2], f32) {
+        let f0 = self.hold(frame);
+        (self.normalize(f0, frame.loudness_db), f0)
+    }
+
+    /// The f0 the synth must be driven with for `frame`: its own when voiced, else the last
+    /// voiced one.
+    pub fn hold(&mut self, frame: &FrameFeatures) -> f32 {
         if frame.voicing >= 0.5 && frame.f0_hz.is_finite() && frame.f0_hz > 0.0 {
             self.held_f0_hz = frame.f0_hz;
         }
-        let f0 = self.held_f0_hz;
+        self.held_f0_hz
+    }
+
+    /// The model input `[f0_norm, loudness_norm]` for an f0 and an A-weighted loudness: every
+    /// caller (trainer, Style, the Voice instrument) normalises through here.
+    pub fn normalize(&self, f0_hz: f32, loudness_db: f32) -> [f32; 2] {
         let range = (self.config.loudness_max_db - self.config.loudness_min_db).max(1e-6);
-        let loudness = ((frame.loudness_db - self.config.loudness_min_db) / range).clamp(0.0, 1.0);
-        ([hz_to_midi(f0) / 127.0, loudness], f0)
+        let loudness = ((loudness_db - self.config.loudness_min_db) / range).clamp(0.0, 1.0);
+        [hz_to_midi(f0_hz) / 127.0, loudness]
     }
 }
 

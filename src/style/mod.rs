@@ -7,6 +7,8 @@
 //! - [`features`]: the feature definitions shared with the trainer (one source of truth).
 //! - [`model`]: a timbre model (ONNX + manifest) with its carried state.
 //! - [`controls`]: the musician's settings and what they do to the synth controls.
+//! - [`decoder`]: styles A and B → one frame of blended controls (shared with the Voice
+//!   instrument).
 //! - [`voice`]: the 16 kHz streaming voice (analysis and models), and the latency modes.
 //! - [`render`]: the voice's frames synthesised at the host rate, over the band the model
 //!   was trained to fill.
@@ -14,6 +16,7 @@
 //!   its latency measured exactly at construction.
 
 pub mod controls;
+pub mod decoder;
 pub mod features;
 pub mod model;
 pub mod processor;
@@ -30,9 +33,10 @@ use crate::dsp::DspError;
 use crate::model::ModelError;
 
 pub use controls::{SharedStyleSettings, StyleSettings};
+pub use decoder::VoiceModels;
 pub use model::TimbreModel;
 pub use processor::StyleProcessor;
-pub use voice::{LatencyMode, TimbreVoice, VoiceModels};
+pub use voice::{LatencyMode, TimbreVoice};
 
 /// The timbre model Continuo Style plays when none is chosen.
 pub const DEFAULT_STYLE: &str = "continuo-violin";

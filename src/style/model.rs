@@ -6,7 +6,9 @@
 //! the controls fill the band `synth.max_hz` (rendered at the host's rate, see
 //! [`super::render`]).
 //! The plugin calls it with `T = 1` per hop; offline callers may pass longer chunks — the
-//! carried state makes both give the same controls.
+//! carried state makes both give the same controls. The state belongs to the caller (a
+//! [`DecoderState`]), so one loaded model can play several independent lines (the Voice
+//! instrument runs one per note).
 
 use std::path::PathBuf;
 
@@ -48,8 +50,8 @@ pub struct TimbreModel {
     harmonics: usize,
     noise_bands: usize,
     band: SynthBand,
-    /// GRU state carried between calls (`h0` in, `h_n` out).
-    state: Vec<f32>,
+    /// Width of the GRU state (`h0` in, `h_n` out).
+    state_width: usize,
 }
 
 impl std::fmt::Debug for TimbreModel {
@@ -186,16 +188,16 @@ impl TimbreModel {
             harmonics,
             noise_bands,
             band,
-            state: vec![0.0; hidden],
+            state_width: hidden,
         };
         let mut trial = ControlFrames::default();
-        if let Err(error) = model.run(&[[0.0; 2]], &mut trial) {
+        let mut state = vec![0.0; hidden];
+        if let Err(error) = model.run(&[[0.0; 2]], &mut state, &mut trial) {
             return Err(unsupported(format!(
                 "a trial run failed: {}",
                 chain_message(&error)
             )));
         }
-        model.reset();
         Ok(model)
     }
 
@@ -229,37 +231,50 @@ impl TimbreModel {
         &self.manifest_path
     }
 
-    /// Clears the carried state (stream discontinuity).
-    pub fn reset(&mut self) {
-        self.state.fill(0.0);
+    /// A state at time zero for one line played by this model.
+    pub fn new_state(&self) -> Vec<f32> {
+        vec![0.0; self.state_width]
     }
 
     /// Runs `features` (`[f0_norm, loudness_norm]` per frame) and appends their controls to
-    /// `out`, carrying the state. Non-finite outputs become 0.
+    /// `out`, carrying `state` (from [`TimbreModel::new_state`]; zero it at a discontinuity).
+    /// Non-finite outputs become 0.
     ///
     /// # Errors
-    /// The session fails, or its outputs do not have the declared sizes.
+    /// The session fails, its outputs do not have the declared sizes, or `state` is not this
+    /// model's.
     pub fn run(
         &mut self,
         features: &[[f32; 2]],
+        state: &mut [f32],
         out: &mut ControlFrames,
     ) -> Result<(), StyleError> {
+        if state.len() != self.state_width {
+            return Err(StyleError::Unsupported {
+                path: self.manifest_path.clone(),
+                reason: format!(
+                    "state of width {} passed, the model's is {}",
+                    state.len(),
+                    self.state_width
+                ),
+            });
+        }
         let frames = features.len();
         if frames == 0 {
             return Ok(());
         }
         let flat: &[f32] = features.as_flattened();
         let shape_x = [1, frames, 2];
-        let shape_h = [1, 1, self.state.len()];
+        let shape_h = [1, 1, self.state_width];
         let outputs = self.session.run(&[
             TensorView::f32(&shape_x, flat),
-            TensorView::f32(&shape_h, &self.state),
+            TensorView::f32(&shape_h, state),
         ])?;
         let expected = [
             frames,
             frames * self.harmonics,
             frames * self.noise_bands,
-            self.state.len(),
+            self.state_width,
         ];
         let mut slices = [&[][..]; 4];
         for (i, (slot, want)) in slices.iter_mut().zip(expected).enumerate() {
@@ -276,7 +291,7 @@ impl TimbreModel {
         out.amplitude.extend(slices[0].iter().map(finite));
         out.harmonics.extend(slices[1].iter().map(finite));
         out.noise.extend(slices[2].iter().map(finite));
-        for (s, &h) in self.state.iter_mut().zip(slices[3]) {
+        for (s, &h) in state.iter_mut().zip(slices[3]) {
             *s = if h.is_finite() { h } else { 0.0 };
         }
         Ok(())

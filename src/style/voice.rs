@@ -23,13 +23,11 @@ use crate::dsp::loudness::{LoudnessConfig, LoudnessFrame, LoudnessMeter};
 use crate::dsp::pitch::{PitchConfig, PitchFrame, PitchTracker};
 use crate::dsp::synth::FrameControls;
 
-use super::controls::{
-    BandMap, FrameControlsBuf, SettingsSmoother, SharedStyleSettings, StyleSettings,
-};
+use super::controls::{SettingsSmoother, SharedStyleSettings, StyleSettings};
+use super::decoder::{DecoderState, ModelCalls, StyleDecoder, VoiceModels};
 use super::features::{
-    hz_to_midi, timbre_analysis_config, FeatureNormalizer, FRAME_RATE_HZ, HOP_SIZE, SAMPLE_RATE_HZ,
+    timbre_analysis_config, FeatureNormalizer, FRAME_RATE_HZ, HOP_SIZE, SAMPLE_RATE_HZ,
 };
-use super::model::{ControlFrames, TimbreModel};
 use super::render::HostRenderer;
 use super::{StyleError, StyleStatus};
 
@@ -229,14 +227,6 @@ impl PadDelay {
     }
 }
 
-/// The models a voice plays: style A, and optionally style B to morph towards.
-pub struct VoiceModels {
-    /// Style A (morph 0).
-    pub a: TimbreModel,
-    /// Style B (morph 1); `None` plays A alone whatever the morph.
-    pub b: Option<TimbreModel>,
-}
-
 /// What one hop of a voice gives the renderer.
 #[derive(Debug, Clone, Copy)]
 pub struct VoiceFrame<'a> {
@@ -256,30 +246,14 @@ pub struct TimbreVoice {
     models: VoiceModels,
     settings: Arc<SharedStyleSettings>,
     smoother: SettingsSmoother,
-    status: Arc<StyleStatus>,
+    decoder: StyleDecoder,
+    state: DecoderState,
     gate_gain: f32,
     gate_hold: u32,
     scaled: Vec<f32>,
-    frames_a: ControlFrames,
-    frames_b: ControlFrames,
-    controls: FrameControlsBuf,
-    controls_b: FrameControlsBuf,
-    /// Style B restated in A's band layout, when the two fill different bands.
-    b_in_a: Option<(BandMap, FrameControlsBuf)>,
     f0_hz: f32,
     /// Why the chosen style B was refused at load (see [`super::load_voice`]).
     pub(super) style_b_refused: Option<StyleError>,
-}
-
-/// What a hop's model calls gave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ModelCalls {
-    /// Every call worked.
-    Ok,
-    /// Style B failed: the controls are style A's alone.
-    StyleBFailed,
-    /// Style A failed: there are no controls; the hop plays the dry input.
-    StyleAFailed,
 }
 
 impl TimbreVoice {
@@ -296,35 +270,22 @@ impl TimbreVoice {
     ) -> Result<Self, StyleError> {
         let analysis = mode.analysis_config();
         let analyzer = Analyzer::new(analysis)?;
-        let (n, m) = (models.a.harmonics(), models.a.noise_bands());
-        let controls_b = models.b.as_ref().map_or_else(
-            || FrameControlsBuf::new(0, 0),
-            |b| FrameControlsBuf::new(b.harmonics(), b.noise_bands()),
-        );
-        let b_in_a = models.b.as_ref().and_then(|b| {
-            (b.band() != models.a.band()).then(|| {
-                (
-                    BandMap::new(models.a.band(), m, b.band(), b.noise_bands()),
-                    FrameControlsBuf::new(b.harmonics(), m),
-                )
-            })
-        });
         Ok(Self {
-            b_in_a,
             analyzer,
             analysis,
             normalizer: FeatureNormalizer::new(models.a.feature_config().clone()),
-            controls_b,
-            controls: FrameControlsBuf::new(n, m),
+            decoder: StyleDecoder::new(
+                &models,
+                status,
+                "style A failed: the hop played the dry input",
+            ),
+            state: DecoderState::new(&models),
             models,
             settings,
             smoother: SettingsSmoother::new(20.0, FRAME_RATE_HZ),
-            status,
             gate_gain: 0.0,
             gate_hold: 0,
             scaled: vec![0.0; HOP_SIZE],
-            frames_a: ControlFrames::default(),
-            frames_b: ControlFrames::default(),
             f0_hz: 0.0,
             style_b_refused: None,
         })
@@ -368,10 +329,7 @@ impl TimbreVoice {
     pub fn reset(&mut self) {
         self.analyzer.reset();
         self.normalizer.reset();
-        self.models.a.reset();
-        if let Some(b) = self.models.b.as_mut() {
-            b.reset();
-        }
+        self.state.reset();
         self.smoother.reset();
         self.gate_gain = 0.0;
         self.gate_hold = 0;
@@ -393,27 +351,26 @@ impl TimbreVoice {
         let frame = self.analyzer.process_hop(&self.scaled)?;
         let steering_db = (frame.voicing >= 0.5 && frame.loudness_db >= FOLLOW_FLOOR_DB)
             .then_some(frame.loudness_db);
-        let (mut features, held_f0_hz) = self.normalizer.push(&frame);
+        let held_f0_hz = self.normalizer.hold(&frame);
         // Below 24 kHz: a shifted f0 must stay renderable at any host rate.
         self.f0_hz = (held_f0_hz * settings.pitch_ratio()).clamp(20.0, 20_000.0);
-        features[0] = hz_to_midi(self.f0_hz) / 127.0;
+        let features = self.normalizer.normalize(self.f0_hz, frame.loudness_db);
         let gate = self.gate(&frame, &settings);
 
-        let calls = self.run_models(features, settings.morph);
+        // When style A fails its controls are silent: the synth fades out under the dry
+        // crossfade.
+        let calls = self.decoder.run(
+            &mut self.models,
+            &mut self.state,
+            features,
+            self.f0_hz,
+            settings.morph,
+        );
         let dry = calls == ModelCalls::StyleAFailed;
-        if dry {
-            // No valid controls: the synth fades out under the dry crossfade.
-            self.controls.amplitude = 0.0;
-            self.controls.noise.fill(0.0);
-        }
-        self.controls.shape(&settings, gate);
+        let controls = self.decoder.controls();
+        controls.shape(&settings, gate);
         Some(VoiceFrame {
-            controls: FrameControls {
-                f0_hz: self.f0_hz,
-                amplitude: self.controls.amplitude,
-                harmonic_distribution: &self.controls.harmonics,
-                noise_magnitudes: &self.controls.noise,
-            },
+            controls: controls.frame(self.f0_hz),
             steering_db,
             dry,
         })
@@ -434,40 +391,6 @@ impl TimbreVoice {
         let target = if self.gate_hold > 0 { 1.0 } else { 0.0 };
         self.gate_gain += GATE_COEFFICIENT * (target - self.gate_gain);
         self.gate_gain
-    }
-
-    /// Runs A (and B, always, so its state is current when the morph moves) and leaves the
-    /// blended controls in `self.controls`: A's alone when B fails, none when A fails.
-    fn run_models(&mut self, features: [f32; 2], morph: f32) -> ModelCalls {
-        self.frames_a.amplitude.clear();
-        self.frames_a.harmonics.clear();
-        self.frames_a.noise.clear();
-        if let Err(e) = self.models.a.run(&[features], &mut self.frames_a) {
-            self.status
-                .model_failed(&e, "style A failed: the hop played the dry input");
-            return ModelCalls::StyleAFailed;
-        }
-        self.controls.copy_frame(&self.frames_a, 0);
-        let Some(b) = self.models.b.as_mut() else {
-            return ModelCalls::Ok;
-        };
-        self.frames_b.amplitude.clear();
-        self.frames_b.harmonics.clear();
-        self.frames_b.noise.clear();
-        if let Err(e) = b.run(&[features], &mut self.frames_b) {
-            self.status
-                .model_failed(&e, "style B failed: the hop played style A alone");
-            return ModelCalls::StyleBFailed;
-        }
-        self.controls_b.copy_frame(&self.frames_b, 0);
-        match self.b_in_a.as_mut() {
-            Some((map, mapped)) => {
-                map.apply(&self.controls_b, self.f0_hz, mapped);
-                self.controls.blend_towards(mapped, morph);
-            }
-            None => self.controls.blend_towards(&self.controls_b, morph),
-        }
-        ModelCalls::Ok
     }
 }
 
