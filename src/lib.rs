@@ -31,6 +31,7 @@ pub mod wav;
 
 pub use plugin::phrase::ContinuoPhrase;
 pub use plugin::style::ContinuoStyle;
+pub use plugin::voice::ContinuoVoice;
 
-nice_plug::nice_export_clap!(ContinuoStyle, ContinuoPhrase);
-nice_plug::nice_export_vst3!(ContinuoStyle, ContinuoPhrase);
+nice_plug::nice_export_clap!(ContinuoStyle, ContinuoPhrase, ContinuoVoice);
+nice_plug::nice_export_vst3!(ContinuoStyle, ContinuoPhrase, ContinuoVoice);

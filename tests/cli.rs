@@ -390,3 +390,86 @@ fn transcribe_reports_bad_input_by_name() {
     assert!(!run.status.success());
     assert!(stderr(&run).contains("--tempo"), "{}", stderr(&run));
 }
+
+#[test]
+fn render_plays_a_midi_file_with_a_timbre_model() {
+    use continuo::midi::Note;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let midi = dir.path().join("two notes.mid");
+    // At 120 BPM: A4 for 0.5 s, then C5 from 0.5 s to 1 s.
+    let notes = [
+        Note::new(69, 100, 0, 0.0, 1.0),
+        Note::new(72, 80, 0, 1.0, 2.0),
+    ];
+    continuo::midi::write(&midi, &notes, 120.0, 480).expect("write midi");
+    let out = dir.path().join("out.wav");
+    let run = continuo(&[
+        "render",
+        midi.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--rate",
+        "44100",
+        "--release",
+        "100",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("2 notes") && stdout.contains("continuo-violin"),
+        "{stdout}"
+    );
+    let mut reader = hound::WavReader::open(&out).expect("wav");
+    assert_eq!(reader.spec().sample_rate, 44_100);
+    let samples: Vec<f32> = reader
+        .samples::<f32>()
+        .map(|s| s.expect("sample"))
+        .collect();
+    // 1 s of notes + the 100 ms release + 250 ms of air.
+    assert_eq!(samples.len(), (1.35 * 44_100.0) as usize);
+    let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt();
+    assert!(rms(&samples[4_410..22_050]) > 0.01, "the first note sounds");
+    assert!(
+        rms(&samples[26_460..44_100]) > 0.01,
+        "the second note sounds"
+    );
+    assert!(
+        rms(&samples[samples.len() - 2_000..]) < 1e-3,
+        "the release has died away"
+    );
+}
+
+#[test]
+fn render_reports_bad_input_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.wav");
+    let empty = dir.path().join("empty.mid");
+    continuo::midi::write(&empty, &[], 120.0, 480).expect("write midi");
+    let broken = dir.path().join("broken.mid");
+    std::fs::write(&broken, b"MThd\0\0").expect("write");
+    for input in [&empty, &broken] {
+        let run = continuo(&[
+            "render",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(!run.status.success());
+        let name = input.file_name().unwrap().to_str().unwrap();
+        assert!(stderr(&run).contains(name), "{}", stderr(&run));
+        assert!(!out.exists(), "nothing written for {name}");
+    }
+    let notes = [continuo::midi::Note::new(60, 100, 0, 0.0, 1.0)];
+    let midi = dir.path().join("ok.mid");
+    continuo::midi::write(&midi, &notes, 120.0, 480).expect("write midi");
+    let run = continuo(&[
+        "render",
+        midi.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--model",
+        "no-such-model",
+    ]);
+    assert!(!run.status.success());
+    assert!(stderr(&run).contains("no-such-model"), "{}", stderr(&run));
+}

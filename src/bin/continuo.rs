@@ -12,6 +12,11 @@ use continuo::dsp::analysis::{analyze as analyze_signal, AnalysisConfig};
 use continuo::dsp::notes::{self, NoteTrackerConfig};
 use continuo::engine::audio::{self, EngineConfig, MixGain};
 use continuo::engine::offline;
+use continuo::instrument::settings::{ATTACK, DECAY, RELEASE, SUSTAIN, VIBRATO_DEPTH};
+use continuo::instrument::{
+    load_bank, notes_from_song, render_notes, InstrumentEngine, PlayMode, SharedVoiceSettings,
+    VoiceSettings,
+};
 use continuo::model::lookup::{scan, ModelDirs};
 use continuo::model::{describe_auto_backend, BackendChoice, RuntimeSearch};
 use continuo::phrase::generate::{generate, load_token_model, GenerationSettings, Rng};
@@ -124,6 +129,49 @@ enum Command {
         #[arg(long)]
         key_lock: bool,
     },
+    /// Play a MIDI file with a timbre model through Continuo Voice's engine (the instrument).
+    Render {
+        /// Input MIDI file (every non-drum track is played).
+        input: PathBuf,
+        /// Output WAV (mono, 32-bit float).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Timbre model (style A): a name from the model directories or a manifest path.
+        #[arg(long, default_value = continuo::style::DEFAULT_STYLE)]
+        model: String,
+        /// Second style (B) to morph towards.
+        #[arg(long)]
+        morph: Option<String>,
+        #[arg(long, default_value_t = 0.5, requires = "morph",
+              value_parser = in_range(MORPH), help = help("Morph amount: 0 = the --model style, 1 = the --morph style", MORPH))]
+        amount: f32,
+        /// Sample rate of the output, Hz.
+        #[arg(long, default_value_t = 48_000)]
+        rate: u32,
+        #[arg(long, default_value_t = PITCH_SHIFT.default, allow_negative_numbers = true,
+              value_parser = in_range(PITCH_SHIFT), help = help("Transpose, semitones", PITCH_SHIFT))]
+        pitch_shift: f32,
+        #[arg(long, default_value_t = ATTACK.default, value_parser = in_range(ATTACK), help = help("Attack, ms", ATTACK))]
+        attack: f32,
+        #[arg(long, default_value_t = DECAY.default, value_parser = in_range(DECAY), help = help("Decay, ms", DECAY))]
+        decay: f32,
+        #[arg(long, default_value_t = SUSTAIN.default, allow_negative_numbers = true,
+              value_parser = in_range(SUSTAIN), help = help("Sustain level below the peak, dB", SUSTAIN))]
+        sustain: f32,
+        #[arg(long, default_value_t = RELEASE.default, value_parser = in_range(RELEASE), help = help("Release (60 dB), ms", RELEASE))]
+        release: f32,
+        #[arg(long, default_value_t = VIBRATO_DEPTH.default, value_parser = in_range(VIBRATO_DEPTH), help = help("Vibrato depth, cents", VIBRATO_DEPTH))]
+        vibrato: f32,
+        /// Play one note at a time.
+        #[arg(long, value_enum, default_value_t = PlayModeArg::Poly)]
+        play_mode: PlayModeArg,
+        /// Block size the engine is driven with, as a host would.
+        #[arg(long, default_value_t = 512)]
+        block: usize,
+        /// Extra model directory to search first (repeatable).
+        #[arg(long = "dir")]
+        dirs: Vec<PathBuf>,
+    },
     /// Show what the models will see: f0, voicing, loudness per frame and onsets.
     Analyze {
         /// Input WAV (channels are averaged).
@@ -212,6 +260,40 @@ fn run(cli: Cli) -> Result<()> {
             };
             style(&input, &output, &choice, settings, &options)
         }
+        Command::Render {
+            input,
+            output,
+            model,
+            morph,
+            amount,
+            rate,
+            pitch_shift,
+            attack,
+            decay,
+            sustain,
+            release,
+            vibrato,
+            play_mode,
+            block,
+            dirs,
+        } => {
+            let settings = VoiceSettings {
+                style: StyleSettings {
+                    pitch_shift_st: pitch_shift,
+                    morph: if morph.is_some() { amount } else { 0.0 },
+                    ..StyleSettings::default()
+                },
+                attack_ms: attack,
+                decay_ms: decay,
+                sustain_db: sustain,
+                release_ms: release,
+                vibrato_cents: vibrato,
+                mode: play_mode.into(),
+                ..VoiceSettings::default()
+            };
+            let choice = StyleChoice { a: model, b: morph };
+            render(&input, &output, &choice, settings, rate, block, &dirs)
+        }
         Command::Analyze { input, json, hop } => analyze(&input, json, hop),
         Command::Transcribe {
             input,
@@ -278,6 +360,27 @@ fn in_range(spec: ParamSpec) -> impl Fn(&str) -> Result<f32, String> + Clone + S
 /// An argument's help: `what` and `spec`'s range.
 fn help(what: &str, spec: ParamSpec) -> String {
     format!("{what} ({} … {})", spec.min, spec.max)
+}
+
+/// Play mode on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PlayModeArg {
+    /// Chords; the oldest note is stolen beyond eight.
+    Poly,
+    /// One note at a time, each with its own attack.
+    Mono,
+    /// One note at a time, gliding without a new attack while a key is held.
+    Legato,
+}
+
+impl From<PlayModeArg> for PlayMode {
+    fn from(mode: PlayModeArg) -> Self {
+        match mode {
+            PlayModeArg::Poly => PlayMode::Poly,
+            PlayModeArg::Mono => PlayMode::Mono,
+            PlayModeArg::Legato => PlayMode::Legato,
+        }
+    }
 }
 
 /// Latency mode on the command line.
@@ -400,6 +503,93 @@ fn style(
         audio.sample_rate,
         engine.latency_samples(),
         1000.0 * engine.latency_samples() as f32 / sample_rate
+    );
+    Ok(())
+}
+
+fn render(
+    input: &Path,
+    output: &Path,
+    choice: &StyleChoice,
+    settings: VoiceSettings,
+    rate: u32,
+    block: usize,
+    dirs: &[PathBuf],
+) -> Result<()> {
+    if !(1..=65_536).contains(&block) {
+        bail!("--block must be between 1 and 65536, got {block}");
+    }
+    if !(8_000..=384_000).contains(&rate) {
+        bail!("--rate must be between 8000 and 384000 Hz, got {rate}");
+    }
+    let song = continuo::midi::read(input)?;
+    let notes = notes_from_song(&song, rate)?;
+    let status = Arc::new(StyleStatus::default());
+    let (bank, refused) = load_bank(
+        choice,
+        &model_dirs(dirs),
+        BackendChoice::Auto,
+        rate,
+        status.clone(),
+    )?;
+    // The plugin plays A alone when B is refused; asked for a morph, the CLI refuses instead.
+    if let Some(refusal) = refused {
+        let b = choice.b.as_deref().unwrap_or_default();
+        return Err(anyhow::Error::new(refusal).context(format!("style B `{b}` refused")));
+    }
+    let (a, b) = bank.names();
+    let mut engine = InstrumentEngine::start(
+        rate,
+        1,
+        block,
+        Some(bank),
+        Arc::new(SharedVoiceSettings::new(&settings)),
+        status.clone(),
+    )
+    .context("starting the engine's worker")?;
+    // Room for the last release to die away (60 dB over the release time) and a little air.
+    let last_end = notes.iter().map(|n| n.end).max().unwrap_or(0);
+    let tail = ((settings.release_ms / 1000.0 + 0.25) * rate as f32) as usize;
+    let rendered = render_notes(&mut engine, &notes, last_end + tail, block, 1, 1.0);
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    wav::write(output, &rendered, spec)?;
+    let late = engine.engine_stats().late_blocks.load(Ordering::Relaxed);
+    if late > 0 {
+        bail!(
+            "{}: the worker fell behind in {late} blocks; those stretches are silent",
+            output.display()
+        );
+    }
+    let model_errors = status.model_errors.load(Ordering::Relaxed);
+    if model_errors > 0 {
+        bail!(
+            "{}: {model_errors} model calls failed; {}",
+            output.display(),
+            status.message()
+        );
+    }
+    let stats = engine.stats();
+    let outside = stats.notes_outside_range.load(Ordering::Relaxed);
+    if outside > 0 {
+        eprintln!(
+            "note: {outside} notes lie outside {a}'s trained f0 range; they keep their pitch with the timbre of the range's edge"
+        );
+    }
+    let styles = match b {
+        Some(b) => format!("{a} → {b} at {:.2}", settings.style.morph),
+        None => a,
+    };
+    println!(
+        "wrote {} ({} notes, {:.1} s at {rate} Hz; style {styles}; {} voices stolen)",
+        output.display(),
+        notes.len(),
+        rendered[0].len() as f32 / rate as f32,
+        stats.voices_stolen.load(Ordering::Relaxed),
     );
     Ok(())
 }

@@ -25,7 +25,7 @@ const LOWEST_PEAK_DB: f32 = -70.0;
 const VIBRATO_ONSET_MS: f32 = 300.0;
 
 /// Peak loudness of a note of `velocity` (0–1) with `dynamics_db` per tenfold velocity;
-/// rises monotonically with velocity.
+/// rises monotonically with velocity down to a floor of −70 dB.
 pub fn velocity_db(velocity: f32, dynamics_db: f32) -> f32 {
     let v = if velocity.is_finite() {
         velocity.clamp(1.0 / 127.0, 1.0)
@@ -214,7 +214,9 @@ mod tests {
         let levels: Vec<f32> = (1..=127)
             .map(|v| velocity_db(v as f32 / 127.0, 40.0))
             .collect();
-        assert!(levels.windows(2).all(|w| w[1] > w[0]), "{levels:?}");
+        // Strictly rising until the quietest velocities meet the floor (v < 8 at 40 dB).
+        assert!(levels.windows(2).all(|w| w[1] >= w[0]), "{levels:?}");
+        assert!(levels[9..].windows(2).all(|w| w[1] > w[0]), "{levels:?}");
         assert_eq!(velocity_db(1.0, 40.0), FULL_VELOCITY_DB);
         assert!((velocity_db(45.0 / 127.0, 40.0) + 38.0).abs() < 0.1);
         assert_eq!(velocity_db(0.3, 0.0), FULL_VELOCITY_DB);

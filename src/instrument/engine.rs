@@ -129,6 +129,12 @@ impl InstrumentEngine {
         sent
     }
 
+    /// Where a loader thread sends newly loaded banks (what [`InstrumentEngine::switch`] does;
+    /// the worker picks them up at its next hop).
+    pub fn bank_sender(&self) -> Sender<VoiceBank> {
+        self.banks.clone()
+    }
+
     /// Renders one block into `channels` (whatever they held is replaced). Real-time safe in
     /// [`Timing::Realtime`].
     pub fn process(

@@ -1,9 +1,11 @@
-//! nice-plug glue: parameters, activation and `process()` for the two plugins. All real work
+//! nice-plug glue: parameters, activation and `process()` for the three plugins. All real work
 //! is in `engine`, `style` and `phrase`, which know nothing about the plugin framework.
 
+pub mod loader;
 pub mod model_choice;
 pub mod phrase;
 pub mod style;
+pub mod voice;
 
 /// Vendor string both plugins report.
 pub const VENDOR: &str = "Continuo";

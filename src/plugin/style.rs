@@ -7,10 +7,8 @@
 //! paths and hot-swaps a new processor in (crossfaded by the engine).
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use nice_plug::prelude::*;
@@ -18,6 +16,7 @@ use nice_plug::prelude::*;
 use crate::engine::audio::{self, AudioCommand, AudioEngine, EngineConfig, MixGain, Timing};
 use crate::engine::worker::WorkerHandle;
 use crate::model::{chain_message, BackendChoice, ModelDirs};
+use crate::plugin::loader::ChoiceLoader;
 use crate::plugin::model_choice::{ModelChoice, SavedModelName};
 use crate::style::controls::{
     ParamSpec, BALANCE, BRIGHTNESS, GATE, INPUT_GAIN, MIX, MORPH, OCTAVE, OUTPUT_GAIN, PITCH_SHIFT,
@@ -103,23 +102,23 @@ pub struct StyleParams {
 
 /// The timbre models the Style parameters choose from: the standard model directories, scanned
 /// once per process (every instance must agree on what an index means).
-fn style_models() -> &'static [String] {
+pub(super) fn style_models() -> &'static [String] {
     static STYLES: OnceLock<Vec<String>> = OnceLock::new();
     STYLES.get_or_init(|| available_styles(&ModelDirs::standard(&[])))
 }
 
 /// Style A: values pick models from 0.
-fn style_a() -> ModelChoice {
+pub(super) fn style_a() -> ModelChoice {
     ModelChoice::new(style_models(), 0)
 }
 
 /// Style B: 0 is Off, values from 1 pick models.
-fn style_b() -> ModelChoice {
+pub(super) fn style_b() -> ModelChoice {
     ModelChoice::new(style_models(), 1)
 }
 
 /// A linear float parameter over `spec`'s range, default, step and unit.
-fn float_param(name: &str, spec: ParamSpec) -> FloatParam {
+pub(super) fn float_param(name: &str, spec: ParamSpec) -> FloatParam {
     let param = FloatParam::new(
         name,
         spec.default,
@@ -147,10 +146,27 @@ fn stepped_to_string(value: f32, step: f32) -> String {
 }
 
 /// A 0–1 float parameter over `spec`, shown and typed in whole percent.
-fn percent_param(name: &str, spec: ParamSpec) -> FloatParam {
+pub(super) fn percent_param(name: &str, spec: ParamSpec) -> FloatParam {
     float_param(name, spec)
         .with_value_to_string(formatters::v2s_f32_percentage(0))
         .with_string_to_value(formatters::s2v_f32_percentage())
+}
+
+/// Output gain over [`OUTPUT_GAIN`] (linear, shown in dB, smoothed).
+pub(super) fn output_gain_param() -> FloatParam {
+    FloatParam::new(
+        "Output Gain",
+        util::db_to_gain(OUTPUT_GAIN.default),
+        FloatRange::Skewed {
+            min: util::db_to_gain(OUTPUT_GAIN.min),
+            max: util::db_to_gain(OUTPUT_GAIN.max),
+            factor: FloatRange::gain_skew_factor(OUTPUT_GAIN.min, OUTPUT_GAIN.max),
+        },
+    )
+    .with_smoother(SmoothingStyle::Logarithmic(20.0))
+    .with_unit(OUTPUT_GAIN.unit)
+    .with_value_to_string(formatters::v2s_f32_gain_to_db(1))
+    .with_string_to_value(formatters::s2v_f32_gain_to_db())
 }
 
 /// The gate's text: "Off" at the bottom of its range, else dB with one decimal.
@@ -204,19 +220,7 @@ impl Default for StyleParams {
             brightness: float_param("Brightness", BRIGHTNESS),
             mode: EnumParam::new("Latency Mode", ModeParam::Quality).non_automatable(),
             mix: percent_param("Mix", MIX).with_smoother(SmoothingStyle::Linear(20.0)),
-            output_gain: FloatParam::new(
-                "Output Gain",
-                util::db_to_gain(OUTPUT_GAIN.default),
-                FloatRange::Skewed {
-                    min: util::db_to_gain(OUTPUT_GAIN.min),
-                    max: util::db_to_gain(OUTPUT_GAIN.max),
-                    factor: FloatRange::gain_skew_factor(OUTPUT_GAIN.min, OUTPUT_GAIN.max),
-                },
-            )
-            .with_smoother(SmoothingStyle::Logarithmic(20.0))
-            .with_unit(OUTPUT_GAIN.unit)
-            .with_value_to_string(formatters::v2s_f32_gain_to_db(1))
-            .with_string_to_value(formatters::s2v_f32_gain_to_db()),
+            output_gain: output_gain_param(),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
         }
     }
@@ -318,76 +322,31 @@ fn describe(choice: &StyleChoice) -> String {
     }
 }
 
-/// Watches Style A/B and hot-swaps a newly loaded processor in. Dropping it stops the thread.
-struct StyleLoader {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-/// How often the loader looks at the style parameters; a new choice must also hold this long
-/// before it is loaded, so sweeping through styles does not load every one on the way.
-const LOADER_POLL: Duration = Duration::from_millis(100);
-
-impl StyleLoader {
-    fn spawn(
-        params: Arc<StyleParams>,
-        build: BuildContext,
-        loaded: Option<StyleChoice>,
-        commands: Sender<AudioCommand<StyleProcessor>>,
-    ) -> Option<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_flag = stop.clone();
-        let run = move || {
-            let mut loaded = loaded;
-            let mut pending: Option<Option<StyleChoice>> = None;
-            while !stop_flag.load(Ordering::Relaxed) {
-                std::thread::park_timeout(LOADER_POLL);
-                let wanted = params.choice();
-                if wanted == loaded {
-                    pending = None;
-                    continue;
-                }
-                if pending.as_ref() != Some(&wanted) {
-                    pending = Some(wanted);
-                    continue;
-                }
-                match build.build(wanted.as_ref()) {
-                    Ok(processor) => {
-                        if commands.send(AudioCommand::Replace(processor)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(reason) => build.report(format!("{reason}; the current style plays on")),
-                }
-                loaded = wanted;
-                pending = None;
+/// Watches Style A/B and hot-swaps a newly loaded processor in (see [`ChoiceLoader`]).
+fn spawn_loader(
+    params: Arc<StyleParams>,
+    build: BuildContext,
+    loaded: Option<StyleChoice>,
+    commands: Sender<AudioCommand<StyleProcessor>>,
+) -> Option<ChoiceLoader> {
+    ChoiceLoader::spawn(
+        "continuo-style-loader",
+        loaded,
+        move || params.choice(),
+        move |wanted| {
+            match build.build(wanted.as_ref()) {
+                Ok(processor) => return commands.send(AudioCommand::Replace(processor)).is_ok(),
+                Err(reason) => build.report(format!("{reason}; the current style plays on")),
             }
-        };
-        let thread = std::thread::Builder::new()
-            .name("continuo-style-loader".into())
-            .spawn(run)
-            .ok()?;
-        Some(Self {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for StyleLoader {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
-    }
+            true
+        },
+    )
 }
 
 /// The running engine. Field order is drop order: the loader (holding a command sender) stops
 /// before the worker handle joins the worker.
 struct Running {
-    _loader: Option<StyleLoader>,
+    _loader: Option<ChoiceLoader>,
     engine: AudioEngine,
     _worker: WorkerHandle<AudioCommand<StyleProcessor>>,
     timing: Timing,
@@ -465,7 +424,7 @@ impl ContinuoStyle {
         };
         let loader = worker
             .sender()
-            .and_then(|commands| StyleLoader::spawn(self.params.clone(), build, choice, commands));
+            .and_then(|commands| spawn_loader(self.params.clone(), build, choice, commands));
         Ok(Running {
             _loader: loader,
             engine,
