@@ -596,30 +596,7 @@ impl Vst3Plugin for ContinuoStyle {
 mod tests {
     use super::*;
     use crate::plugin::model_choice::ModelChoice;
-    use nice_plug::params::internals::ParamPtr;
-
-    /// What a host does with a parameter's text (clap-validator's `param-conversions`, a
-    /// DAW's value entry): value → text → value → text must agree, for every value shown.
-    fn assert_text_round_trips(name: &str, param: ParamPtr) {
-        // SAFETY: the pointers come from parameters that outlive this function.
-        let (steps, to_text, to_value) = unsafe {
-            (
-                param.step_count(),
-                |n: f32| param.normalized_value_to_string(n, true),
-                |text: &str| param.string_to_normalized_value(text),
-            )
-        };
-        // Every step of a discrete parameter, a dense sweep of a continuous one.
-        let points = steps.unwrap_or(4000);
-        for i in 0..=points {
-            let text = to_text(i as f32 / points as f32);
-            let value = to_value(&text)
-                .unwrap_or_else(|| panic!("{name}: the text `{text}` does not parse back"));
-            let again = to_text(value);
-            assert_eq!(again, text, "{name}: `{text}` → {value} → `{again}`");
-            assert_eq!(to_value(&again), Some(value), "{name}: `{again}`");
-        }
-    }
+    use crate::plugin::test_support::assert_text_round_trips;
 
     #[test]
     fn every_parameter_text_parses_back_to_the_same_value() {

@@ -547,6 +547,16 @@ mod tests {
     }
 
     #[test]
+    fn every_parameter_text_parses_back_to_the_same_value() {
+        let params = VoiceParams::default();
+        let map = params.param_map();
+        assert!(map.len() >= 20, "all parameters walked");
+        for (id, param, _) in map {
+            crate::plugin::test_support::assert_text_round_trips(&id, param);
+        }
+    }
+
+    #[test]
     fn host_note_events_become_note_actions() {
         let on = |velocity| NoteEvent::NoteOn {
             timing: 5,

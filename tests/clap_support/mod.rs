@@ -15,6 +15,7 @@ use clack_host::utils::{BeatTime, SecondsTime};
 
 pub const STYLE_ID: &CStr = c"org.continuo.style";
 pub const PHRASE_ID: &CStr = c"org.continuo.phrase";
+pub const VOICE_ID: &CStr = c"org.continuo.voice";
 
 /// The bundle `cargo xtask bundle` built (or `CONTINUO_CLAP_BUNDLE`).
 pub fn built_bundle() -> PathBuf {

@@ -1,6 +1,7 @@
-"""VST3 check in a real host (pedalboard, PyPI): both plugins load, Style's parameters are
+"""VST3 check in a real host (pedalboard, PyPI): the three plugins load, Style's parameters are
 listed by name, audio through Style comes out aligned, as the reported latency says, and the
-restyled output equals the `continuo style` CLI's on the same WAV. For both plugins every
+restyled output equals the `continuo style` CLI's on the same WAV; Voice plays MIDI sent by the
+host and sounds like `continuo render` on the same notes. For every plugin every
 parameter's text reads back as the same value (text -> value -> text), and the host's saved
 state (`raw_state`) is reproducible: save -> load -> save gives the same bytes.
 
@@ -29,7 +30,8 @@ def check(condition, message):
 
 
 names = pedalboard.VST3Plugin.get_plugin_names_for_file(bundle)
-check(set(names) >= {"Continuo Style", "Continuo Phrase"}, f"bundle lists both plugins: {names}")
+check(set(names) >= {"Continuo Style", "Continuo Phrase", "Continuo Voice"},
+      f"bundle lists the three plugins: {names}")
 
 style = pedalboard.load_plugin(bundle, plugin_name="Continuo Style")
 expected = {"style", "style_b", "style_morph", "pitch_shift", "octave", "input_gain", "gate",
@@ -89,6 +91,64 @@ check({"thru", "history_bars"} <= set(phrase.parameters), f"Phrase parameters: {
 
 
 
+def write_midi(path, notes, ticks_per_beat=480, tempo_us=500_000):
+    """A type-0 MIDI file of (key, velocity, start_s, end_s) notes at 120 BPM."""
+    events = []
+    for key, velocity, start, end in notes:
+        events.append((round(start * 960), bytes([0x90, key, velocity])))
+        events.append((round(end * 960), bytes([0x80, key, 0])))
+    events.sort(key=lambda e: (e[0], e[1][0] == 0x90))
+
+    def vlq(n):
+        out = [n & 0x7F]
+        while n > 0x7F:
+            n >>= 7
+            out.insert(0, (n & 0x7F) | 0x80)
+        return bytes(out)
+
+    track, now = bytearray(vlq(0) + b"\xff\x51\x03" + tempo_us.to_bytes(3, "big")), 0
+    for tick, data in events:
+        track += vlq(tick - now) + data
+        now = tick
+    track += vlq(0) + b"\xff\x2f\x00"
+    with open(path, "wb") as f:
+        f.write(b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big")
+                + ticks_per_beat.to_bytes(2, "big"))
+        f.write(b"MTrk" + len(track).to_bytes(4, "big") + track)
+
+
+# Voice: the host sends MIDI; the plugin plays it as the CLI renders the same notes.
+voice = pedalboard.load_plugin(bundle, plugin_name="Continuo Voice")
+check(voice.is_instrument, "Voice is an instrument")
+own = sorted(p for p in voice.parameters if not p.startswith("midi_ch_"))
+missing = [e for e in ("attack", "release", "play_mode", "style", "voices")
+           if not any(p.startswith(e) for p in own)]
+check(not missing, f"Voice parameters: {own} (missing: {missing})")
+notes = [(69, 100, 0.25, 1.0), (72, 80, 1.0, 1.75), (64, 110, 1.75, 2.5)]
+messages = []
+for key, velocity, start, end in notes:
+    messages += [(bytes([0x90, key, velocity]), start), (bytes([0x80, key, 0]), end)]
+played = voice(messages, duration=3.0, sample_rate=sample_rate, buffer_size=block)
+check(bool(np.all(np.isfinite(played))) and float(np.max(np.abs(played))) > 0.01,
+      f"Voice plays the MIDI it is sent (peak {float(np.max(np.abs(played))):.2f})")
+voice_latency = voice.reported_latency_samples
+with tempfile.TemporaryDirectory() as tmp:
+    midi, wav_out = os.path.join(tmp, "notes.mid"), os.path.join(tmp, "voice.wav")
+    write_midi(midi, notes)
+    run = subprocess.run([sys.argv[2], "render", midi, "-o", wav_out, "--block", str(block)],
+                         capture_output=True, text=True)
+    check(run.returncode == 0, f"CLI render ran: {run.stdout.strip()} {run.stderr.strip()}")
+    with pedalboard.io.AudioFile(wav_out) as f:
+        rendered = f.read(f.frames)[0]
+best = None
+for lag in (0, voice_latency):
+    host = played[0, lag:lag + int(2.6 * sample_rate)]
+    n = min(len(host), len(rendered))
+    corr = float(np.corrcoef(host[:n], rendered[:n])[0, 1])
+    best = corr if best is None else max(best, corr)
+check(best > 0.99, f"Voice in pedalboard sounds like `continuo render` (correlation {best:.4f}, latency {voice_latency})")
+
+
 def text_round_trips(plugin, name):
     """Every parameter: the text shown for a value parses back to a value shown the same way."""
     broken = []
@@ -114,7 +174,7 @@ def state_reproducible(plugin, name):
     check(saved == again, f"{name}: raw_state save -> load -> save is byte-identical ({len(saved)} bytes)")
 
 
-for plugin, name in ((style, "Style"), (phrase, "Phrase")):
+for plugin, name in ((style, "Style"), (phrase, "Phrase"), (voice, "Voice")):
     text_round_trips(plugin, name)
     state_reproducible(plugin, name)
 
