@@ -66,6 +66,35 @@ enum Command {
         #[arg(long, default_value_t = 48_000)]
         rate: u32,
     },
+    /// A timbre model played as Continuo Voice (the instrument) against the instrument itself:
+    /// held-out MIDI files rendered by the plugin's engine vs reference renders of the same
+    /// notes (same stems, `.wav`), beside a plain additive synth with the same contours.
+    EvalVoice {
+        /// The model: models/NAME (or NAME.json).
+        model: PathBuf,
+        /// Folder of held-out MIDI files.
+        midi: PathBuf,
+        /// Folder of the reference renders (`<stem>.wav` for each `<stem>.mid`).
+        reference: PathBuf,
+        /// Host rate, Hz.
+        #[arg(long, default_value_t = 48_000)]
+        rate: u32,
+        /// Exit with code 3 if a quality bar is missed.
+        #[arg(long)]
+        assert_bar: bool,
+        /// Attack, ms (the plugin's default if not given; likewise below).
+        #[arg(long)]
+        attack: Option<f32>,
+        /// Decay, ms.
+        #[arg(long)]
+        decay: Option<f32>,
+        /// Sustain below the peak, dB.
+        #[arg(long, allow_negative_numbers = true)]
+        sustain: Option<f32>,
+        /// Release (60 dB), ms.
+        #[arg(long)]
+        release: Option<f32>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -165,6 +194,27 @@ fn main() -> ExitCode {
             rate,
         } => eval(&model, &dir, backend, assert_bar, rate),
         Command::Timbre(args) => timbre(args),
+        Command::EvalVoice {
+            model,
+            midi,
+            reference,
+            rate,
+            assert_bar,
+            attack,
+            decay,
+            sustain,
+            release,
+        } => {
+            let defaults = continuo::instrument::VoiceSettings::default();
+            let settings = continuo::instrument::VoiceSettings {
+                attack_ms: attack.unwrap_or(defaults.attack_ms),
+                decay_ms: decay.unwrap_or(defaults.decay_ms),
+                sustain_db: sustain.unwrap_or(defaults.sustain_db),
+                release_ms: release.unwrap_or(defaults.release_ms),
+                ..defaults
+            };
+            eval_voice(&model, &midi, &reference, rate, assert_bar, &settings)
+        }
     };
     match result {
         Ok(code) => code,
@@ -427,6 +477,33 @@ fn timbre(args: TimbreArgs) -> anyhow::Result<ExitCode> {
             ""
         }
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval_voice(
+    model: &std::path::Path,
+    midi: &std::path::Path,
+    reference: &std::path::Path,
+    rate: u32,
+    assert_bar: bool,
+    settings: &continuo::instrument::VoiceSettings,
+) -> anyhow::Result<ExitCode> {
+    let manifest_path = if model.extension().is_some_and(|e| e == "json") {
+        model.to_path_buf()
+    } else {
+        model.with_extension("json")
+    };
+    let report = continuo::train::timbre::voice_eval::eval_voice(
+        &manifest_path,
+        midi,
+        reference,
+        rate,
+        settings,
+    )?;
+    println!("{}", report.to_markdown());
+    if assert_bar && report.bars().iter().any(|(_, met)| !met) {
+        return Ok(ExitCode::from(3));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

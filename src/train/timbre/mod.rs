@@ -24,7 +24,8 @@
 //! (differentiable synthesiser matching `dsp::synth`) · [`loss`] (multi-scale spectral loss,
 //! = `dsp::metrics::multiscale_spectral_distance`) · [`training`] (config, loop, checkpoints) ·
 //! [`export`] (ONNX through `GraphBuilder`, verified on both backends) · [`eval`] (paired
-//! transfer evaluation against two baselines).
+//! transfer evaluation against two baselines) · [`voice_eval`] (the models played as Continuo
+//! Voice against the instrument).
 
 pub mod data;
 pub mod eval;
@@ -34,6 +35,7 @@ pub mod model;
 pub mod plot;
 pub mod synth;
 pub mod training;
+pub mod voice_eval;
 
 pub use crate::style::features::*;
 pub use eval::{eval_timbre, EvalReport};
