@@ -8,7 +8,9 @@
 //! grid (1/12 beat) at the tempo, inside the bars asked for, every note-on has its note-off, and
 //! stopping the transport releases everything and silences the plugin. The second and third
 //! sessions switch the Model parameter first: to the second model (loaded, then used), and to
-//! the broken one (refused with the reason; the default model keeps generating).
+//! the broken one (refused with the reason; the default model keeps generating). Finally the
+//! last session's output is played by Continuo Voice from the same bundle (the Phrase → Voice
+//! chain of one track): every note it sent sounds.
 
 mod clap_support;
 mod common;
@@ -247,12 +249,22 @@ fn phrase_generates_on_the_tempo_grid_and_releases_every_note() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bundle = copy_bundle(dir.path(), "PhraseTest", true);
     install_test_models(&dir.path().join("Continuo-data"));
+    // Voice's model, for the chain at the end (scanned once, when the bundle is loaded).
+    let models = dir.path().join("Continuo-data/models");
+    for file in ["continuo-violin.json", "continuo-violin.onnx"] {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models")
+            .join(file);
+        std::fs::copy(shipped, models.join(file)).expect("copy the violin model");
+    }
     let log = dir.path().join("phrase.log");
     std::env::set_var("NICE_LOG", &log);
     let entry = load_bundle(&bundle);
 
+    let mut chain = Vec::new();
     for (tempo, model) in [(90.0, 0.0), (140.0, 1.0), (120.0, 2.0)] {
         let output = session(&entry, tempo, model, &log);
+        chain.clone_from(&output.notes);
         let (events, stop_sample) = (output.notes, output.stop_sample);
         let samples_per_beat = SAMPLE_RATE * 60.0 / tempo;
         let thru_midi: Vec<(u64, [u8; 3])> = THRU_MIDI
@@ -327,6 +339,45 @@ fn phrase_generates_on_the_tempo_grid_and_releases_every_note() {
                 .iter()
                 .all(|e| e.sample < stop_sample + u64::from(BLOCK)),
             "{tempo} BPM: nothing is emitted after the stop block"
+        );
+    }
+    phrase_notes_play_through_voice(&entry, &chain);
+}
+
+/// Phrase → Voice: the notes the last session sent out (thru and continuation), fed to
+/// Continuo Voice from the same bundle as a host chains the two, sound at their samples.
+fn phrase_notes_play_through_voice(entry: &PluginEntry, notes: &[Out]) {
+    let mut voice = instance(entry, VOICE_ID);
+    let processor = activate_offline(&mut voice, SAMPLE_RATE, BLOCK);
+    let latency = latency(&mut voice) as usize;
+    let block = BLOCK as usize;
+    let end = notes.iter().map(|n| n.sample).max().unwrap_or(0) as usize + 24_000;
+    let (processor, out) = play_voice(processor, block, end / block + 1, None, |index, input| {
+        let range = (index * block) as u64..((index + 1) * block) as u64;
+        for note in notes.iter().filter(|n| range.contains(&n.sample)) {
+            let time = (note.sample - range.start) as u32;
+            let pckn = Pckn::new(0u16, 0u16, note.key, Match::All);
+            if note.on {
+                input.push(&NoteOnEvent::new(time, pckn, 0.8));
+            } else {
+                input.push(&NoteOffEvent::new(time, pckn, 0.0));
+            }
+        }
+    });
+    voice.deactivate(processor);
+    let ons: Vec<&Out> = notes.iter().filter(|n| n.on).collect();
+    assert!(ons.len() > 16, "the chain carries the continuation too");
+    for on in ons {
+        // 10–30 ms after the compensated note-on: inside every note's attack (notes are ≥ a
+        // 1/12 beat apart, so the previous note's release is there too; it must not be silence).
+        let at = on.sample as usize + latency;
+        let window = &out[at + 480..at + 1440];
+        let rms = (window.iter().map(|x| x * x).sum::<f32>() / window.len() as f32).sqrt();
+        assert!(
+            rms > 1e-3,
+            "Voice is silent after Phrase's note {} at {}",
+            on.key,
+            on.sample
         );
     }
 }

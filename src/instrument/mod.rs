@@ -18,8 +18,8 @@ mod note_voice;
 pub mod processor;
 pub mod settings;
 
-pub use note_voice::FRAME_MS;
 pub use engine::{load_bank, notes_from_song, render_notes, InstrumentEngine, ScheduledNote};
+pub use note_voice::FRAME_MS;
 pub use processor::{
     note_queue, InstrumentProcessor, InstrumentStats, NoteAction, NoteSender, TimedNote, VoiceBank,
 };

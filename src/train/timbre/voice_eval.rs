@@ -22,8 +22,8 @@ use crate::dsp::midi_to_hz;
 use crate::dsp::synth::{FrameControls, HarmonicNoiseSynth, SynthConfig};
 use crate::instrument::contour::{velocity_db, Envelope, NotePitch, Stage, SILENT_DB};
 use crate::instrument::{
-    load_bank, notes_from_song, render_notes, InstrumentEngine, ScheduledNote,
-    SharedVoiceSettings, VoiceSettings,
+    load_bank, notes_from_song, render_notes, InstrumentEngine, ScheduledNote, SharedVoiceSettings,
+    VoiceSettings,
 };
 use crate::model::{load_model, BackendChoice, ModelDirs, ModelKind};
 use crate::style::render::{hop_length, max_hop_length};
@@ -93,7 +93,11 @@ impl VoiceEvalReport {
 
     /// (median |cents|, share of frames within 10 cents) over every sustain frame.
     pub fn pitch(&self) -> (f32, f32) {
-        let mut all: Vec<f32> = self.rows.iter().flat_map(|r| r.cents.iter().copied()).collect();
+        let mut all: Vec<f32> = self
+            .rows
+            .iter()
+            .flat_map(|r| r.cents.iter().copied())
+            .collect();
         if all.is_empty() {
             return (f32::NAN, 0.0);
         }
@@ -286,9 +290,10 @@ pub fn eval_voice(
         )?;
         let mut levels: Vec<f32> = analysis.frames.iter().map(|f| f.loudness_db).collect();
         levels.sort_by(f32::total_cmp);
-        report
-            .velocity_loudness
-            .push((velocity, levels.get(levels.len() / 2).copied().unwrap_or(f32::NAN)));
+        report.velocity_loudness.push((
+            velocity,
+            levels.get(levels.len() / 2).copied().unwrap_or(f32::NAN),
+        ));
     }
     Ok(report)
 }
@@ -314,7 +319,10 @@ fn gated_rms_db(x: &[f32]) -> f32 {
         .collect();
     let loudest = powers.iter().copied().fold(0.0, f32::max);
     let gate = loudest * 10f32.powf(-GATE_RANGE_DB / 10.0);
-    let kept: Vec<f32> = powers.into_iter().filter(|&p| p >= gate && p > 0.0).collect();
+    let kept: Vec<f32> = powers
+        .into_iter()
+        .filter(|&p| p >= gate && p > 0.0)
+        .collect();
     if kept.is_empty() {
         return SILENT_DB;
     }
