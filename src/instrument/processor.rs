@@ -302,7 +302,7 @@ impl InstrumentProcessor {
     fn apply(&mut self, action: NoteAction, settings: &VoiceSettings) {
         match action {
             NoteAction::On { note, velocity } => self.note_on(note, velocity, settings),
-            NoteAction::Off { note } => self.note_off(note),
+            NoteAction::Off { note } => self.note_off(note, settings.mode),
             NoteAction::Bend(value) => {
                 if value.is_finite() {
                     self.bend = value.clamp(-1.0, 1.0);
@@ -365,13 +365,19 @@ impl InstrumentProcessor {
         bank.free_voice().start(note, velocity, age, settings);
     }
 
-    fn note_off(&mut self, note: u8) {
+    fn note_off(&mut self, note: u8, mode: PlayMode) {
         let Some(bank) = self.current.as_mut() else {
             return;
         };
         self.stack.remove(note);
+        // Keys held from before a switch to poly mode do not make poly notes glide.
+        let under = if mode == PlayMode::Poly {
+            None
+        } else {
+            self.stack.top()
+        };
         for voice in bank.voices.iter_mut().filter(|v| v.held && v.note == note) {
-            match self.stack.top() {
+            match under {
                 // Mono modes: back to the key still held under it.
                 Some(under) => voice.glide_to(under),
                 None => voice.release(),

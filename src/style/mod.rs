@@ -5,7 +5,7 @@
 //!          ◄─ every channel ◄─ HostRenderer (synth + loudness follower, at the host rate) ◄─┘
 //! ```
 //! - [`features`]: the feature definitions shared with the trainer (one source of truth).
-//! - [`model`]: a timbre model (ONNX + manifest) with its carried state.
+//! - [`model`]: a timbre model (ONNX + manifest); the caller carries its recurrent state.
 //! - [`controls`]: the musician's settings and what they do to the synth controls.
 //! - [`decoder`]: styles A and B → one frame of blended controls (shared with the Voice
 //!   instrument).
