@@ -202,27 +202,15 @@ fn legato_glides_without_a_new_attack_and_returns_to_the_held_note() {
 #[test]
 fn pitch_bend_moves_the_pitch_by_the_bend_range() {
     let mut e = engine("continuo-violin", RATE, VoiceSettings::default());
-    let frames = (1.2 * RATE as f32) as usize;
-    let latency = e.latency_samples();
-    let mut out = vec![0.0f32; frames + latency];
-    let block = 480;
-    for (i, chunk) in out.chunks_mut(block).enumerate() {
-        let t = i * block;
-        if t == 4800 {
-            e.send(
-                0,
-                NoteAction::On {
-                    note: 64,
-                    velocity: 0.8,
-                },
-            );
-        }
-        if t == (0.6 * RATE as f32) as usize {
-            e.send(10, NoteAction::Bend(-1.0));
-        }
-        e.process(&mut [chunk], Timing::Offline, || MixGain::WET);
-    }
-    let out = &out[latency..];
+    // Blocks are 10 ms: the note at 0.1 s, bent fully down at 0.6 s.
+    let out = &play_events(&mut e, 1.2, |i| match i {
+        10 => vec![NoteAction::On {
+            note: 64,
+            velocity: 0.8,
+        }],
+        60 => vec![NoteAction::Bend(-1.0)],
+        _ => Vec::new(),
+    });
     assert!(cents(median_f0(out, 0.3, 0.6), 64).abs() < 10.0);
     assert!(
         cents(median_f0(out, 0.75, 1.2), 62).abs() < 10.0,
@@ -309,4 +297,90 @@ fn notes_at_44k1_and_96k_sound_at_their_pitch() {
         let off = cents(f0[f0.len() / 2], 71);
         assert!(off.abs() < 10.0, "{rate} Hz: {off} cents");
     }
+}
+
+/// Plays `events` (block index → actions at offset 0) for `seconds` in offline blocks of 480.
+fn play_events(
+    e: &mut InstrumentEngine,
+    seconds: f32,
+    events: impl Fn(usize) -> Vec<NoteAction>,
+) -> Vec<f32> {
+    let block = 480;
+    let latency = e.latency_samples();
+    let mut out = vec![0.0f32; (seconds * RATE as f32) as usize + latency];
+    for (i, chunk) in out.chunks_mut(block).enumerate() {
+        for action in events(i) {
+            e.send(0, action);
+        }
+        e.process(&mut [chunk], Timing::Offline, || MixGain::WET);
+    }
+    out.drain(..latency);
+    out
+}
+
+#[test]
+fn the_sustain_pedal_holds_released_notes_until_it_lifts() {
+    let mut e = engine("continuo-violin", RATE, VoiceSettings::default());
+    // Blocks are 10 ms: pedal down at 0.05 s, note 0.1–0.3 s, pedal up at 0.8 s.
+    let out = play_events(&mut e, 1.4, |i| match i {
+        5 => vec![NoteAction::Sustain(true)],
+        10 => vec![NoteAction::On {
+            note: 67,
+            velocity: 0.8,
+        }],
+        30 => vec![NoteAction::Off { note: 67 }],
+        80 => vec![NoteAction::Sustain(false)],
+        _ => Vec::new(),
+    });
+    let level = |from: f32, to: f32| {
+        rms_db(&out[(from * RATE as f32) as usize..(to * RATE as f32) as usize])
+    };
+    assert!(
+        level(0.6, 0.75) > -40.0,
+        "held by the pedal: {} dB",
+        level(0.6, 0.75)
+    );
+    assert!(
+        level(1.2, 1.4) < -90.0,
+        "released when it lifts: {} dB",
+        level(1.2, 1.4)
+    );
+}
+
+#[test]
+fn notes_outside_the_trained_range_keep_their_pitch_and_are_counted() {
+    let mut e = engine("continuo-violin", RATE, VoiceSettings::default());
+    // G#2 (104 Hz) is inside the violin model's 100–2000 Hz; C2 (65 Hz) and C8 (4186 Hz) are not.
+    let out = render(
+        &mut e,
+        &[
+            note(44, 0.8, 0.05, 0.5),
+            note(36, 0.8, 0.6, 1.1),
+            note(108, 0.8, 1.2, 1.6),
+        ],
+        1.8,
+    );
+    assert_eq!(e.stats().notes_outside_range.load(Ordering::Relaxed), 2);
+    assert!(rms_db(&out[(0.8 * RATE as f32) as usize..(1.0 * RATE as f32) as usize]) > -50.0);
+    assert!(rms_db(&out[(1.3 * RATE as f32) as usize..(1.5 * RATE as f32) as usize]) > -50.0);
+    // C2 sounds at 65 Hz: its spectrum peaks at a harmonic of 65.4 Hz, nothing below it.
+    let part = &out[(0.8 * RATE as f32) as usize..(1.0 * RATE as f32) as usize];
+    let bin_hz = RATE as f32 / part.len() as f32;
+    let power_at = |hz: f32| {
+        let (mut re, mut im) = (0.0f64, 0.0f64);
+        for (n, x) in part.iter().enumerate() {
+            let phase = std::f64::consts::TAU * f64::from(hz) * n as f64 / f64::from(RATE);
+            re += f64::from(*x) * phase.cos();
+            im -= f64::from(*x) * phase.sin();
+        }
+        re * re + im * im
+    };
+    let f0 = continuo::dsp::midi_to_hz(36.0);
+    assert!(bin_hz < 10.0);
+    let fundamental = power_at(f0) + power_at(2.0 * f0);
+    let between = power_at(1.5 * f0) + power_at(0.5 * f0);
+    assert!(
+        fundamental > 100.0 * between,
+        "harmonics of 65 Hz: {fundamental} vs {between}"
+    );
 }

@@ -41,6 +41,8 @@ pub(super) struct NoteVoice {
     pub age: u64,
     /// The key is still down.
     pub held: bool,
+    /// The key is up but the sustain pedal holds the note.
+    pub sustained: bool,
     active: bool,
     envelope: Envelope,
     pitch: NotePitch,
@@ -62,6 +64,7 @@ impl NoteVoice {
             note: 0,
             age: 0,
             held: false,
+            sustained: false,
             active: false,
             envelope: Envelope::default(),
             pitch: NotePitch::default(),
@@ -127,6 +130,7 @@ impl NoteVoice {
         self.note = other.note;
         self.age = other.age;
         self.held = other.held;
+        self.sustained = other.sustained;
         self.active = true;
         self.envelope = other.envelope;
         self.pitch = other.pitch;
@@ -137,12 +141,20 @@ impl NoteVoice {
     /// The key went up: the release starts at the next frame.
     pub fn release(&mut self) {
         self.held = false;
+        self.sustained = false;
         self.envelope.release();
+    }
+
+    /// The key went up under the sustain pedal: the note sounds on until the pedal lifts.
+    pub fn sustain(&mut self) {
+        self.held = false;
+        self.sustained = true;
     }
 
     /// Fades out over `samples` and goes quiet (stealing, model switch).
     pub fn fade_out(&mut self, samples: usize) {
         self.held = false;
+        self.sustained = false;
         self.fade_to(0.0, samples);
     }
 
@@ -155,6 +167,7 @@ impl NoteVoice {
     pub fn clear(&mut self) {
         self.active = false;
         self.held = false;
+        self.sustained = false;
         self.envelope = Envelope::default();
         self.state.reset();
         self.renderer.reset();

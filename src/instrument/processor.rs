@@ -58,6 +58,8 @@ pub enum NoteAction {
     },
     /// Pitch bend, −1 … 1 (scaled by the bend range).
     Bend(f32),
+    /// Sustain pedal (MIDI CC 64) down or up: while down, released keys keep sounding.
+    Sustain(bool),
     /// Every note released (MIDI all-notes-off, the host's panic).
     AllOff,
 }
@@ -232,6 +234,8 @@ pub struct InstrumentProcessor {
     stats: Arc<InstrumentStats>,
     status: Arc<StyleStatus>,
     bend: f32,
+    /// The sustain pedal is down.
+    sustain: bool,
     stack: NoteStack,
     next_age: u64,
     hop_start: u64,
@@ -263,6 +267,7 @@ impl InstrumentProcessor {
             stats,
             status,
             bend: 0.0,
+            sustain: false,
             stack: NoteStack::default(),
             next_age: 0,
             hop_start: 0,
@@ -308,8 +313,23 @@ impl InstrumentProcessor {
                     self.bend = value.clamp(-1.0, 1.0);
                 }
             }
+            NoteAction::Sustain(down) => {
+                self.sustain = down;
+                if !down {
+                    for bank in [&mut self.current, &mut self.previous]
+                        .into_iter()
+                        .flatten()
+                    {
+                        bank.voices
+                            .iter_mut()
+                            .filter(|v| v.sustained)
+                            .for_each(NoteVoice::release);
+                    }
+                }
+            }
             NoteAction::AllOff => {
                 self.stack.clear();
+                self.sustain = false;
                 for bank in [&mut self.current, &mut self.previous]
                     .into_iter()
                     .flatten()
@@ -380,6 +400,7 @@ impl InstrumentProcessor {
             match under {
                 // Mono modes: back to the key still held under it.
                 Some(under) => voice.glide_to(under),
+                None if self.sustain => voice.sustain(),
                 None => voice.release(),
             }
         }
@@ -450,6 +471,7 @@ impl HopProcessor for InstrumentProcessor {
         }
         self.stack.clear();
         self.bend = 0.0;
+        self.sustain = false;
         self.smoother.reset();
     }
 }

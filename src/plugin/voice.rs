@@ -29,6 +29,8 @@ use crate::style::{StyleChoice, StyleSettings, StyleStatus};
 /// MIDI CC 120 (all sound off) and 123 (all notes off): both release every note.
 const CC_ALL_SOUND_OFF: u8 = 120;
 const CC_ALL_NOTES_OFF: u8 = 123;
+/// MIDI CC 64: the sustain pedal (down at ≥ 64).
+const CC_SUSTAIN: u8 = 64;
 
 /// How notes share the voices, as a parameter.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -495,6 +497,9 @@ fn note_action(event: &NoteEvent<()>) -> Option<(u32, NoteAction)> {
         {
             Some((timing, NoteAction::AllOff))
         }
+        NoteEvent::MidiCC {
+            timing, cc, value, ..
+        } if cc == CC_SUSTAIN => Some((timing, NoteAction::Sustain(value >= 0.5))),
         _ => None,
     }
 }
@@ -592,5 +597,19 @@ mod tests {
             value: 1.0,
         };
         assert_eq!(note_action(&bend), Some((9, NoteAction::Bend(1.0))));
+        let pedal = |value| NoteEvent::MidiCC {
+            timing: 3,
+            channel: 0,
+            cc: 64,
+            value,
+        };
+        assert_eq!(
+            note_action(&pedal(1.0)),
+            Some((3, NoteAction::Sustain(true)))
+        );
+        assert_eq!(
+            note_action(&pedal(0.2)),
+            Some((3, NoteAction::Sustain(false)))
+        );
     }
 }
