@@ -35,13 +35,22 @@ fn bank(name: &str, rate: u32) -> VoiceBank {
 }
 
 fn engine(name: &str, rate: u32, settings: VoiceSettings) -> InstrumentEngine {
+    engine_with_status(name, rate, settings, Arc::default())
+}
+
+fn engine_with_status(
+    name: &str,
+    rate: u32,
+    settings: VoiceSettings,
+    status: Arc<StyleStatus>,
+) -> InstrumentEngine {
     InstrumentEngine::start(
         rate,
         1,
         512,
         Some(bank(name, rate)),
         Arc::new(SharedVoiceSettings::new(&settings)),
-        Arc::new(StyleStatus::default()),
+        status,
     )
     .expect("worker starts")
 }
@@ -349,7 +358,13 @@ fn the_sustain_pedal_holds_released_notes_until_it_lifts() {
 
 #[test]
 fn notes_outside_the_trained_range_keep_their_pitch_and_are_counted() {
-    let mut e = engine("continuo-violin", RATE, VoiceSettings::default());
+    let status = Arc::new(StyleStatus::default());
+    let mut e = engine_with_status(
+        "continuo-violin",
+        RATE,
+        VoiceSettings::default(),
+        status.clone(),
+    );
     // G#2 (104 Hz) is inside the violin model's 100–2000 Hz; C2 (65 Hz) and C8 (4186 Hz) are not.
     let out = render(
         &mut e,
@@ -361,6 +376,11 @@ fn notes_outside_the_trained_range_keep_their_pitch_and_are_counted() {
         1.8,
     );
     assert_eq!(e.stats().notes_outside_range.load(Ordering::Relaxed), 2);
+    let message = status.message();
+    assert!(
+        message.contains("note 36 (65 Hz)") && message.contains("100–2000 Hz"),
+        "the status says why: {message}"
+    );
     assert!(rms_db(&out[(0.8 * RATE as f32) as usize..(1.0 * RATE as f32) as usize]) > -50.0);
     assert!(rms_db(&out[(1.3 * RATE as f32) as usize..(1.5 * RATE as f32) as usize]) > -50.0);
     // C2 sounds at 65 Hz: its spectrum peaks at a harmonic of 65.4 Hz, nothing below it.

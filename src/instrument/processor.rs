@@ -350,10 +350,19 @@ impl InstrumentProcessor {
         let (lo, hi) = bank.f0_range_hz;
         let transpose = settings.style.pitch_shift_st + 12.0 * settings.style.octave;
         let hz = crate::dsp::midi_to_hz(f32::from(note) + transpose);
-        if !(lo..=hi).contains(&hz) {
-            self.stats
+        if !(lo..=hi).contains(&hz)
+            && self
+                .stats
                 .notes_outside_range
-                .fetch_add(1, Ordering::Relaxed);
+                .fetch_add(1, Ordering::Relaxed)
+                == 0
+        {
+            // Said once (on the worker, not the audio thread); the counter keeps the tally.
+            let (a, _) = bank.names();
+            self.status.set(format!(
+                "note {note} ({hz:.0} Hz) is outside {a}'s trained range {lo:.0}–{hi:.0} Hz: \
+                 such notes play at their own pitch with the timbre of the range's edge"
+            ));
         }
         if settings.mode != PlayMode::Poly {
             self.stack.push(note);
