@@ -1,5 +1,5 @@
 //! Sessions round-trip in a CLAP host (clack-host's state extension, on the built bundle): for
-//! both plugins every parameter is moved off its default, saved, and loaded into a new
+//! every plugin every parameter is moved off its default, saved, and loaded into a new
 //! instance, which must show the same values and save the same bytes; a session saved by
 //! version 0.1.0 (fixtures recorded from that build) still loads with its values; and a session
 //! whose model is no longer installed loads with the default model and says so in the log.
@@ -174,6 +174,8 @@ fn round_trips(id: &CStr) {
 fn short_name(id: &CStr) -> &'static str {
     if id == STYLE_ID {
         "style"
+    } else if id == VOICE_ID {
+        "voice"
     } else {
         "phrase"
     }
@@ -208,6 +210,11 @@ fn style_sessions_round_trip() {
 #[test]
 fn phrase_sessions_round_trip() {
     round_trips(PHRASE_ID);
+}
+
+#[test]
+fn voice_sessions_round_trip() {
+    round_trips(VOICE_ID);
 }
 
 #[test]
