@@ -66,7 +66,7 @@ fn note(note: u8, velocity: f32, start_s: f32, end_s: f32) -> ScheduledNote {
 
 fn render(engine: &mut InstrumentEngine, notes: &[ScheduledNote], seconds: f32) -> Vec<f32> {
     let frames = (seconds * RATE as f32) as usize;
-    let out = render_notes(engine, notes, frames, 256, 1, 1.0).remove(0);
+    let out = render_notes(engine, notes, frames, 256, 1).remove(0);
     assert!(out.iter().all(|x| x.is_finite()));
     assert_eq!(engine.engine_stats().late_blocks.load(Ordering::Relaxed), 0);
     out
@@ -292,7 +292,7 @@ fn notes_at_44k1_and_96k_sound_at_their_pitch() {
             start: at(0.1),
             end: at(0.7),
         };
-        let out = render_notes(&mut e, &[n], at(0.8), 333, 2, 1.0);
+        let out = render_notes(&mut e, &[n], at(0.8), 333, 2);
         assert_eq!(out[0], out[1], "both channels");
         let part = &out[0][at(0.3)..at(0.7)];
         let analysis = analyze(part, rate as f32, &timbre_analysis_config()).expect("analysis");

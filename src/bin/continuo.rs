@@ -550,7 +550,7 @@ fn render(
     // Room for the last release to die away (60 dB over the release time) and a little air.
     let last_end = notes.iter().map(|n| n.end).max().unwrap_or(0);
     let tail = ((settings.release_ms / 1000.0 + 0.25) * rate as f32) as usize;
-    let rendered = render_notes(&mut engine, &notes, last_end + tail, block, 1, 1.0);
+    let rendered = render_notes(&mut engine, &notes, last_end + tail, block, 1);
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: rate,

@@ -191,15 +191,14 @@ pub fn notes_from_song(
 }
 
 /// Renders `notes` through `engine` offline (waiting for the worker, as a host's bounce does)
-/// in blocks of `block` samples: `frames` samples per channel, latency-compensated (output
-/// sample `n` is what sounds for stream sample `n`).
+/// in blocks of `block` samples: `frames` samples for each of `channels`, latency-compensated
+/// (output sample `n` is what sounds for stream sample `n`).
 pub fn render_notes(
     engine: &mut InstrumentEngine,
     notes: &[ScheduledNote],
     frames: usize,
     block: usize,
     channels: usize,
-    gain: f32,
 ) -> Vec<Vec<f32>> {
     let mut events: Vec<(usize, NoteAction)> = notes
         .iter()
@@ -237,10 +236,7 @@ pub fn render_notes(
             .iter_mut()
             .map(|c| &mut c[offset..offset + len])
             .collect();
-        engine.process(&mut slices, Timing::Offline, || MixGain {
-            gain,
-            ..MixGain::WET
-        });
+        engine.process(&mut slices, Timing::Offline, || MixGain::WET);
         offset += len;
     }
     for channel in &mut output {

@@ -242,13 +242,19 @@ impl StyleParams {
 
     /// Styles A and B as chosen by the parameters; `None` when no model exists.
     fn choice(&self) -> Option<StyleChoice> {
-        let a = style_a().name(self.style.value())?;
-        let b = style_b().name(self.style_b.value()).filter(|b| *b != a);
-        Some(StyleChoice {
-            a: a.to_owned(),
-            b: b.map(str::to_owned),
-        })
+        style_choice(&self.style, &self.style_b)
     }
+}
+
+/// Styles A and B as chosen by a plugin's Style and Style B parameters (B off when it is A);
+/// `None` when no model exists.
+pub(super) fn style_choice(a_param: &IntParam, b_param: &IntParam) -> Option<StyleChoice> {
+    let a = style_a().name(a_param.value())?;
+    let b = style_b().name(b_param.value()).filter(|b| *b != a);
+    Some(StyleChoice {
+        a: a.to_owned(),
+        b: b.map(str::to_owned),
+    })
 }
 
 /// Everything a processor is built from, besides the models.
@@ -315,7 +321,8 @@ fn report(status: &StyleStatus, message: String) {
     status.set(message);
 }
 
-fn describe(choice: &StyleChoice) -> String {
+/// "A" or "A ↔ B", for messages.
+pub(super) fn describe(choice: &StyleChoice) -> String {
     match &choice.b {
         Some(b) => format!("{} ↔ {b}", choice.a),
         None => choice.a.clone(),

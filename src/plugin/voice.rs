@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use nice_plug::prelude::*;
 
-use crate::engine::audio::{flush_subnormal, MixGain, Timing};
+use crate::engine::audio::{MixGain, Timing};
 use crate::instrument::settings::{
     ATTACK, BEND_RANGE, DECAY, DYNAMICS, GLIDE, POLYPHONY, RELEASE, SUSTAIN, VIBRATO_DEPTH,
     VIBRATO_RATE,
@@ -22,7 +22,9 @@ use crate::instrument::{
 use crate::model::{chain_message, BackendChoice, ModelDirs};
 use crate::plugin::loader::ChoiceLoader;
 use crate::plugin::model_choice::SavedModelName;
-use crate::plugin::style::{float_param, output_gain_param, percent_param, style_a, style_b};
+use crate::plugin::style::{
+    describe, float_param, output_gain_param, percent_param, style_a, style_b, style_choice,
+};
 use crate::style::controls::{BALANCE, BRIGHTNESS, MORPH, OCTAVE, PITCH_SHIFT};
 use crate::style::{StyleChoice, StyleSettings, StyleStatus};
 
@@ -205,12 +207,7 @@ impl VoiceParams {
 
     /// Styles A and B as chosen; `None` when no model exists.
     fn choice(&self) -> Option<StyleChoice> {
-        let a = style_a().name(self.style.value())?;
-        let b = style_b().name(self.style_b.value()).filter(|b| *b != a);
-        Some(StyleChoice {
-            a: a.to_owned(),
-            b: b.map(str::to_owned),
-        })
+        style_choice(&self.style, &self.style_b)
     }
 }
 
@@ -256,13 +253,6 @@ fn build_bank(
             );
             None
         }
-    }
-}
-
-fn describe(choice: &StyleChoice) -> String {
-    match &choice.b {
-        Some(b) => format!("{} ↔ {b}", choice.a),
-        None => choice.a.clone(),
     }
 }
 
@@ -455,11 +445,6 @@ impl Plugin for ContinuoVoice {
                 gain: params.output_gain.smoothed.next(),
                 bypass: bypass_fade.next(),
             });
-        for channel in buffer.as_slice() {
-            for sample in channel.iter_mut() {
-                *sample = flush_subnormal(*sample);
-            }
-        }
         ProcessStatus::KeepAlive
     }
 

@@ -221,7 +221,7 @@ pub fn eval_voice(
             Arc::new(SharedVoiceSettings::new(&settings)),
             status,
         )?;
-        Ok(render_notes(&mut engine, notes, frames, 512, 1, 1.0).remove(0))
+        Ok(render_notes(&mut engine, notes, frames, 512, 1).remove(0))
     };
 
     let mut report = VoiceEvalReport {
