@@ -352,7 +352,7 @@ fn phrase_notes_play_through_voice(entry: &PluginEntry, notes: &[Out]) {
     let latency = latency(&mut voice) as usize;
     let block = BLOCK as usize;
     let end = notes.iter().map(|n| n.sample).max().unwrap_or(0) as usize + 24_000;
-    let (processor, out) = play_voice(processor, block, end / block + 1, None, |index, input| {
+    let (processor, out) = play_voice(processor, block, end / block + 1, |index, input| {
         let range = (index * block) as u64..((index + 1) * block) as u64;
         for note in notes.iter().filter(|n| range.contains(&n.sample)) {
             let time = (note.sample - range.start) as u32;

@@ -20,7 +20,7 @@ fn without_a_model_voice_is_silent_and_says_why() {
     let entry = load_bundle(&bundle);
     let mut plugin = instance(&entry, VOICE_ID);
     let processor = activate_offline(&mut plugin, 48_000.0, 256);
-    let (processor, out) = play_voice(processor, 256, 100, None, |index, input| {
+    let (processor, out) = play_voice(processor, 256, 100, |index, input| {
         let key = Pckn::new(0u16, 0u16, 60u16, Match::All);
         match index {
             5 => input.push(&NoteOnEvent::new(3, key, 0.9)),

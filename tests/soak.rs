@@ -1,9 +1,10 @@
-//! Soak: long renders through both plugins in a CLAP host (the built debug bundle with
+//! Soak: long renders through the three plugins in a CLAP host (the built debug bundle with
 //! `assert_process_allocs`), offline (CLAP render extension), 48 kHz, 64-sample blocks, with
 //! random parameter automation. Style switches its model every few seconds and gets a melody
 //! with silences, noise bursts and the odd NaN; Phrase gets a melody in host tempo with tempo
 //! changes, transport loops and Generate presses, as MIDI and as audio (it starts listening to
-//! both, with Audio to MIDI on). Checked: resident memory flat between the
+//! both, with Audio to MIDI on); Voice gets random chords over the whole keyboard, bends, the
+//! sustain pedal, all-notes-off and model switches. Checked: resident memory flat between the
 //! first tenth and the end, no non-finite output, every generated note-on matched by a note-off
 //! once the transport stops.
 //!
@@ -12,7 +13,7 @@
 
 mod clap_support;
 
-use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent};
+use clack_host::events::event_types::{MidiEvent, NoteOffEvent, NoteOnEvent, ParamValueEvent};
 use clack_host::events::Match;
 use clack_host::prelude::*;
 use clap_support::*;
@@ -385,4 +386,118 @@ fn phrase_soak() {
         "notes left hanging after the transport stopped: {hanging:?}"
     );
     figures.check("Phrase", seconds);
+}
+
+#[test]
+fn voice_soak() {
+    let seconds = soak_seconds();
+    let total_blocks = (seconds * SAMPLE_RATE) as usize / BLOCK;
+    let entry = load_bundle(&built_bundle());
+    let mut plugin = instance(&entry, VOICE_ID);
+    let all = settable_params(&mut plugin);
+    let automated: Vec<HostParam> = all
+        .iter()
+        .filter(|p| !matches!(p.name.as_str(), "Style" | "Style B" | "Bypass"))
+        .cloned()
+        .collect();
+    let style = by_name(&all, "Style").clone();
+    let style_b = by_name(&all, "Style B").clone();
+    let processor = activate_offline(&mut plugin, SAMPLE_RATE, BLOCK as u32);
+    let mut rng = Rng(0x5eed_0003);
+    let figures = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let mut processor = processor.start_processing().expect("start processing");
+                let mut output_ports = AudioPorts::with_capacity(2, 1);
+                let (mut left, mut right) = (vec![0.0f32; BLOCK], vec![0.0f32; BLOCK]);
+                let mut rss_start = 0.0;
+                let mut held: Vec<u16> = Vec::new();
+                for block in 0..total_blocks {
+                    let sample = block * BLOCK;
+                    if block == total_blocks / 10 {
+                        rss_start = rss_mb();
+                    }
+                    let mut events = EventBuffer::new();
+                    let key = |k: u16| Pckn::new(0u16, 0u16, k, Match::All);
+                    // Every 1/8 s: a chord of 0–9 new notes (any key, so some outside the
+                    // models' range), some held notes let go, a parameter moved; every 3 s
+                    // the models change; now and then a bend, the pedal or all-notes-off.
+                    if sample.is_multiple_of(6_000) {
+                        for _ in 0..rng.next() % 4 {
+                            if let Some(k) = held.pop() {
+                                events.push(&NoteOffEvent::new(0, key(k), 0.0));
+                            }
+                        }
+                        for _ in 0..rng.next() % 10 {
+                            let k = (rng.next() % 128) as u16;
+                            let velocity = rng.range(0.0, 1.0);
+                            events.push(&NoteOnEvent::new(1, key(k), velocity));
+                            held.push(k);
+                        }
+                        let param = &automated[rng.next() as usize % automated.len()];
+                        events.push(&ParamValueEvent::new(
+                            2,
+                            param.id,
+                            Pckn::match_all(),
+                            random_value(param, &mut rng),
+                        ));
+                        let value = (rng.next() % 16_384) as u16;
+                        let bend = [0xE0, (value & 0x7F) as u8, (value >> 7) as u8];
+                        events.push(&MidiEvent::new(3, 0, bend));
+                        match rng.next() % 16 {
+                            0 => events.push(&MidiEvent::new(3, 0, [0xB0, 64, 127])),
+                            1 => events.push(&MidiEvent::new(3, 0, [0xB0, 64, 0])),
+                            2 => {
+                                events.push(&MidiEvent::new(3, 0, [0xB0, 123, 0]));
+                                held.clear();
+                            }
+                            _ => {}
+                        }
+                    }
+                    if sample.is_multiple_of(144_000) {
+                        for p in [&style, &style_b] {
+                            events.push(&ParamValueEvent::new(
+                                0,
+                                p.id,
+                                Pckn::match_all(),
+                                random_value(p, &mut rng),
+                            ));
+                        }
+                    }
+                    let mut audio_out = output_ports.with_output_buffers([AudioPortBuffer {
+                        latency: 0,
+                        channels: AudioPortBufferType::f32_output_only(
+                            [left.as_mut_slice(), right.as_mut_slice()].into_iter(),
+                        ),
+                    }]);
+                    processor
+                        .process(
+                            &InputAudioBuffers::empty(),
+                            &mut audio_out,
+                            &events.as_input(),
+                            &mut OutputEvents::void(),
+                            None,
+                            None,
+                        )
+                        .expect("process");
+                    assert!(
+                        left.iter()
+                            .chain(&right)
+                            .all(|y| y.is_finite() && y.abs() <= 4.0),
+                        "non-finite or runaway output at {:.3} s",
+                        sample as f64 / SAMPLE_RATE
+                    );
+                }
+                let figures = Figures {
+                    rss_start,
+                    rss_end: rss_mb(),
+                };
+                (processor.stop_processing(), figures)
+            })
+            .join()
+            .expect("audio thread")
+    });
+    let (processor, figures) = figures;
+    plugin.deactivate(processor);
+    figures.check("Voice", seconds);
 }

@@ -4,7 +4,6 @@
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::{Duration, Instant};
 
 use clack_extensions::latency::{HostLatency, HostLatencyImpl, PluginLatency};
 use clack_extensions::params::{ParamInfoBuffer, ParamInfoFlags, PluginParams};
@@ -390,28 +389,20 @@ pub fn settable_params(plugin: &mut PluginInstance<()>) -> Vec<HostParam> {
 
 /// Plays `blocks` blocks of `block` samples through a started Voice on an audio thread,
 /// `events(block_index, buffer)` filling each block's input events; returns the left output.
-/// With `pace_at = Some(rate)` the blocks come no faster than real time, as from a sound card
-/// (a real-time activation never waits for its worker).
 pub fn play_voice(
     processor: StoppedPluginAudioProcessor<()>,
     block: usize,
     blocks: usize,
-    pace_at: Option<f64>,
     events: impl Fn(usize, &mut EventBuffer) + Send,
 ) -> (StoppedPluginAudioProcessor<()>, Vec<f32>) {
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
-                let started = Instant::now();
                 let mut processor = processor.start_processing().expect("start processing");
                 let mut output_ports = AudioPorts::with_capacity(2, 1);
                 let (mut left, mut right) = (vec![0.0f32; block], vec![0.0f32; block]);
                 let mut output = Vec::with_capacity(block * blocks);
                 for index in 0..blocks {
-                    if let Some(rate) = pace_at {
-                        let due = Duration::from_secs_f64((index * block) as f64 / rate);
-                        std::thread::sleep(due.saturating_sub(started.elapsed()));
-                    }
                     let mut input = EventBuffer::new();
                     events(index, &mut input);
                     let mut audio_out = output_ports.with_output_buffers([AudioPortBuffer {
