@@ -496,8 +496,9 @@ fn train_args(model: Model, data: &Path, base: &Path) -> Vec<OsString> {
     args
 }
 
-/// `continuo-train eval` invocations: held-out MIDI (continuation), or paired renders at each
-/// of [`EVAL_RATES`] (timbre).
+/// `continuo-train eval` invocations: held-out MIDI (continuation), or paired renders and the
+/// held-out melodies played as Continuo Voice (`eval-voice`) at each of [`EVAL_RATES`]
+/// (timbre).
 fn eval_args(model: Model, data: &Path, base: &Path) -> Vec<Vec<OsString>> {
     match model {
         Model::Chorales => vec![vec![
@@ -507,21 +508,33 @@ fn eval_args(model: Model, data: &Path, base: &Path) -> Vec<Vec<OsString>> {
         ]],
         Model::Violin | Model::Flute => EVAL_RATES
             .iter()
-            .map(|rate| {
-                vec![
-                    "eval".into(),
-                    with_suffix(base, ".json").into(),
-                    data.join("timbre/pairs").join(model.pairs()).into(),
-                    "--rate".into(),
-                    (*rate).into(),
+            .flat_map(|rate| {
+                let timbre = data.join("timbre");
+                [
+                    vec![
+                        "eval".into(),
+                        with_suffix(base, ".json").into(),
+                        timbre.join("pairs").join(model.pairs()).into(),
+                        "--rate".into(),
+                        (*rate).into(),
+                    ],
+                    // The model played as Continuo Voice on the held-out melodies.
+                    vec![
+                        "eval-voice".into(),
+                        with_suffix(base, ".json").into(),
+                        timbre.join("midi").join(model.key()).join("heldout").into(),
+                        timbre.join(model.key()).join("heldout").into(),
+                        "--rate".into(),
+                        (*rate).into(),
+                    ],
                 ]
             })
             .collect(),
     }
 }
 
-/// Appends the paired evaluation printed by `continuo-train eval` to the model's report, as
-/// in the shipped reports (unless the trainer already wrote it there itself).
+/// Appends the evaluation printed by `continuo-train eval` or `eval-voice` to the model's
+/// report, as in the shipped reports (unless it is there already).
 fn append_paired_eval(ctx: &Ctx, base: &Path, args: &[OsString], printed: &str) -> Result<()> {
     let report = with_suffix(base, ".report.md");
     if ctx.dry_run {
@@ -542,8 +555,8 @@ fn append_paired_eval(ctx: &Ctx, base: &Path, args: &[OsString], printed: &str) 
         return Ok(());
     }
     let printed = printed.trim();
-    if !printed.starts_with("## Paired evaluation") {
-        bail!("unexpected output of `continuo-train eval` (no paired evaluation table)");
+    if !printed.starts_with("## Paired evaluation") && !printed.starts_with("## Continuo Voice") {
+        bail!("unexpected output of `continuo-train {command}` (no evaluation table)");
     }
     let text = format!(
         "{}\n\n\nReproduce: `continuo-train {command}`\n\n{printed}\n",
@@ -772,7 +785,11 @@ mod tests {
             .collect();
         assert_eq!(
             evals,
-            ["eval models/continuo-flute.json DATA/timbre/pairs/violin-to-flute --rate 48000"]
+            [
+                "eval models/continuo-flute.json DATA/timbre/pairs/violin-to-flute --rate 48000",
+                "eval-voice models/continuo-flute.json DATA/timbre/midi/flute/heldout \
+                 DATA/timbre/flute/heldout --rate 48000"
+            ]
         );
         assert_eq!(
             line(train_args(

@@ -133,16 +133,13 @@ impl VoiceEvalReport {
     /// The report as Markdown (a table per melody, the velocity table, the bars).
     pub fn to_markdown(&self) -> String {
         let mut out = format!(
-            "## Continuo Voice vs the instrument at {} Hz ({} held-out melodies)\n\n\
-             Rerun: `continuo-train eval-voice {} {} {} --rate {}`\n\n\
+            "## Continuo Voice vs the instrument at {} Hz ({} held-out melodies in `{}`, references in `{}`)\n\n\
              | melody | notes | s | MSD Voice | MSD additive | improvement | f0 within 10 ct |\n\
              | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
             self.rate,
             self.rows.len(),
-            self.model.display(),
             self.midi_dir.display(),
             self.reference_dir.display(),
-            self.rate
         );
         for row in &self.rows {
             let within = row.cents.iter().filter(|&&c| c <= 10.0).count() as f32
