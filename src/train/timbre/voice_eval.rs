@@ -407,3 +407,61 @@ fn sustain_cents(audio: &[f32], notes: &[ScheduledNote], rate: u32) -> Result<Ve
     }
     Ok(cents)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gated_level_ignores_silence() {
+        let rate = 48_000.0;
+        let mut x: Vec<f32> = (0..48_000)
+            .map(|n| 0.5 * (std::f32::consts::TAU * 440.0 * n as f32 / rate).sin())
+            .collect();
+        x.extend(std::iter::repeat_n(0.0, 96_000));
+        let expected = 20.0 * (0.5 / std::f32::consts::SQRT_2).log10();
+        assert!(
+            (gated_rms_db(&x) - expected).abs() < 0.1,
+            "{}",
+            gated_rms_db(&x)
+        );
+        assert!((gated_rms_db(&scaled_to(x, -30.0)) + 30.0).abs() < 0.01);
+        assert_eq!(gated_rms_db(&[0.0; 4096]), SILENT_DB);
+    }
+
+    #[test]
+    fn the_additive_baseline_plays_each_note_with_voices_contour() {
+        let rate = 48_000;
+        let profile = HarmonicProfile {
+            distribution: vec![1.0],
+            amplitude_per_loudness: 1.0,
+            frames_measured: 1,
+        };
+        let settings = VoiceSettings::default();
+        let note = ScheduledNote {
+            note: 69,
+            velocity: 1.0,
+            start: 4_800,
+            end: 24_000,
+        };
+        let out = render_additive(&[note], &profile, &settings, rate, 48_000).unwrap();
+        assert!(
+            out[..4_800].iter().all(|&x| x == 0.0),
+            "silent before the note"
+        );
+        // Sustain (from 0.44 s: 40 ms attack, 300 ms decay): the peak (−20 dB at velocity 127)
+        // plus the sustain level, as amplitude.
+        let sustain =
+            10f32.powf((velocity_db(1.0, settings.dynamics_db) + settings.sustain_db) / 20.0);
+        let peak = out[21_600..24_000]
+            .iter()
+            .fold(0.0f32, |m, x| m.max(x.abs()));
+        assert!(
+            (peak - sustain).abs() < 0.02 * sustain,
+            "{peak} vs {sustain}"
+        );
+        // Released at 0.5 s, 60 dB down 250 ms later.
+        let tail = out[40_000..].iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        assert!(tail < 1e-3 * sustain, "{tail}");
+    }
+}
