@@ -63,6 +63,14 @@ impl Rng {
     }
 }
 
+/// The parameters of `all` not named in `fixed` (those the soak automates at random).
+fn all_but(all: &[HostParam], fixed: &[&str]) -> Vec<HostParam> {
+    all.iter()
+        .filter(|p| !fixed.contains(&p.name.as_str()))
+        .cloned()
+        .collect()
+}
+
 /// A random value in the parameter's range (whole steps for stepped ones).
 fn random_value(param: &HostParam, rng: &mut Rng) -> f64 {
     let value = rng.range(param.min, param.max);
@@ -100,11 +108,7 @@ fn style_soak() {
     let mut plugin = instance(&entry, STYLE_ID);
     let all = settable_params(&mut plugin);
     // The latency mode only changes on a restart the host would have to do: not automated.
-    let automated: Vec<HostParam> = all
-        .iter()
-        .filter(|p| !matches!(p.name.as_str(), "Style" | "Style B" | "Latency Mode"))
-        .cloned()
-        .collect();
+    let automated = all_but(&all, &["Style", "Style B", "Latency Mode"]);
     let style = by_name(&all, "Style").clone();
     let style_b = by_name(&all, "Style B").clone();
     let processor = activate_offline(&mut plugin, SAMPLE_RATE, BLOCK as u32);
@@ -199,11 +203,7 @@ fn phrase_soak() {
     let mut plugin = instance(&entry, PHRASE_ID);
     let all = settable_params(&mut plugin);
     // Thru and Bypass stay as they are (see below); Generate is pressed on a schedule.
-    let automated: Vec<HostParam> = all
-        .iter()
-        .filter(|p| !matches!(p.name.as_str(), "Thru" | "Bypass" | "Generate"))
-        .cloned()
-        .collect();
+    let automated = all_but(&all, &["Thru", "Bypass", "Generate"]);
     let generate = by_name(&all, "Generate").clone();
     let listen = by_name(&all, "Listen").clone();
     let heard_out = by_name(&all, "Audio to MIDI").clone();
@@ -395,11 +395,7 @@ fn voice_soak() {
     let entry = load_bundle(&built_bundle());
     let mut plugin = instance(&entry, VOICE_ID);
     let all = settable_params(&mut plugin);
-    let automated: Vec<HostParam> = all
-        .iter()
-        .filter(|p| !matches!(p.name.as_str(), "Style" | "Style B" | "Bypass"))
-        .cloned()
-        .collect();
+    let automated = all_but(&all, &["Style", "Style B", "Bypass"]);
     let style = by_name(&all, "Style").clone();
     let style_b = by_name(&all, "Style B").clone();
     let processor = activate_offline(&mut plugin, SAMPLE_RATE, BLOCK as u32);
@@ -408,8 +404,7 @@ fn voice_soak() {
         scope
             .spawn(|| {
                 let mut processor = processor.start_processing().expect("start processing");
-                let mut output_ports = AudioPorts::with_capacity(2, 1);
-                let (mut left, mut right) = (vec![0.0f32; BLOCK], vec![0.0f32; BLOCK]);
+                let mut ports = InstrumentPorts::new(BLOCK);
                 let mut rss_start = 0.0;
                 let mut held: Vec<u16> = Vec::new();
                 for block in 0..total_blocks {
@@ -464,25 +459,10 @@ fn voice_soak() {
                             ));
                         }
                     }
-                    let mut audio_out = output_ports.with_output_buffers([AudioPortBuffer {
-                        latency: 0,
-                        channels: AudioPortBufferType::f32_output_only(
-                            [left.as_mut_slice(), right.as_mut_slice()].into_iter(),
-                        ),
-                    }]);
-                    processor
-                        .process(
-                            &InputAudioBuffers::empty(),
-                            &mut audio_out,
-                            &events.as_input(),
-                            &mut OutputEvents::void(),
-                            None,
-                            None,
-                        )
-                        .expect("process");
+                    let (left, right) = ports.process(&mut processor, &events);
                     assert!(
                         left.iter()
-                            .chain(&right)
+                            .chain(right)
                             .all(|y| y.is_finite() && y.abs() <= 4.0),
                         "non-finite or runaway output at {:.3} s",
                         sample as f64 / SAMPLE_RATE

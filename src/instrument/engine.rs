@@ -182,7 +182,7 @@ pub fn notes_from_song(
         .melodic_notes(None)?
         .iter()
         .map(|n: &Note| ScheduledNote {
-            note: n.pitch.min(127),
+            note: n.pitch,
             velocity: n.velocity_unit(),
             start: at(n.start_beat),
             end: at(n.end_beat),

@@ -1,6 +1,7 @@
 //! nice-plug glue: parameters, activation and `process()` for the three plugins. All real work
 //! is in `engine`, `style` and `phrase`, which know nothing about the plugin framework.
 
+pub mod bypass;
 pub mod loader;
 pub mod model_choice;
 pub mod phrase;

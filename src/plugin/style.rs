@@ -16,6 +16,7 @@ use nice_plug::prelude::*;
 use crate::engine::audio::{self, AudioCommand, AudioEngine, EngineConfig, MixGain, Timing};
 use crate::engine::worker::WorkerHandle;
 use crate::model::{chain_message, BackendChoice, ModelDirs};
+use crate::plugin::bypass::BypassFade;
 use crate::plugin::loader::ChoiceLoader;
 use crate::plugin::model_choice::{ModelChoice, SavedModelName};
 use crate::style::controls::{
@@ -373,11 +374,7 @@ pub struct ContinuoStyle {
     /// Present between `activate` and `deactivate`, unless Style cannot run at the host's rate
     /// (then audio passes through untouched, with no latency; the status says why).
     running: Option<Running>,
-    /// 0 = processing, 1 = bypassed; smoothed so bypass never clicks.
-    bypass_fade: Smoother<f32>,
-    /// Where `bypass_fade` is heading.
-    bypassed: bool,
-    sample_rate: f32,
+    bypass: BypassFade,
 }
 
 impl Default for ContinuoStyle {
@@ -387,9 +384,7 @@ impl Default for ContinuoStyle {
             settings: Arc::new(SharedStyleSettings::default()),
             status: Arc::new(StyleStatus::default()),
             running: None,
-            bypass_fade: Smoother::new(SmoothingStyle::Linear(20.0)),
-            bypassed: false,
-            sample_rate: 48_000.0,
+            bypass: BypassFade::default(),
         }
     }
 }
@@ -484,7 +479,7 @@ impl Plugin for ContinuoStyle {
     ) -> bool {
         // Stop a previous worker (and loader) before starting the next.
         self.running = None;
-        self.sample_rate = buffer_config.sample_rate;
+        self.bypass.set_sample_rate(buffer_config.sample_rate);
         self.settings.store(&self.params.style_settings());
         // Activation never fails: a host may ask for any rate, and refusing it leaves the track
         // silent. Where Style cannot run, the audio passes through untouched, with no latency.
@@ -509,9 +504,7 @@ impl Plugin for ContinuoStyle {
         if let Some(running) = &mut self.running {
             running.engine.reset();
         }
-        self.bypassed = self.params.bypass.value();
-        self.bypass_fade
-            .reset(if self.bypassed { 1.0 } else { 0.0 });
+        self.bypass.reset(self.params.bypass.value());
     }
 
     fn process(
@@ -540,22 +533,15 @@ impl Plugin for ContinuoStyle {
             running.restart_requested = true;
         }
         self.settings.store(&self.params.style_settings());
-        let bypassed = self.params.bypass.value();
-        if bypassed != self.bypassed {
-            // Only on a change: setting a target restarts the ramp, and a ramp restarted every
-            // block would never arrive (bypassed audio must be exactly dry).
-            let target = if bypassed { 1.0 } else { 0.0 };
-            self.bypass_fade.set_target(self.sample_rate, target);
-            self.bypassed = bypassed;
-        }
+        self.bypass.follow(self.params.bypass.value());
         let params = &self.params;
-        let bypass_fade = &self.bypass_fade;
+        let bypass = &self.bypass;
         running
             .engine
             .process(buffer.as_slice(), running.timing, || MixGain {
                 mix: params.mix.smoothed.next(),
                 gain: params.output_gain.smoothed.next(),
-                bypass: bypass_fade.next(),
+                bypass: bypass.next(),
             });
         ProcessStatus::Normal
     }

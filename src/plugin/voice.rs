@@ -20,6 +20,7 @@ use crate::instrument::{
     VoiceSettings,
 };
 use crate::model::{chain_message, BackendChoice, ModelDirs};
+use crate::plugin::bypass::BypassFade;
 use crate::plugin::loader::ChoiceLoader;
 use crate::plugin::model_choice::SavedModelName;
 use crate::plugin::style::{
@@ -275,9 +276,7 @@ pub struct ContinuoVoice {
     settings: Arc<SharedVoiceSettings>,
     status: Arc<StyleStatus>,
     running: Option<Running>,
-    bypass_fade: Smoother<f32>,
-    bypassed: bool,
-    sample_rate: f32,
+    bypass: BypassFade,
 }
 
 impl Default for ContinuoVoice {
@@ -287,9 +286,7 @@ impl Default for ContinuoVoice {
             settings: Arc::new(SharedVoiceSettings::default()),
             status: Arc::new(StyleStatus::default()),
             running: None,
-            bypass_fade: Smoother::new(SmoothingStyle::Linear(20.0)),
-            bypassed: false,
-            sample_rate: 48_000.0,
+            bypass: BypassFade::default(),
         }
     }
 }
@@ -385,7 +382,7 @@ impl Plugin for ContinuoVoice {
         context: &mut impl ActivateContext<Self>,
     ) -> bool {
         self.running = None;
-        self.sample_rate = buffer_config.sample_rate;
+        self.bypass.set_sample_rate(buffer_config.sample_rate);
         self.settings.store(&self.params.voice_settings());
         // Activation never fails (a host may ask for any rate); where Voice cannot run it is
         // silent and says why.
@@ -406,9 +403,7 @@ impl Plugin for ContinuoVoice {
         if let Some(running) = &mut self.running {
             running.engine.reset();
         }
-        self.bypassed = self.params.bypass.value();
-        self.bypass_fade
-            .reset(if self.bypassed { 1.0 } else { 0.0 });
+        self.bypass.reset(self.params.bypass.value());
     }
 
     fn process(
@@ -430,20 +425,15 @@ impl Plugin for ContinuoVoice {
                 running.engine.send(timing as usize, action);
             }
         }
-        let bypassed = self.params.bypass.value();
-        if bypassed != self.bypassed {
-            let target = if bypassed { 1.0 } else { 0.0 };
-            self.bypass_fade.set_target(self.sample_rate, target);
-            self.bypassed = bypassed;
-        }
+        self.bypass.follow(self.params.bypass.value());
         let params = &self.params;
-        let bypass_fade = &self.bypass_fade;
+        let bypass = &self.bypass;
         running
             .engine
             .process(buffer.as_slice(), running.timing, || MixGain {
                 mix: 1.0,
                 gain: params.output_gain.smoothed.next(),
-                bypass: bypass_fade.next(),
+                bypass: bypass.next(),
             });
         ProcessStatus::KeepAlive
     }

@@ -289,6 +289,48 @@ impl StereoPorts {
     }
 }
 
+/// Stereo output buffers for an instrument (no audio input), reused block after block.
+pub struct InstrumentPorts {
+    output: AudioPorts,
+    left: Vec<f32>,
+    right: Vec<f32>,
+}
+
+impl InstrumentPorts {
+    pub fn new(block: usize) -> Self {
+        Self {
+            output: AudioPorts::with_capacity(2, 1),
+            left: vec![0.0; block],
+            right: vec![0.0; block],
+        }
+    }
+
+    /// Processes one block with `events` in; the plugin's (left, right) output.
+    pub fn process<H: HostHandlers>(
+        &mut self,
+        processor: &mut StartedPluginAudioProcessor<H>,
+        events: &EventBuffer,
+    ) -> (&[f32], &[f32]) {
+        let mut audio_out = self.output.with_output_buffers([AudioPortBuffer {
+            latency: 0,
+            channels: AudioPortBufferType::f32_output_only(
+                [self.left.as_mut_slice(), self.right.as_mut_slice()].into_iter(),
+            ),
+        }]);
+        processor
+            .process(
+                &InputAudioBuffers::empty(),
+                &mut audio_out,
+                &events.as_input(),
+                &mut OutputEvents::void(),
+                None,
+                None,
+            )
+            .expect("process");
+        (&self.left, &self.right)
+    }
+}
+
 /// Plays `input` (the same on both channels) through `processor` on an audio thread in blocks of
 /// `block`, sending `events(block_index)` with each block; returns the processor and the left
 /// output.
@@ -399,31 +441,15 @@ pub fn play_voice(
         scope
             .spawn(move || {
                 let mut processor = processor.start_processing().expect("start processing");
-                let mut output_ports = AudioPorts::with_capacity(2, 1);
-                let (mut left, mut right) = (vec![0.0f32; block], vec![0.0f32; block]);
+                let mut ports = InstrumentPorts::new(block);
                 let mut output = Vec::with_capacity(block * blocks);
                 for index in 0..blocks {
                     let mut input = EventBuffer::new();
                     events(index, &mut input);
-                    let mut audio_out = output_ports.with_output_buffers([AudioPortBuffer {
-                        latency: 0,
-                        channels: AudioPortBufferType::f32_output_only(
-                            [left.as_mut_slice(), right.as_mut_slice()].into_iter(),
-                        ),
-                    }]);
-                    processor
-                        .process(
-                            &InputAudioBuffers::empty(),
-                            &mut audio_out,
-                            &input.as_input(),
-                            &mut OutputEvents::void(),
-                            None,
-                            None,
-                        )
-                        .expect("process");
-                    assert!(left.iter().chain(&right).all(|y| y.is_finite()));
+                    let (left, right) = ports.process(&mut processor, &input);
+                    assert!(left.iter().chain(right).all(|y| y.is_finite()));
                     assert_eq!(left, right, "both channels play the same line");
-                    output.extend_from_slice(&left);
+                    output.extend_from_slice(left);
                 }
                 (processor.stop_processing(), output)
             })
