@@ -14,14 +14,16 @@ use super::{fetch_onnxruntime, run, workspace_root, ORT_VERSION};
 const USAGE: &str = "\
 cargo xtask train-defaults [OPTIONS]
 
-Reproduces Continuo's default models (models/continuo-chorales, continuo-violin,
-continuo-flute) from nothing, with the flags and seeds recorded in their reports:
+Reproduces Continuo's default models (models/continuo-chorales, continuo-folk,
+continuo-violin, continuo-flute) from nothing, with the flags and seeds recorded in their
+reports:
 
   1. system packages, only if missing: fluidsynth, fluid-soundfont-gm (FluidR3_GM.sf2),
      python3-venv (apt-get install --no-install-recommends; through sudo when not root)
   2. a Python venv target/venv-data with music21==10.5.1 (pip)
-  3. data in DATA: the Bach chorales of music21's corpus as MIDI (DATA/chorales;
-     xtask/scripts/chorales_to_midi.py) and 84 chorale melodies rendered by fluidsynth as
+  3. data in DATA: the Bach chorales and Ryan's Mammoth Collection (fiddle tunes) of
+     music21's corpus as MIDI (DATA/chorales, DATA/folk; xtask/scripts/corpus_to_midi.py)
+     and 84 chorale melodies rendered by fluidsynth as
      violin and flute, sample-aligned, 48 kHz, each normalised to -30 dBFS (gated RMS)
      (DATA/timbre/{violin,flute}/{train,heldout},
      DATA/timbre/pairs/{flute-to-violin,violin-to-flute}; xtask/scripts/render_pairs.py)
@@ -29,16 +31,16 @@ continuo-flute) from nothing, with the flags and seeds recorded in their reports
      verified on ONNX Runtime as well as tract
   5. cargo build --features train --bin continuo-train (dev profile, as the tests use)
   6. per model: continuo-train continuation|timbre, then continuo-train eval on the held-out
-     MIDI (chorales) or the paired renders at 48 kHz (violin, flute; each paired
+     MIDI (chorales, folk) or the paired renders at 48 kHz (violin, flute; each paired
      evaluation is appended to OUT/NAME.report.md); the training checkpoints are removed
      afterwards
 
-Writes OUT/NAME.onnx, .json, .report.md and .loss.png for each model. About 2.5 hours on
-2 cores (data ~7 min, chorales ~9 min, each full-band timbre model up to 60 min and its
-evaluations ~10 min), plus 10-20 min for a cold trainer build.
+Writes OUT/NAME.onnx, .json, .report.md and .loss.png for each model. About 3 hours on
+2 cores (data ~9 min, chorales ~9 min, folk ~22 min, each full-band timbre model up to
+60 min and its evaluations ~10 min), plus 10-20 min for a cold trainer build.
 
 Options:
-  --only MODEL[,MODEL]  chorales, violin, flute (repeatable; default: all three)
+  --only MODEL[,MODEL]  chorales, folk, violin, flute (repeatable; default: all four)
   --data DIR            data directory (default: target/data)
   --out DIR             model directory (default: models)
   --skip-data           reuse the data already in DATA: no packages, venv or rendering
@@ -47,7 +49,7 @@ Options:
   -h, --help            this text
 
 DATA is only ever cleared when this command created it (it leaves a .train-defaults marker
-there); a non-empty DATA/chorales or DATA/timbre it did not write is an error unless
+there); a non-empty DATA/chorales, DATA/folk or DATA/timbre it did not write is an error unless
 --skip-data is given.
 
 Note: the timbre trainer stops at its 60-minute budget (--max-minutes 60, as shipped), and the
@@ -78,20 +80,25 @@ const EVAL_RATES: [&str; 1] = ["48000"];
 /// Marks a data directory as written by this command (so it may clear it on the next run).
 const MARKER: &str = ".train-defaults";
 const VENV: &str = "target/venv-data";
+/// Epochs of the shipped melody model, and the tunes it came from.
+const FOLK_EPOCHS: &str = "8";
+const FOLK_FILES: usize = 985;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Model {
     Chorales,
+    Folk,
     Violin,
     Flute,
 }
 
 impl Model {
-    const ALL: [Model; 3] = [Model::Chorales, Model::Violin, Model::Flute];
+    const ALL: [Model; 4] = [Model::Chorales, Model::Folk, Model::Violin, Model::Flute];
 
     fn key(self) -> &'static str {
         match self {
             Model::Chorales => "chorales",
+            Model::Folk => "folk",
             Model::Violin => "violin",
             Model::Flute => "flute",
         }
@@ -102,13 +109,15 @@ impl Model {
     }
 
     fn is_timbre(self) -> bool {
-        self != Model::Chorales
+        matches!(self, Model::Violin | Model::Flute)
     }
 
     /// The paired renders the timbre model is evaluated on (`source/` → `target/`).
     fn pairs(self) -> &'static str {
         match self {
-            Model::Chorales => unreachable!("the continuation model has no paired data"),
+            Model::Chorales | Model::Folk => {
+                unreachable!("continuation models have no paired data")
+            }
             Model::Violin => "flute-to-violin",
             Model::Flute => "violin-to-flute",
         }
@@ -154,7 +163,9 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
                         .into_iter()
                         .find(|m| m.key() == key || m.name() == key)
                         .with_context(|| {
-                            format!("--only: unknown model `{key}` (chorales, violin or flute)")
+                            format!(
+                                "--only: unknown model `{key}` (chorales, folk, violin or flute)"
+                            )
                         })?;
                     if !options.only.contains(&model) {
                         options.only.push(model);
@@ -275,7 +286,11 @@ pub fn main(args: &[String]) -> Result<()> {
         dry_run: options.dry_run,
     };
     let ctx = &ctx;
-    let chorales = models.contains(&Model::Chorales);
+    let corpora: Vec<&'static str> = models
+        .iter()
+        .filter(|m| !m.is_timbre())
+        .map(|m| m.key())
+        .collect();
     let timbre = models.iter().any(|m| m.is_timbre());
     let python = PathBuf::from(VENV).join("bin/python");
 
@@ -296,15 +311,16 @@ pub fn main(args: &[String]) -> Result<()> {
             format!("Python venv {VENV} with {MUSIC21}"),
             Box::new(move || data_venv(ctx, python)),
         ));
-        if chorales {
-            let dir = data.join("chorales");
+        for collection in corpora {
+            let dir = data.join(collection);
             steps.push((
-                format!("export the Bach chorales to MIDI in {}", dir.display()),
+                format!("export music21's {collection} to MIDI in {}", dir.display()),
                 Box::new(move || {
-                    clear_data_dir(ctx, data, "chorales")?;
+                    clear_data_dir(ctx, data, collection)?;
                     ctx.run(
                         Command::new(python)
-                            .arg("xtask/scripts/chorales_to_midi.py")
+                            .arg("xtask/scripts/corpus_to_midi.py")
+                            .arg(collection)
                             .arg(&dir),
                     )
                 }),
@@ -464,6 +480,18 @@ fn train_args(model: Model, data: &Path, base: &Path) -> Vec<OsString> {
             // The report verifies the export on ONNX Runtime too: fail rather than skip it.
             args.push("--require-ort".into());
         }
+        Model::Folk => {
+            args.push("continuation".into());
+            args.push(data.join("folk").into());
+            args.push("--out".into());
+            args.push(base.into());
+            // Fiddle tunes sit in a few keys (G, D, A): transposing by up to a tritone lets
+            // the model answer a tune in any key.
+            args.extend(
+                ["--epochs", FOLK_EPOCHS, "--seed", "42", "--transpose", "6"].map(OsString::from),
+            );
+            args.push("--require-ort".into());
+        }
         Model::Violin | Model::Flute => {
             args.push("timbre".into());
             args.push(data.join("timbre").join(model.key()).join("train").into());
@@ -501,10 +529,10 @@ fn train_args(model: Model, data: &Path, base: &Path) -> Vec<OsString> {
 /// (timbre).
 fn eval_args(model: Model, data: &Path, base: &Path) -> Vec<Vec<OsString>> {
     match model {
-        Model::Chorales => vec![vec![
+        Model::Chorales | Model::Folk => vec![vec![
             "eval".into(),
             base.into(),
-            data.join("chorales").into(),
+            data.join(model.key()).into(),
         ]],
         Model::Violin | Model::Flute => EVAL_RATES
             .iter()
@@ -686,8 +714,8 @@ fn clear_data_dir(ctx: &Ctx, data: &Path, sub: &str) -> Result<()> {
     }
     ctx.write(
         &marker,
-        "Written by `cargo xtask train-defaults`, which clears and re-creates chorales/ and \
-         timbre/ here on every run without --skip-data.\n",
+        "Written by `cargo xtask train-defaults`, which clears and re-creates chorales/, folk/ \
+         and timbre/ here on every run without --skip-data.\n",
     )
 }
 
@@ -697,7 +725,7 @@ fn check_data(data: &Path, models: &[Model]) -> Result<()> {
         let entries = std::fs::read_dir(dir).with_context(|| {
             format!(
                 "{} is missing: run without --skip-data to create the data (layout: \
-                 DATA/chorales/*.mid, DATA/timbre/{{violin,flute}}/{{train,heldout}}/*.wav, \
+                 DATA/{{chorales,folk}}/*.mid, DATA/timbre/{{violin,flute}}/{{train,heldout}}/*.wav, \
                  DATA/timbre/pairs/{{flute-to-violin,violin-to-flute}}/{{source,target}})",
                 dir.display()
             )
@@ -726,9 +754,14 @@ fn check_data(data: &Path, models: &[Model]) -> Result<()> {
                 pairs.display()
             );
         } else {
-            let dir = data.join("chorales");
+            let dir = data.join(model.key());
             let n = count(&dir, "mid")?;
-            println!("{}: {n} MIDI files (shipped: 430)", dir.display());
+            let shipped = if model == Model::Folk {
+                FOLK_FILES
+            } else {
+                430
+            };
+            println!("{}: {n} MIDI files (shipped: {shipped})", dir.display());
         }
     }
     Ok(())
@@ -752,7 +785,11 @@ mod tests {
         let options = parsed(&["--only", "flute,chorales", "--only=violin"])
             .unwrap()
             .unwrap();
-        assert_eq!(options.only, Model::ALL.to_vec());
+        assert_eq!(
+            options.only,
+            vec![Model::Chorales, Model::Violin, Model::Flute]
+        );
+        assert_eq!(parsed(&[]).unwrap().unwrap().only, Model::ALL.to_vec());
         let options = parsed(&["--only", "continuo-flute"]).unwrap().unwrap();
         assert_eq!(options.only, vec![Model::Flute]);
         assert!(parsed(&["--only", "cello"]).is_err());
@@ -798,6 +835,17 @@ mod tests {
                 Path::new("models/continuo-chorales")
             )),
             "continuation DATA/chorales --out models/continuo-chorales --epochs 13 --seed 42 --require-ort"
+        );
+        assert_eq!(
+            line(train_args(
+                Model::Folk,
+                data,
+                Path::new("models/continuo-folk")
+            )),
+            format!(
+                "continuation DATA/folk --out models/continuo-folk --epochs {FOLK_EPOCHS} \
+                 --seed 42 --transpose 6 --require-ort"
+            )
         );
     }
 
