@@ -234,3 +234,63 @@ fn output_keeps_the_input_tempo_map_and_time_signature() {
         "two bars of 3/4 from beat 6: {continued:?}"
     );
 }
+
+/// `--model auto` (the default) answers a melody with the shipped melody model
+/// (`models/continuo-folk`, which a build from the repository finds) and `--texture chords`
+/// with the chorale model; an unknown texture is refused.
+#[test]
+fn auto_picks_the_model_by_texture() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = melody(dir.path(), 100.0);
+    let output = dir.path().join("out.mid");
+    let continue_with = |extra: &[&str]| -> Output {
+        Command::new(env!("CARGO_BIN_EXE_continuo"))
+            .arg("continue")
+            .arg(&input)
+            .arg("-o")
+            .arg(&output)
+            .args(extra)
+            .output()
+            .expect("run continuo")
+    };
+    let stdout = |run: &Output| String::from_utf8_lossy(&run.stdout).into_owned();
+
+    let melody_run = continue_with(&[]);
+    assert!(melody_run.status.success(), "{}", stderr(&melody_run));
+    assert!(
+        stdout(&melody_run).contains("as melody")
+            && stdout(&melody_run).contains("continuo-folk.json"),
+        "{}",
+        stdout(&melody_run)
+    );
+    let continued: Vec<Note> = continuo::midi::read(&output)
+        .expect("output")
+        .melodic_notes(None)
+        .expect("notes")
+        .into_iter()
+        .filter(|n| n.start_beat >= 4.0)
+        .collect();
+    assert!(!continued.is_empty());
+    assert_eq!(
+        continuo::phrase::texture::max_polyphony(&continued),
+        1,
+        "a melody is continued as one line"
+    );
+
+    let chords_run = continue_with(&["--texture", "chords"]);
+    assert!(chords_run.status.success(), "{}", stderr(&chords_run));
+    assert!(
+        stdout(&chords_run).contains("as chords")
+            && stdout(&chords_run).contains("continuo-chorales.json"),
+        "{}",
+        stdout(&chords_run)
+    );
+
+    let bad = continue_with(&["--texture", "hymn"]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("unknown texture `hymn`"),
+        "{}",
+        stderr(&bad)
+    );
+}

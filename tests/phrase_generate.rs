@@ -9,6 +9,7 @@ use continuo::midi::key::Scale;
 use continuo::midi::{Note, VOCAB_VERSION};
 use continuo::model::{load_model, BackendChoice, Manifest, ModelKind};
 use continuo::phrase::generate::{generate, GenerateError, GenerationSettings, Rng, TokenModel};
+use continuo::phrase::texture::{max_polyphony, TextureChoice};
 
 /// A random token model declaring `vocabulary` as its vocabulary version.
 fn random_model(dir: &Path, vocabulary: &str) -> PathBuf {
@@ -98,9 +99,11 @@ fn density_control_moves_the_note_rate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut model = token_model(&random_model(dir.path(), VOCAB_VERSION));
     let mut rate = |target: f32| {
+        // Chords: a random model's long notes would otherwise hold a melody back.
         let settings = GenerationSettings {
             bars: 4,
             density_notes_per_beat: Some(target),
+            texture: TextureChoice::Chords,
             ..GenerationSettings::default()
         };
         (1..=4)
@@ -113,6 +116,49 @@ fn density_control_moves_the_note_rate() {
     assert!(
         dense > 2.0 * sparse,
         "density 3 gives {dense} notes/beat, density 0.5 gives {sparse}"
+    );
+}
+
+#[test]
+fn a_melody_never_has_two_notes_at_once_and_following_keeps_the_range() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut model = token_model(&random_model(dir.path(), VOCAB_VERSION));
+    let (low, high) = prompt()
+        .iter()
+        .fold((127, 0), |(lo, hi), n| (n.pitch.min(lo), n.pitch.max(hi)));
+    let mut most = |texture, follow_input| {
+        let settings = GenerationSettings {
+            bars: 4,
+            texture,
+            follow_input,
+            ..GenerationSettings::default()
+        };
+        let notes: Vec<Note> = (1..=4)
+            .flat_map(|seed| run(&mut model, &settings, seed))
+            .collect();
+        let in_range = notes
+            .iter()
+            .all(|n| n.pitch + 12 >= low && n.pitch <= high + 12);
+        // Notes of one seed only overlap each other; max over seeds.
+        let polyphony = (1..=4)
+            .map(|seed| max_polyphony(&run(&mut model, &settings, seed)))
+            .max()
+            .unwrap_or(0);
+        (polyphony, in_range, notes.len())
+    };
+    let (chords, _, _) = most(TextureChoice::Chords, true);
+    assert!(
+        chords > 1,
+        "a random model writes chords when allowed: {chords}"
+    );
+    let (melody, in_range, notes) = most(TextureChoice::Melody, true);
+    assert!(notes >= 4, "still writes notes: {notes}");
+    assert_eq!(melody, 1, "Texture = Melody writes one line");
+    assert!(in_range, "following keeps the prompt's range ± an octave");
+    let (_, free_in_range, _) = most(TextureChoice::Melody, false);
+    assert!(
+        !free_in_range,
+        "without following, a random model leaves the range"
     );
 }
 
@@ -170,7 +216,9 @@ mod model_switch {
         start, KeyLock, ModelSource, PhraseCommand, PhraseRealtime, PhraseRequest, PhraseShared,
         TransportInfo,
     };
-    use continuo::phrase::generate::{continuation_choices, DEFAULT_MODEL};
+    use continuo::phrase::generate::{
+        continuation_choices, AUTO_MODEL, DEFAULT_MODEL, MELODY_MODEL,
+    };
 
     const RATE: f32 = 48_000.0;
     /// 120 BPM at 48 kHz.
@@ -263,7 +311,17 @@ mod model_switch {
 
         let dirs = ModelDirs::new([dir.path().to_path_buf()]);
         let choices = continuation_choices(&dirs);
-        assert_eq!(choices, [DEFAULT_MODEL, "alpha", "beta", "broken"]);
+        assert_eq!(
+            choices,
+            [
+                AUTO_MODEL,
+                DEFAULT_MODEL,
+                MELODY_MODEL,
+                "alpha",
+                "beta",
+                "broken"
+            ]
+        );
 
         let (lines_in, lines) = crossbeam_channel::unbounded::<String>();
         let report = Box::new(move |line: &str| {
@@ -271,15 +329,24 @@ mod model_switch {
         });
         let source = ModelSource {
             choices,
-            initial: 1,
+            initial: 3,
             dirs,
             backend: BackendChoice::Tract,
         };
         let (mut realtime, worker, shared) = start(RATE, 64.0, source, report).expect("start");
-        let status = || lines.recv_timeout(Duration::from_secs(30)).expect("status");
+        // The model lines (each generation's own "generated …" line is checked once).
+        let mut generated = Vec::new();
+        let mut status = || loop {
+            let line = lines.recv_timeout(Duration::from_secs(30)).expect("status");
+            if line.starts_with("generated ") {
+                generated.push(line);
+            } else {
+                return line;
+            }
+        };
         let line = status();
         assert!(line.contains("alpha.json ready"), "{line}");
-        assert_eq!(shared.model_choice.load(Ordering::Relaxed), 1);
+        assert_eq!(shared.model_choice.load(Ordering::Relaxed), 3);
 
         // Two bars of input from beat 0, then a trigger at beat 8: the continuation starts at
         // beat 12. The switch to beta is asked for right after that Generate.
@@ -303,11 +370,11 @@ mod model_switch {
             .collect();
         block(&mut realtime, 8.0);
         generate_at(&mut realtime, 8.0);
-        assert!(realtime.request(PhraseRequest::Model { index: 2 }));
+        assert!(realtime.request(PhraseRequest::Model { index: 4 }));
         let line = status();
         assert!(line.contains("beta.json ready"), "{line}");
         assert_eq!(generations(&shared), 1);
-        assert_eq!(shared.model_choice.load(Ordering::Relaxed), 2);
+        assert_eq!(shared.model_choice.load(Ordering::Relaxed), 4);
 
         let mut rng = Rng::new(0);
         let with_alpha = expected(&alpha, &prompt, 12.0, &mut rng);
@@ -330,7 +397,7 @@ mod model_switch {
         );
 
         // A model that does not load: beta stays, and the reason is reported.
-        assert!(realtime.request(PhraseRequest::Model { index: 3 }));
+        assert!(realtime.request(PhraseRequest::Model { index: 5 }));
         let line = status();
         assert!(
             line.contains("`broken` not loaded, keeping")
@@ -338,7 +405,7 @@ mod model_switch {
                 && line.contains("broken.onnx"),
             "{line}"
         );
-        assert_eq!(shared.model_choice.load(Ordering::Relaxed), 2);
+        assert_eq!(shared.model_choice.load(Ordering::Relaxed), 4);
         assert!(shared.model_ready.load(Ordering::Relaxed));
         generate_at(&mut realtime, 40.0);
         wait_for("a generation after the failed switch", || {
@@ -349,7 +416,13 @@ mod model_switch {
         assert!(realtime.request(PhraseRequest::Model { index: 9 }));
         let line = status();
         assert!(line.contains("no continuation model number 9"), "{line}");
-        assert_eq!(shared.model_choice.load(Ordering::Relaxed), 2);
+        assert_eq!(shared.model_choice.load(Ordering::Relaxed), 4);
+        // Each generation said what it wrote, with which model: the arpeggio is one line.
+        assert!(
+            generated[0].contains("notes as a melody with alpha"),
+            "{generated:?}"
+        );
+        assert!(generated.len() >= 2 && generated[1].contains("notes as a melody with beta"));
     }
 
     /// A continuation's prompt is what was played before its trigger (not what the worker

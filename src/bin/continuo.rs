@@ -19,7 +19,8 @@ use continuo::instrument::{
 };
 use continuo::model::lookup::{scan, ModelDirs};
 use continuo::model::{describe_auto_backend, BackendChoice, RuntimeSearch};
-use continuo::phrase::generate::{generate, load_token_model, GenerationSettings, Rng};
+use continuo::phrase::generate::{generate, GenerationSettings, ModelSet, Rng};
+use continuo::phrase::texture::TextureChoice;
 use continuo::style::controls::{
     ParamSpec, BALANCE, BRIGHTNESS, GATE, INPUT_GAIN, MIX, MORPH, OCTAVE, PITCH_SHIFT,
 };
@@ -116,9 +117,16 @@ enum Command {
         /// Random seed: the same seed gives the same continuation.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Model name (from the model directories) or manifest path.
-        #[arg(long, default_value = continuo::phrase::generate::DEFAULT_MODEL)]
+        /// Model name (from the model directories) or manifest path; `auto` answers a melody
+        /// with the melody model and chords with the chorale model.
+        #[arg(long, default_value = continuo::phrase::generate::AUTO_MODEL)]
         model: String,
+        /// Texture of the continuation: as-played, melody (one note at a time) or chords.
+        #[arg(long, default_value = "as-played")]
+        texture: TextureChoice,
+        /// Let the model leave the input's range (± an octave) and key.
+        #[arg(long)]
+        no_follow: bool,
         /// Continue only this track (index as listed by the reader; default: all melodic tracks).
         #[arg(long)]
         track: Option<usize>,
@@ -311,6 +319,8 @@ fn run(cli: Cli) -> Result<()> {
             variations,
             seed,
             model,
+            texture,
+            no_follow,
             track,
             density,
             key_lock,
@@ -320,6 +330,8 @@ fn run(cli: Cli) -> Result<()> {
                 temperature,
                 top_p,
                 density_notes_per_beat: density,
+                texture,
+                follow_input: !no_follow,
                 ..GenerationSettings::default()
             };
             let options = ContinueOptions {
@@ -722,7 +734,15 @@ fn continue_phrase(
         })?;
         settings.scale = Some(key.scale());
     }
-    let mut model = load_token_model(&options.model, &model_dirs(&[]), BackendChoice::Auto)?;
+    let (mut models, missing) =
+        ModelSet::load(&options.model, &model_dirs(&[]), BackendChoice::Auto)?;
+    if let Some(missing) = missing {
+        eprintln!("warning: {missing}; the other model continues every texture");
+    }
+    let texture = settings.texture.resolve(&notes);
+    let model = models
+        .for_texture(texture)
+        .context("no continuation model is loaded")?;
     let last_end = notes.iter().map(|n| n.end_beat).fold(0.0, f64::max);
     // Continue at the first bar line at or after the input's last note-off.
     let start_beat = (last_end / settings.beats_per_bar - 1e-9).ceil() * settings.beats_per_bar;
@@ -739,14 +759,9 @@ fn continue_phrase(
     let mut rng = Rng::new(options.seed);
     for variation in 1..=options.variations {
         let mut all = notes.clone();
-        let stats = generate(
-            &mut model,
-            &notes,
-            start_beat,
-            &settings,
-            &mut rng,
-            |note| all.push(note),
-        )?;
+        let stats = generate(model, &notes, start_beat, &settings, &mut rng, |note| {
+            all.push(note)
+        })?;
         let path = if options.variations == 1 {
             output.to_path_buf()
         } else {
@@ -760,11 +775,12 @@ fn continue_phrase(
             song.ticks_per_beat.max(96),
         )?;
         println!(
-            "wrote {} ({} notes continued over {} bars from beat {start_beat}, {} tokens; seed {})",
+            "wrote {} ({} notes continued as {texture} over {} bars from beat {start_beat}, {} tokens; model {}; seed {})",
             path.display(),
             stats.notes,
             settings.bars,
             stats.tokens,
+            model.path().display(),
             options.seed
         );
     }

@@ -38,11 +38,12 @@ use atomic_float::{AtomicF32, AtomicF64};
 use crossbeam_channel::Sender;
 use rtrb::{Consumer, Producer, RingBuffer};
 
-use super::generate::{generate, load_token_model, GenerationSettings, Rng, TokenModel};
+use super::generate::{generate, GenerationSettings, ModelSet, Rng};
 use super::history::{CapturedEvent, NoteInput, PhraseHistory, RecordedNote};
 use super::listener::{HeardNote, Listener};
 use super::metre::Metre;
 use super::player::{sample_offset, EventList, Player, ScheduledNote, SoundingNote};
+use super::texture::Texture;
 use crate::engine::audio::{Timing, OFFLINE_WAIT_LIMIT};
 use crate::engine::worker::{OfflineWait, Worker, WorkerHandle};
 use crate::midi::key::{detect_key, Scale};
@@ -547,7 +548,7 @@ struct PhraseWorker {
     /// The initial model is loaded on the first poll (off the plugin's activation path).
     pending_initial: bool,
     source: ModelSource,
-    model: Option<TokenModel>,
+    model: Option<ModelSet>,
     on_status: StatusCallback,
     /// The variations of the latest continuation.
     variations: Vec<Vec<crate::midi::Note>>,
@@ -575,9 +576,15 @@ impl PhraseWorker {
             ));
             return;
         };
-        match load_token_model(name, &self.source.dirs, self.source.backend) {
-            Ok(model) => {
-                let status = format!("continuation model {} ready", model.path().display());
+        match ModelSet::load(name, &self.source.dirs, self.source.backend) {
+            Ok((model, missing)) => {
+                let mut status = format!("continuation model {} ready", model.describe());
+                if let Some(missing) = missing {
+                    status += &format!(
+                        "; the other texture's model is missing, so this one plays both: {}",
+                        chain_message(&missing)
+                    );
+                }
                 self.model = Some(model);
                 self.shared.model_choice.store(index, Ordering::Relaxed);
                 self.shared.model_ready.store(true, Ordering::Relaxed);
@@ -587,7 +594,7 @@ impl PhraseWorker {
                 let status = match &self.model {
                     Some(current) => format!(
                         "continuation model `{name}` not loaded, keeping {}: {}",
-                        current.path().display(),
+                        current.describe(),
                         chain_message(&error)
                     ),
                     None => format!("no continuation model: {}", chain_message(&error)),
@@ -739,15 +746,20 @@ impl PhraseWorker {
                 key_name(low)
             ));
         }
-        let Some(model) = self.model.as_mut() else {
-            return;
-        };
         let prompt: Vec<crate::midi::Note> =
             self.history.notes().map(|note| (*note).into()).collect();
         if prompt.is_empty() {
             self.report("Generate ignored: nothing has been played yet".into());
             return;
         }
+        let texture = settings.texture.resolve(&prompt);
+        let Some(model) = self.model.as_mut().and_then(|set| set.for_texture(texture)) else {
+            return;
+        };
+        let model_name = model
+            .path()
+            .file_stem()
+            .map_or_else(String::new, |stem| stem.to_string_lossy().into_owned());
         settings.scale = match key_lock {
             KeyLock::Off => None,
             KeyLock::Detect => detect_key(&prompt).map(|key| key.scale()),
@@ -792,6 +804,14 @@ impl PhraseWorker {
         }
         if played_notes == 0 {
             self.report(empty_continuation_reason(&settings));
+        } else {
+            self.report(format!(
+                "generated {played_notes} notes as {} with {model_name}",
+                match texture {
+                    Texture::Melody => "a melody",
+                    Texture::Chords => "chords",
+                }
+            ));
         }
         if let Some(ms) = first_note_ms {
             self.shared.first_note_ms.store(ms, Ordering::Relaxed);

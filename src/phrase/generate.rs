@@ -13,10 +13,11 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use super::metre::Metre;
+use super::texture::{profile, Texture, TextureChoice};
 use crate::midi::key::Scale;
 use crate::midi::tokenizer::{
     bar_floor, token_kind, DecodeOptions, DecodeState, EncodeOptions, EventTokenizer, TokenKind,
-    Tokenizer, BAR, EOS, VOCAB_VERSION,
+    Tokenizer, BAR, EOS, STEPS_PER_BEAT, VOCAB_VERSION,
 };
 use crate::midi::Note;
 use crate::model::{Dim, LoadedModel, ModelError, Session, TensorView};
@@ -169,18 +170,24 @@ impl TokenModel {
     }
 }
 
-/// Name of the shipped default continuation model.
+/// The shipped continuation model for chords (four-part Bach chorales).
 pub const DEFAULT_MODEL: &str = "continuo-chorales";
+/// The shipped continuation model for melodies (folk and fiddle tunes).
+pub const MELODY_MODEL: &str = "continuo-folk";
+/// The model choice that picks [`MELODY_MODEL`] or [`DEFAULT_MODEL`] by the texture played.
+pub const AUTO_MODEL: &str = "auto";
 
-/// The continuation models a musician can choose from in `dirs`: [`DEFAULT_MODEL`] first (even
-/// when it is missing, so that choice reports why), then the others by name. The order only
-/// changes when models are added or removed.
+/// The continuation models a musician can choose from in `dirs`: [`AUTO_MODEL`] first, then
+/// the two shipped ones (even when missing, so that choosing them reports why), then the
+/// others by name. The order only changes when models are added or removed.
 pub fn continuation_choices(dirs: &crate::model::ModelDirs) -> Vec<String> {
     let mut names =
         crate::model::lookup::names_of_kind(dirs, crate::model::ModelKind::Continuation);
-    names.retain(|name| name != DEFAULT_MODEL);
+    names.retain(|name| ![AUTO_MODEL, DEFAULT_MODEL, MELODY_MODEL].contains(&name.as_str()));
     names.sort();
-    names.insert(0, DEFAULT_MODEL.to_owned());
+    for name in [MELODY_MODEL, DEFAULT_MODEL, AUTO_MODEL] {
+        names.insert(0, name.to_owned());
+    }
     names
 }
 
@@ -201,6 +208,71 @@ pub fn load_token_model(
         })?;
     let loaded = crate::model::load_model(&path, crate::model::ModelKind::Continuation, backend)?;
     TokenModel::new(loaded)
+}
+
+/// What a model choice loaded: one model for every texture, or for [`AUTO_MODEL`]
+/// [`MELODY_MODEL`] for melodies and [`DEFAULT_MODEL`] for chords. At least one is loaded;
+/// when only one is, it answers both (a melody still comes out as one line).
+pub struct ModelSet {
+    melody: Option<TokenModel>,
+    chords: Option<TokenModel>,
+}
+
+impl ModelSet {
+    /// Loads `name_or_path`, or both shipped models for [`AUTO_MODEL`]. Returns the set and,
+    /// for an automatic choice with one model missing, why it is missing.
+    ///
+    /// # Errors
+    /// The model (or, automatically, both) could not be loaded.
+    pub fn load(
+        name_or_path: &str,
+        dirs: &crate::model::ModelDirs,
+        backend: crate::model::BackendChoice,
+    ) -> Result<(Self, Option<GenerateError>), GenerateError> {
+        if name_or_path != AUTO_MODEL {
+            let model = load_token_model(name_or_path, dirs, backend)?;
+            return Ok((Self::one(model), None));
+        }
+        let melody = load_token_model(MELODY_MODEL, dirs, backend);
+        let chords = load_token_model(DEFAULT_MODEL, dirs, backend);
+        let (melody, chords, missing) = match (melody, chords) {
+            (Ok(melody), Ok(chords)) => (Some(melody), Some(chords), None),
+            (Ok(melody), Err(missing)) => (Some(melody), None, Some(missing)),
+            (Err(missing), Ok(chords)) => (None, Some(chords), Some(missing)),
+            (Err(error), Err(_)) => return Err(error),
+        };
+        Ok((Self { melody, chords }, missing))
+    }
+
+    /// One model for every texture.
+    pub fn one(model: TokenModel) -> Self {
+        Self {
+            melody: None,
+            chords: Some(model),
+        }
+    }
+
+    /// The model that writes `texture` (`None` never happens: every constructor keeps at
+    /// least one model).
+    pub fn for_texture(&mut self, texture: Texture) -> Option<&mut TokenModel> {
+        let (preferred, other) = match texture {
+            Texture::Melody => (&mut self.melody, &mut self.chords),
+            Texture::Chords => (&mut self.chords, &mut self.melody),
+        };
+        preferred.as_mut().or(other.as_mut())
+    }
+
+    /// The manifests loaded, for status lines.
+    pub fn describe(&self) -> String {
+        let path = |model: &TokenModel| model.path().display().to_string();
+        match (&self.melody, &self.chords) {
+            (Some(melody), Some(chords)) => {
+                format!("{} (melodies), {} (chords)", path(melody), path(chords))
+            }
+            (Some(model), None) | (None, Some(model)) => path(model),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 /// What to generate and under which constraints.
@@ -228,6 +300,12 @@ pub struct GenerationSettings {
     pub quantize_beats: Option<f64>,
     /// MIDI channel of generated notes.
     pub channel: u8,
+    /// One line or chords; as played by default. A melody never has two notes sounding.
+    pub texture: TextureChoice,
+    /// Stay near the input: within its range ± an octave (inside `pitch_range`); unless
+    /// `scale` locks the key, prefer its key (out-of-key pitches are discouraged, not banned);
+    /// unless `density_notes_per_beat` is set, lean towards its notes per beat.
+    pub follow_input: bool,
 }
 
 impl Default for GenerationSettings {
@@ -243,6 +321,8 @@ impl Default for GenerationSettings {
             velocity_scale: 1.0,
             quantize_beats: None,
             channel: 0,
+            texture: TextureChoice::AsPlayed,
+            follow_input: true,
         }
     }
 }
@@ -288,6 +368,98 @@ pub struct GenerationStats {
 const MAX_TOKENS_PER_BAR: usize = 256;
 /// How strongly density control pushes (logit units per e-fold of density error).
 const DENSITY_GAIN: f32 = 1.5;
+/// Logit penalty of a pitch outside the input's key when following the input (e^-2 ≈ 1/7 as
+/// likely): the model may still colour a line chromatically, but it no longer drifts away.
+const OUT_OF_KEY_PENALTY: f32 = 2.0;
+/// Logit penalty per e-fold between a note length and the input's median one when following
+/// the input: half or double the length costs 1.4 (a quarter as likely).
+const DURATION_GAIN: f32 = 2.0;
+
+/// The constraints one generation runs under once the prompt is known.
+#[derive(Debug, Clone, Copy)]
+struct Constraints {
+    settings: GenerationSettings,
+    /// Pitches outside it are discouraged by [`OUT_OF_KEY_PENALTY`].
+    preferred_scale: Option<Scale>,
+    /// Notes per beat the sampling is steered towards (softly, without the hard cap of an
+    /// explicit density): the input's, when following it.
+    preferred_density: Option<f32>,
+    /// Note length (grid steps) the sampling is steered towards: the input's median.
+    preferred_duration_steps: Option<f32>,
+    monophonic: bool,
+}
+
+impl Constraints {
+    fn new(settings: &GenerationSettings, prompt: &[Note]) -> Self {
+        let mut settings = *settings;
+        let played = profile(prompt, settings.texture);
+        let (mut preferred_scale, mut preferred_density) = (None, None);
+        let mut preferred_duration_steps = None;
+        if let Some(played) = played.filter(|_| settings.follow_input) {
+            settings.pitch_range = played.pitch_range(settings.pitch_range);
+            if settings.scale.is_none() {
+                preferred_scale = played.key_scale();
+            }
+            if settings.density_notes_per_beat.is_none() {
+                preferred_density = Some(played.notes_per_beat);
+                preferred_duration_steps =
+                    Some(played.median_duration_beats * STEPS_PER_BEAT as f32);
+            }
+        }
+        Self {
+            settings,
+            preferred_scale,
+            preferred_density,
+            preferred_duration_steps,
+            monophonic: played.is_some_and(|p| p.texture == Texture::Melody),
+        }
+    }
+
+    /// Grammar (the decoder's) plus the musician's constraints. `busy_until`: where the last
+    /// generated note ends (a melody starts no note before it).
+    fn allows(
+        &self,
+        token: u32,
+        decoder: &DecodeState,
+        notes_allowed: bool,
+        busy_until: f64,
+    ) -> bool {
+        if token == EOS || !decoder.is_allowed(token) {
+            // The length is ours to decide: never stop early.
+            return false;
+        }
+        let settings = &self.settings;
+        match token_kind(token) {
+            TokenKind::Pitch(pitch) => {
+                notes_allowed
+                    && !(self.monophonic && decoder.current_beat() < busy_until - 1e-9)
+                    && (settings.pitch_range.0..=settings.pitch_range.1).contains(&pitch)
+                    && settings
+                        .scale
+                        .as_ref()
+                        .is_none_or(|scale| scale.contains(pitch))
+            }
+            _ => true,
+        }
+    }
+
+    /// Logit bias of `token`: density steering and the preferred key on pitches, the
+    /// preferred length on durations.
+    fn bias(&self, token: u32, density_bias: f32) -> f32 {
+        match token_kind(token) {
+            TokenKind::Pitch(pitch) => {
+                let out_of_key = self
+                    .preferred_scale
+                    .is_some_and(|scale| !scale.contains(pitch));
+                density_bias - if out_of_key { OUT_OF_KEY_PENALTY } else { 0.0 }
+            }
+            TokenKind::Duration(steps) => self.preferred_duration_steps.map_or(0.0, |preferred| {
+                -DURATION_GAIN * (steps as f32 / preferred.max(1.0)).ln().abs()
+            }),
+            _ => 0.0,
+        }
+    }
+}
 
 /// Generates one continuation of `prompt` starting at `start_beat` (a bar line) and calls
 /// `on_note` with each note as soon as it is complete, in start order.
@@ -309,6 +481,8 @@ pub fn generate(
     if !first_beat.is_finite() {
         return Err(GenerateError::NoNotes);
     }
+    let constraints = Constraints::new(settings, prompt);
+    let settings = &constraints.settings;
     let metre = Metre::from_beats(settings.beats_per_bar);
     let bar = metre.model_bar_beats();
     let prompt_start = bar_floor(first_beat, bar);
@@ -342,17 +516,24 @@ pub fn generate(
         notes: 0,
     };
     let mut weights = Vec::with_capacity(logits.len());
+    let mut busy_until = f64::NEG_INFINITY;
     while stats.tokens < max_tokens {
         let elapsed_beats = (decoder.current_beat() - start_beat).max(0.0);
-        let pitch_bias = density_bias(settings.density_notes_per_beat, stats.notes, elapsed_beats);
+        let pitch_bias = density_bias(
+            settings
+                .density_notes_per_beat
+                .or(constraints.preferred_density),
+            stats.notes,
+            elapsed_beats,
+        );
         let notes_allowed =
             !over_density_budget(settings.density_notes_per_beat, stats.notes, elapsed_beats);
         let Some(token) = sample(
             &logits,
             &mut weights,
             settings,
-            pitch_bias,
-            |token| allowed(token, &decoder, settings, notes_allowed),
+            |token| constraints.bias(token, pitch_bias),
+            |token| constraints.allows(token, &decoder, notes_allowed, busy_until),
             rng,
         ) else {
             break;
@@ -366,6 +547,7 @@ pub fn generate(
             if note.start_beat >= end_beat {
                 break;
             }
+            busy_until = busy_until.max(note.end_beat);
             shape_note(&mut note, settings);
             stats.notes += 1;
             on_note(note);
@@ -373,30 +555,6 @@ pub fn generate(
         model.step(token, &mut logits)?;
     }
     Ok(stats)
-}
-
-/// Grammar (the decoder's) plus the musician's constraints.
-fn allowed(
-    token: u32,
-    decoder: &DecodeState,
-    settings: &GenerationSettings,
-    notes_allowed: bool,
-) -> bool {
-    if token == EOS || !decoder.is_allowed(token) {
-        // The length is ours to decide: never stop early.
-        return false;
-    }
-    match token_kind(token) {
-        TokenKind::Pitch(pitch) => {
-            notes_allowed
-                && (settings.pitch_range.0..=settings.pitch_range.1).contains(&pitch)
-                && settings
-                    .scale
-                    .as_ref()
-                    .is_none_or(|scale| scale.contains(pitch))
-        }
-        _ => true,
-    }
 }
 
 /// Whether the phrase already holds as many notes as the target density allows by now (with a
@@ -425,7 +583,7 @@ fn sample(
     logits: &[f32],
     weights: &mut Vec<(f32, u32)>,
     settings: &GenerationSettings,
-    pitch_bias: f32,
+    bias: impl Fn(u32) -> f32,
     allowed: impl Fn(u32) -> bool,
     rng: &mut Rng,
 ) -> Option<u32> {
@@ -436,12 +594,7 @@ fn sample(
         if !logit.is_finite() || !allowed(token) {
             continue;
         }
-        let bias = if matches!(token_kind(token), TokenKind::Pitch(_)) {
-            pitch_bias
-        } else {
-            0.0
-        };
-        weights.push(((logit + bias) / temperature, token));
+        weights.push(((logit + bias(token)) / temperature, token));
     }
     let max = weights
         .iter()
@@ -519,7 +672,14 @@ mod tests {
         let mut rng = Rng::new(1);
         // Token 3 is masked out: never chosen.
         for _ in 0..1000 {
-            let token = sample(&logits, &mut weights, &settings, 0.0, |t| t != 3, &mut rng);
+            let token = sample(
+                &logits,
+                &mut weights,
+                &settings,
+                |_| 0.0,
+                |t| t != 3,
+                &mut rng,
+            );
             assert!(matches!(token, Some(0..=2)));
         }
         // A tiny top-p keeps only the most likely allowed token.
@@ -529,12 +689,19 @@ mod tests {
         };
         for _ in 0..100 {
             assert_eq!(
-                sample(&logits, &mut weights, &greedy, 0.0, |_| true, &mut rng),
+                sample(&logits, &mut weights, &greedy, |_| 0.0, |_| true, &mut rng),
                 Some(3)
             );
         }
         assert_eq!(
-            sample(&logits, &mut weights, &settings, 0.0, |_| false, &mut rng),
+            sample(
+                &logits,
+                &mut weights,
+                &settings,
+                |_| 0.0,
+                |_| false,
+                &mut rng
+            ),
             None
         );
     }

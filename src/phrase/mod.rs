@@ -7,4 +7,5 @@ pub mod history;
 pub mod listener;
 pub mod metre;
 pub mod player;
+pub mod texture;
 pub mod trigger;

@@ -471,6 +471,8 @@ fn start_continuations(
             velocity_scale: params.velocity_scale.value(),
             quantize_beats: params.quantize.value().beats(),
             channel: 0,
+            texture: params.texture.value().into(),
+            follow_input: params.follow_input.value(),
         };
         running.engine.request(PhraseRequest::Generate {
             trigger_beat,

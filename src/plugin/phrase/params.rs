@@ -8,6 +8,7 @@ use crate::midi::key::Scale;
 use crate::model::ModelDirs;
 use crate::phrase::engine::KeyLock;
 use crate::phrase::generate::continuation_choices;
+use crate::phrase::texture::TextureChoice;
 use crate::phrase::trigger::TriggerMode;
 use crate::plugin::model_choice::{ModelChoice, SavedModelName};
 
@@ -47,6 +48,30 @@ impl From<TriggerParam> for TriggerMode {
             TriggerParam::Button => TriggerMode::Button,
             TriggerParam::Auto => TriggerMode::Auto,
             TriggerParam::EveryBars => TriggerMode::EveryBars,
+        }
+    }
+}
+
+/// The texture continuations are written in.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextureParam {
+    /// One line when one line was played, chords when chords were.
+    #[name = "As played"]
+    AsPlayed,
+    /// Always one line.
+    #[name = "Melody"]
+    Melody,
+    /// Always chords.
+    #[name = "Chords"]
+    Chords,
+}
+
+impl From<TextureParam> for TextureChoice {
+    fn from(value: TextureParam) -> Self {
+        match value {
+            TextureParam::AsPlayed => TextureChoice::AsPlayed,
+            TextureParam::Melody => TextureChoice::Melody,
+            TextureParam::Chords => TextureChoice::Chords,
         }
     }
 }
@@ -204,9 +229,16 @@ pub struct PhraseParams {
     /// Host bypass: releases generated notes and passes input through.
     #[id = "bypass"]
     pub bypass: BoolParam,
-    /// Which continuation model generates (switched between generations).
+    /// Which continuation model generates (switched between generations); `auto` picks the
+    /// melody or the chords model by the texture.
     #[id = "model"]
     pub model: IntParam,
+    /// One line or chords (as played by default).
+    #[id = "texture"]
+    pub texture: EnumParam<TextureParam>,
+    /// Keep continuations near the input's range and key.
+    #[id = "follow_input"]
+    pub follow_input: BoolParam,
     /// The Model parameter's choice by name, for sessions.
     #[persist = "model-name"]
     pub model_name: SavedModelName,
@@ -299,6 +331,8 @@ impl Default for PhraseParams {
             bypass: BoolParam::new("Bypass", false).make_bypass(),
             model: choice.param("Model", 0, &model_name),
             model_name,
+            texture: EnumParam::new("Texture", TextureParam::AsPlayed),
+            follow_input: BoolParam::new("Follow Input", true),
         }
     }
 }
@@ -330,10 +364,10 @@ mod tests {
         let fields = params.serialize_fields();
         assert_eq!(
             fields.get(MODEL_NAME_KEY).map(String::as_str),
-            Some("\"continuo-chorales\""),
+            Some("\"auto\""),
             "the default model is choice 0"
         );
-        assert_eq!(params.model.to_string(), "continuo-chorales");
+        assert_eq!(params.model.to_string(), "auto");
     }
 
     /// Every parameter, over its whole range (every step of a stepped one, a dense sweep of a
