@@ -1,7 +1,8 @@
 //! Continuo Phrase speed: tokens per second through the whole generator (model step + grammar
 //! and key masks + sampling) and the time from a trigger to the first note being ready, on one
-//! core, for both backends. Uses `models/continuo-chorales.json` when it exists, else a
-//! generated token model of similar size (reported in the table).
+//! core, for both backends. Uses the shipped `models/continuo-chorales.json` (chords) and
+//! `models/continuo-folk.json` (the melody model, continuing the prompt as a melody) when they
+//! exist, else a generated token model of similar size (reported in the table).
 //!
 //! `cargo bench --bench phrase` (set ORT_DYLIB_PATH for the ONNX Runtime rows).
 
@@ -14,14 +15,26 @@ use std::time::Instant;
 use continuo::midi::{Note, Scale};
 use continuo::model::{load_model, BackendChoice, ModelKind};
 use continuo::phrase::generate::{generate, GenerationSettings, Rng, TokenModel};
+use continuo::phrase::texture::TextureChoice;
 
-fn model_path(scratch: &Path) -> (PathBuf, &'static str) {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/continuo-chorales.json");
-    if shipped.exists() {
-        return (shipped, "default model");
+/// The models to time, with the texture each writes.
+fn models(scratch: &Path) -> Vec<(PathBuf, TextureChoice)> {
+    let shipped: Vec<(PathBuf, TextureChoice)> = [
+        ("continuo-chorales", TextureChoice::Chords),
+        ("continuo-folk", TextureChoice::Melody),
+    ]
+    .into_iter()
+    .map(|(name, texture)| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("models/{name}.json"));
+        (path, texture)
+    })
+    .filter(|(path, _)| path.exists())
+    .collect();
+    if !shipped.is_empty() {
+        return shipped;
     }
-    let path = common::random_continuation_model(scratch, "bench", 3, 256);
-    (path, "generated GRU(256)")
+    let path = common::random_continuation_model(scratch, "generated-gru256", 3, 256);
+    vec![(path, TextureChoice::AsPlayed)]
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -30,7 +43,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() {
     let scratch = tempfile::tempdir().expect("tempdir");
-    let (path, which) = model_path(scratch.path());
     let prompt: Vec<Note> = [
         60u8, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62, 60, 59,
     ]
@@ -38,28 +50,32 @@ fn main() {
     .enumerate()
     .map(|(i, &p)| Note::new(p, 90, 0, i as f64 * 0.5, i as f64 * 0.5 + 0.45))
     .collect();
-    let settings = GenerationSettings {
-        bars: 4,
-        scale: Some(Scale::major(0)),
-        ..GenerationSettings::default()
-    };
-
+    println!("Continuo Phrase generation, one core");
     println!(
-        "Continuo Phrase generation, one core ({which}: {})",
-        path.display()
+        "{:<20} {:<14} {:>12} {:>16} {:>16}",
+        "model", "backend", "tokens/s", "first note p50", "first note p99"
     );
-    println!(
-        "{:<14} {:>12} {:>16} {:>16}",
-        "backend", "tokens/s", "first note p50", "first note p99"
-    );
-    for (name, backend) in [
-        ("ONNX Runtime", BackendChoice::OnnxRuntime),
-        ("tract", BackendChoice::Tract),
-    ] {
+    for ((path, texture), (name, backend)) in models(scratch.path()).into_iter().flat_map(|m| {
+        [
+            ("ONNX Runtime", BackendChoice::OnnxRuntime),
+            ("tract", BackendChoice::Tract),
+        ]
+        .map(|b| (m.clone(), b))
+    }) {
+        let settings = GenerationSettings {
+            bars: 4,
+            scale: Some(Scale::major(0)),
+            texture,
+            ..GenerationSettings::default()
+        };
+        let model_name = path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let loaded = match load_model(&path, ModelKind::Continuation, backend) {
             Ok(loaded) => loaded,
             Err(error) => {
-                println!("{name:<14} unavailable: {error}");
+                println!("{model_name:<20} {name:<14} unavailable: {error}");
                 continue;
             }
         };
@@ -87,7 +103,7 @@ fn main() {
         let rate = tokens as f64 / started.elapsed().as_secs_f64();
         first_note_ms.sort_by(f64::total_cmp);
         println!(
-            "{name:<14} {rate:>12.0} {:>13.2} ms {:>13.2} ms",
+            "{model_name:<20} {name:<14} {rate:>12.0} {:>13.2} ms {:>13.2} ms",
             percentile(&first_note_ms, 0.5),
             percentile(&first_note_ms, 0.99)
         );
