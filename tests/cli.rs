@@ -221,6 +221,7 @@ fn models_lists_valid_and_broken_models_with_reasons() {
         contract_version: CONTRACT_VERSION,
         name: "tiny".into(),
         kind: ModelKind::Timbre,
+        description: None,
         sample_rate: Some(48_000),
         hop_size: Some(256),
         frame_rate_hz: Some(187.5),

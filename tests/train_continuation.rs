@@ -254,6 +254,7 @@ fn continuation_pipeline_writes_a_loadable_evaluated_model() {
         stop_at_step: None,
         runtime: search.clone(),
         require_onnx_runtime: true,
+        description: Some("tiny test tunes".into()),
     };
     let result = run_continuation(&job).unwrap();
     assert_eq!(result.corpus.skipped.len(), 1);
@@ -273,6 +274,7 @@ fn continuation_pipeline_writes_a_loadable_evaluated_model() {
     assert_eq!(&png[1..4], b"PNG");
     let manifest = Manifest::load(&result.files.manifest).unwrap();
     assert_eq!(manifest.kind, ModelKind::Continuation);
+    assert_eq!(manifest.description.as_deref(), Some("tiny test tunes"));
     assert_eq!(
         manifest.vocabulary.as_ref().unwrap().size as usize,
         vocab_size()

@@ -152,6 +152,10 @@ struct ContinuationArgs {
     /// Exit with code 3 if the model misses the quality bar (25 % below the 4-gram).
     #[arg(long)]
     assert_bar: bool,
+    /// What the model is and learned from, in one line (its card in the manifest and the
+    /// report; shown by `continuo models` and Continuo Phrase).
+    #[arg(long)]
+    description: Option<String>,
     /// No progress bars.
     #[arg(long, short)]
     quiet: bool,
@@ -345,6 +349,7 @@ fn continuation(args: ContinuationArgs) -> anyhow::Result<ExitCode> {
         stop_at_step: None,
         runtime: RuntimeSearch::default(),
         require_onnx_runtime: args.require_ort,
+        description: args.description,
     };
     let result = run_continuation(&job)?;
     if result.outcome.interrupted {

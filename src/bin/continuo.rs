@@ -830,18 +830,23 @@ fn models(extra_dirs: &[PathBuf]) {
     }
     for model in found {
         match model.result {
-            Ok(manifest) => println!(
-                "ok       {} ({:?}, {} parameters{}) {}",
-                manifest.name,
-                manifest.kind,
-                manifest.parameter_count,
-                // What a musician hears most directly of a timbre model: how high it reaches.
-                manifest.synth.as_ref().map_or(String::new(), |s| format!(
-                    ", band 0–{:.1} kHz",
-                    s.max_hz / 1000.0
-                )),
-                model.path.display()
-            ),
+            Ok(manifest) => {
+                println!(
+                    "ok       {} ({:?}, {} parameters{}) {}",
+                    manifest.name,
+                    manifest.kind,
+                    manifest.parameter_count,
+                    // What a musician hears most directly of a timbre model: how high it reaches.
+                    manifest.synth.as_ref().map_or(String::new(), |s| format!(
+                        ", band 0–{:.1} kHz",
+                        s.max_hz / 1000.0
+                    )),
+                    model.path.display()
+                );
+                if let Some(description) = &manifest.description {
+                    println!("         {description}");
+                }
+            }
             Err(error) => println!(
                 "invalid  {}\n         {}",
                 model.path.display(),
@@ -853,7 +858,7 @@ fn models(extra_dirs: &[PathBuf]) {
 
 fn info() {
     println!("continuo {}", env!("CARGO_PKG_VERSION"));
-    println!("plugins: Continuo Style (org.continuo.style), Continuo Phrase (org.continuo.phrase); CLAP and VST3");
+    println!("plugins: Continuo Style (org.continuo.style), Continuo Phrase (org.continuo.phrase), Continuo Voice (org.continuo.voice); CLAP and VST3");
     println!(
         "audio files: WAV, mono or stereo, 8/16/24/32-bit integer or 32-bit float, any sample rate"
     );

@@ -235,6 +235,10 @@ pub struct Manifest {
     pub name: String,
     /// What the model does.
     pub kind: ModelKind,
+    /// What the model is and learned from, in one line a musician reads (its card); shown by
+    /// `continuo models` and in the plugins' status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// Audio sample rate the features were computed at, Hz (timbre models).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample_rate: Option<u32>,
@@ -550,6 +554,7 @@ mod tests {
             contract_version: CONTRACT_VERSION,
             name: "violin".into(),
             kind: ModelKind::Timbre,
+            description: None,
             sample_rate: Some(48_000),
             hop_size: Some(480),
             frame_rate_hz: Some(100.0),

@@ -63,6 +63,7 @@ pub enum GenerateError {
 pub struct TokenModel {
     session: Session,
     path: PathBuf,
+    description: Option<String>,
     state: Vec<f32>,
     state_shape: Vec<usize>,
     vocab: usize,
@@ -121,6 +122,7 @@ impl TokenModel {
         Ok(Self {
             state: vec![0.0; state_shape.iter().product()],
             state_shape,
+            description: manifest.description.clone(),
             session: model.session,
             path,
             vocab: expected_vocab,
@@ -130,6 +132,14 @@ impl TokenModel {
     /// The manifest this model came from.
     pub fn path(&self) -> &std::path::Path {
         &self.path
+    }
+
+    /// The manifest's path and, if it has one, its card line.
+    pub fn describe(&self) -> String {
+        match &self.description {
+            Some(description) => format!("{} ({description})", self.path.display()),
+            None => self.path.display().to_string(),
+        }
     }
 
     /// Back to the initial (zero) state.
@@ -262,14 +272,15 @@ impl ModelSet {
         preferred.as_mut().or(other.as_mut())
     }
 
-    /// The manifests loaded, for status lines.
+    /// The manifests loaded (with their cards), for status lines.
     pub fn describe(&self) -> String {
-        let path = |model: &TokenModel| model.path().display().to_string();
         match (&self.melody, &self.chords) {
-            (Some(melody), Some(chords)) => {
-                format!("{} (melodies), {} (chords)", path(melody), path(chords))
-            }
-            (Some(model), None) | (None, Some(model)) => path(model),
+            (Some(melody), Some(chords)) => format!(
+                "for melodies {}, for chords {}",
+                melody.describe(),
+                chords.describe()
+            ),
+            (Some(model), None) | (None, Some(model)) => model.describe(),
             (None, None) => String::new(),
         }
     }

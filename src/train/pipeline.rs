@@ -87,6 +87,8 @@ pub struct ContinuationJob {
     pub runtime: RuntimeSearch,
     /// Fail if ONNX Runtime cannot be loaded (otherwise verify and evaluate on tract only).
     pub require_onnx_runtime: bool,
+    /// The model's card: what it is and learned from (manifest and report).
+    pub description: Option<String>,
 }
 
 /// What [`run_continuation`] produced.
@@ -355,6 +357,7 @@ pub fn run_continuation(job: &ContinuationJob) -> Result<ContinuationResult> {
         contract_version: CONTRACT_VERSION,
         name: name.clone(),
         kind: ModelKind::Continuation,
+        description: job.description.clone(),
         sample_rate: None,
         hop_size: None,
         frame_rate_hz: None,
@@ -411,6 +414,7 @@ pub fn run_continuation(job: &ContinuationJob) -> Result<ContinuationResult> {
         &files.report,
         &ReportInputs {
             name: &name,
+            description: job.description.as_deref(),
             held_out,
             verifications: &verifications,
             speed: &speed_rows,

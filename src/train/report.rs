@@ -95,6 +95,8 @@ pub fn plot_loss(path: &Path, history: &[LossPoint], four_gram_nats: f64) -> Res
 pub struct ReportInputs<'a> {
     /// Model name.
     pub name: &'a str,
+    /// The model's card line, if it has one.
+    pub description: Option<&'a str>,
     /// Held-out scores.
     pub held_out: HeldOut,
     /// Export verification per backend.
@@ -121,6 +123,9 @@ pub fn write_report(path: &Path, r: &ReportInputs<'_>) -> Result<()> {
     let mut md = String::new();
     let h = &r.held_out;
     let _ = writeln!(md, "# Continuation model `{}`\n", r.name);
+    if let Some(description) = r.description {
+        let _ = writeln!(md, "{description}\n");
+    }
     let verdict = if h.meets_bar() { "meets" } else { "MISSES" };
     let _ = writeln!(
         md,

@@ -381,6 +381,7 @@ pub fn write_model(
         contract_version: CONTRACT_VERSION,
         name: stem.to_owned(),
         kind,
+        description: None,
         sample_rate: (kind == ModelKind::Timbre).then_some(48_000),
         hop_size: (kind == ModelKind::Timbre).then_some(480),
         frame_rate_hz: (kind == ModelKind::Timbre).then_some(100.0),

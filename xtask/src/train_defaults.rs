@@ -80,6 +80,11 @@ const EVAL_RATES: [&str; 1] = ["48000"];
 /// Marks a data directory as written by this command (so it may clear it on the next run).
 const MARKER: &str = ".train-defaults";
 const VENV: &str = "target/venv-data";
+/// The continuation models' cards (`--description`), as shown by `continuo models` and Phrase.
+const CHORALES_CARD: &str = "Bach chorales in four parts (music21's corpus, 383 training files): \
+                             continues chords as chords";
+const FOLK_CARD: &str = "Fiddle and folk tunes, one line each (Ryan's Mammoth Collection, \
+                         1883; 886 training tunes): continues melodies";
 /// Epochs of the shipped melody model, and the tunes it came from.
 const FOLK_EPOCHS: &str = "8";
 const FOLK_FILES: usize = 985;
@@ -477,6 +482,7 @@ fn train_args(model: Model, data: &Path, base: &Path) -> Vec<OsString> {
             args.push(base.into());
             // The trainer's defaults, spelled out: the recipe must not drift with them.
             args.extend(["--epochs", "13", "--seed", "42"].map(OsString::from));
+            args.extend(["--description", CHORALES_CARD].map(OsString::from));
             // The report verifies the export on ONNX Runtime too: fail rather than skip it.
             args.push("--require-ort".into());
         }
@@ -490,6 +496,7 @@ fn train_args(model: Model, data: &Path, base: &Path) -> Vec<OsString> {
             args.extend(
                 ["--epochs", FOLK_EPOCHS, "--seed", "42", "--transpose", "6"].map(OsString::from),
             );
+            args.extend(["--description", FOLK_CARD].map(OsString::from));
             args.push("--require-ort".into());
         }
         Model::Violin | Model::Flute => {
@@ -834,7 +841,10 @@ mod tests {
                 data,
                 Path::new("models/continuo-chorales")
             )),
-            "continuation DATA/chorales --out models/continuo-chorales --epochs 13 --seed 42 --require-ort"
+            format!(
+                "continuation DATA/chorales --out models/continuo-chorales --epochs 13 --seed 42 \
+                 --description {CHORALES_CARD} --require-ort"
+            )
         );
         assert_eq!(
             line(train_args(
@@ -844,7 +854,7 @@ mod tests {
             )),
             format!(
                 "continuation DATA/folk --out models/continuo-folk --epochs {FOLK_EPOCHS} \
-                 --seed 42 --transpose 6 --require-ort"
+                 --seed 42 --transpose 6 --description {FOLK_CARD} --require-ort"
             )
         );
     }

@@ -216,6 +216,7 @@ pub fn write_model(
         contract_version: CONTRACT_VERSION,
         name: name.to_owned(),
         kind: ModelKind::Timbre,
+        description: None,
         sample_rate: Some(SAMPLE_RATE_HZ),
         hop_size: Some(HOP_SIZE as u32),
         frame_rate_hz: Some(FRAME_RATE_HZ),
