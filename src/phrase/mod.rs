@@ -1,5 +1,6 @@
-//! Continuo Phrase's musical side: capturing what is played on the track, in host beats.
-//! (Generation arrives with the continuation model.)
+//! Continuo Phrase's musical side: capturing what is played on the track in host beats (MIDI,
+//! or audio through the listener), reading what it is (texture, key, range, pace) and
+//! generating its continuation with a token model, played back sample-accurately.
 
 pub mod engine;
 pub mod generate;
