@@ -253,16 +253,17 @@ fn auto_picks_the_model_by_texture() {
             .output()
             .expect("run continuo")
     };
-    let stdout = |run: &Output| String::from_utf8_lossy(&run.stdout).into_owned();
+    // A successful run that says it wrote `texture` with `model`.
+    let assert_wrote = |run: &Output, texture: &str, model: &str| {
+        assert!(run.status.success(), "{}", stderr(run));
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            stdout.contains(&format!("as {texture}")) && stdout.contains(model),
+            "{stdout}"
+        );
+    };
 
-    let melody_run = continue_with(&[]);
-    assert!(melody_run.status.success(), "{}", stderr(&melody_run));
-    assert!(
-        stdout(&melody_run).contains("as melody")
-            && stdout(&melody_run).contains("continuo-folk.json"),
-        "{}",
-        stdout(&melody_run)
-    );
+    assert_wrote(&continue_with(&[]), "melody", "continuo-folk.json");
     let continued: Vec<Note> = continuo::midi::read(&output)
         .expect("output")
         .melodic_notes(None)
@@ -277,13 +278,10 @@ fn auto_picks_the_model_by_texture() {
         "a melody is continued as one line"
     );
 
-    let chords_run = continue_with(&["--texture", "chords"]);
-    assert!(chords_run.status.success(), "{}", stderr(&chords_run));
-    assert!(
-        stdout(&chords_run).contains("as chords")
-            && stdout(&chords_run).contains("continuo-chorales.json"),
-        "{}",
-        stdout(&chords_run)
+    assert_wrote(
+        &continue_with(&["--texture", "chords"]),
+        "chords",
+        "continuo-chorales.json",
     );
 
     let bad = continue_with(&["--texture", "hymn"]);

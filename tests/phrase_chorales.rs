@@ -3,6 +3,8 @@
 //! sha256 of the file name falls in the first 10 of 100 buckets). The first two bars are the
 //! prompt; two bars are generated.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use continuo::midi::{detect_key, Note};
@@ -17,19 +19,9 @@ fn model() -> TokenModel {
 }
 
 fn held_out() -> Vec<(PathBuf, Vec<Note>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/chorales-held-out");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("fixtures")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    files.sort();
-    files
+    common::fixture_songs("chorales-held-out")
         .into_iter()
-        .map(|path| {
-            let notes = continuo::midi::read(&path)
-                .expect("chorale")
-                .melodic_notes(None)
-                .expect("notes");
+        .map(|(path, notes)| {
             let prompt = notes.into_iter().filter(|n| n.start_beat < 8.0).collect();
             (path, prompt)
         })

@@ -6,7 +6,9 @@
 //!
 //! The figures are printed: `cargo test --release --test phrase_texture -- --nocapture`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use continuo::midi::Note;
 use continuo::model::{BackendChoice, ModelDirs};
@@ -42,187 +44,59 @@ fn tune(notes: &[(u8, f64)]) -> Vec<Note> {
         .collect()
 }
 
-/// The four tunes, 8 bars of 4/4 each (or fewer), as a musician would type them in.
+/// The four tunes, 8 bars of 4/4 each (or fewer), as a musician would type them in: one bar
+/// per line.
+#[rustfmt::skip]
 fn typed_tunes() -> Vec<(&'static str, Vec<Note>)> {
-    let q = 1.0;
-    let h = 2.0;
+    let (q, h) = (1.0, 2.0);
     let (c4, d4, e4, f4, fs4, g4, a4, bf4, b4) = (60, 62, 64, 65, 66, 67, 69, 70, 71);
     let (c5, d5) = (72, 74);
     vec![
-        (
-            "Ode to Joy (F major)",
-            tune(&[
-                (a4, q),
-                (a4, q),
-                (bf4, q),
-                (c5, q),
-                (c5, q),
-                (bf4, q),
-                (a4, q),
-                (g4, q),
-                (f4, q),
-                (f4, q),
-                (g4, q),
-                (a4, q),
-                (a4, 1.5),
-                (g4, 0.5),
-                (g4, h),
-                (a4, q),
-                (a4, q),
-                (bf4, q),
-                (c5, q),
-                (c5, q),
-                (bf4, q),
-                (a4, q),
-                (g4, q),
-                (f4, q),
-                (f4, q),
-                (g4, q),
-                (a4, q),
-                (g4, 1.5),
-                (f4, 0.5),
-                (f4, h),
-            ]),
-        ),
-        (
-            "Twinkle, Twinkle (C major)",
-            tune(&[
-                (c4, q),
-                (c4, q),
-                (g4, q),
-                (g4, q),
-                (a4, q),
-                (a4, q),
-                (g4, h),
-                (f4, q),
-                (f4, q),
-                (e4, q),
-                (e4, q),
-                (d4, q),
-                (d4, q),
-                (c4, h),
-                (g4, q),
-                (g4, q),
-                (f4, q),
-                (f4, q),
-                (e4, q),
-                (e4, q),
-                (d4, h),
-                (g4, q),
-                (g4, q),
-                (f4, q),
-                (f4, q),
-                (e4, q),
-                (e4, q),
-                (d4, h),
-            ]),
-        ),
-        (
-            "Frère Jacques (D major)",
-            tune(&[
-                (d4, q),
-                (e4, q),
-                (fs4, q),
-                (d4, q),
-                (d4, q),
-                (e4, q),
-                (fs4, q),
-                (d4, q),
-                (fs4, q),
-                (g4, q),
-                (a4, h),
-                (fs4, q),
-                (g4, q),
-                (a4, h),
-                (a4, 0.5),
-                (b4, 0.5),
-                (a4, 0.5),
-                (g4, 0.5),
-                (fs4, q),
-                (d4, q),
-                (a4, 0.5),
-                (b4, 0.5),
-                (a4, 0.5),
-                (g4, 0.5),
-                (fs4, q),
-                (d4, q),
-                (d4, q),
-                (a4 - 12, q),
-                (d4, h),
-                (d4, q),
-                (a4 - 12, q),
-                (d4, h),
-            ]),
-        ),
-        (
-            "God Rest Ye Merry, Gentlemen (E minor)",
-            tune(&[
-                (e4, q),
-                (e4, q),
-                (b4, q),
-                (b4, q),
-                (a4, q),
-                (g4, q),
-                (fs4, q),
-                (e4, q),
-                (d4, q),
-                (e4, q),
-                (fs4, q),
-                (g4, q),
-                (a4, q),
-                (b4, h + q),
-                (e4, q),
-                (e4, q),
-                (b4, q),
-                (b4, q),
-                (a4, q),
-                (g4, q),
-                (fs4, q),
-                (e4, q),
-                (d4, q),
-                (e4, q),
-                (fs4, q),
-                (g4, q),
-                (a4, q),
-                (b4, h + q),
-                (b4, q),
-                (c5, q),
-                (a4, q),
-                (b4, q),
-                (c5, q),
-                (d5, q),
-                (e4 + 12, q),
-                (b4, q),
-                (a4, q),
-                (g4, q),
-                (e4, q),
-                (fs4, q),
-                (g4, q),
-                (a4, h + q),
-            ]),
-        ),
+        ("Ode to Joy (F major)", tune(&[
+            (a4, q), (a4, q), (bf4, q), (c5, q),
+            (c5, q), (bf4, q), (a4, q), (g4, q),
+            (f4, q), (f4, q), (g4, q), (a4, q),
+            (a4, 1.5), (g4, 0.5), (g4, h),
+            (a4, q), (a4, q), (bf4, q), (c5, q),
+            (c5, q), (bf4, q), (a4, q), (g4, q),
+            (f4, q), (f4, q), (g4, q), (a4, q),
+            (g4, 1.5), (f4, 0.5), (f4, h),
+        ])),
+        ("Twinkle, Twinkle (C major)", tune(&[
+            (c4, q), (c4, q), (g4, q), (g4, q),
+            (a4, q), (a4, q), (g4, h),
+            (f4, q), (f4, q), (e4, q), (e4, q),
+            (d4, q), (d4, q), (c4, h),
+            (g4, q), (g4, q), (f4, q), (f4, q),
+            (e4, q), (e4, q), (d4, h),
+            (g4, q), (g4, q), (f4, q), (f4, q),
+            (e4, q), (e4, q), (d4, h),
+        ])),
+        ("Frère Jacques (D major)", tune(&[
+            (d4, q), (e4, q), (fs4, q), (d4, q),
+            (d4, q), (e4, q), (fs4, q), (d4, q),
+            (fs4, q), (g4, q), (a4, h),
+            (fs4, q), (g4, q), (a4, h),
+            (a4, 0.5), (b4, 0.5), (a4, 0.5), (g4, 0.5), (fs4, q), (d4, q),
+            (a4, 0.5), (b4, 0.5), (a4, 0.5), (g4, 0.5), (fs4, q), (d4, q),
+            (d4, q), (a4 - 12, q), (d4, h),
+            (d4, q), (a4 - 12, q), (d4, h),
+        ])),
+        ("God Rest Ye Merry, Gentlemen (E minor)", tune(&[
+            (e4, q), (e4, q), (b4, q), (b4, q),
+            (a4, q), (g4, q), (fs4, q), (e4, q),
+            (d4, q), (e4, q), (fs4, q), (g4, q),
+            (a4, q), (b4, h + q),
+            (e4, q), (e4, q), (b4, q), (b4, q),
+            (a4, q), (g4, q), (fs4, q), (e4, q),
+            (d4, q), (e4, q), (fs4, q), (g4, q),
+            (a4, q), (b4, h + q),
+            (b4, q), (c5, q), (a4, q), (b4, q),
+            (c5, q), (d5, q), (e4 + 12, q), (b4, q),
+            (a4, q), (g4, q), (e4, q), (fs4, q),
+            (g4, q), (a4, h + q),
+        ])),
     ]
-}
-
-fn fixtures(dir: &str) -> Vec<(PathBuf, Vec<Note>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(dir);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("fixtures")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|path| {
-            let notes = continuo::midi::read(&path)
-                .expect("MIDI fixture")
-                .melodic_notes(None)
-                .expect("notes");
-            (path, notes)
-        })
-        .collect()
 }
 
 /// The prompt (everything before `beats`) and its continuation from there.
@@ -362,7 +236,7 @@ fn a_typed_tune_is_continued_as_a_tune_in_its_key_range_and_pace() {
 fn held_out_folk_tunes_are_continued_in_kind() {
     let mut models = shipped_models();
     let mut figures = Figures::default();
-    for (path, notes) in fixtures("folk-held-out") {
+    for (path, notes) in common::fixture_songs("folk-held-out") {
         // Four bars of the tune (in its own metre's beats) are the prompt.
         let song = continuo::midi::read(&path).expect("fixture");
         let (numerator, denominator) = song.time_signature;
@@ -389,7 +263,7 @@ fn held_out_folk_tunes_are_continued_in_kind() {
 #[test]
 fn chords_are_continued_as_chords_and_the_texture_setting_wins() {
     let mut models = shipped_models();
-    let chorales = fixtures("chorales-held-out");
+    let chorales = common::fixture_songs("chorales-held-out");
     let mut chords_most = 0;
     let mut forced_melody_most = 0;
     for (path, notes) in chorales.iter().take(6) {

@@ -740,6 +740,7 @@ fn continue_phrase(
         eprintln!("warning: {missing}; the other model continues every texture");
     }
     let texture = settings.texture.resolve(&notes);
+    settings.texture = texture.into();
     let model = models
         .for_texture(texture)
         .context("no continuation model is loaded")?;

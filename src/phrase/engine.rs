@@ -752,7 +752,9 @@ impl PhraseWorker {
             self.report("Generate ignored: nothing has been played yet".into());
             return;
         }
+        // Resolved once: it picks the model, and every variation writes it.
         let texture = settings.texture.resolve(&prompt);
+        settings.texture = texture.into();
         let Some(model) = self.model.as_mut().and_then(|set| set.for_texture(texture)) else {
             return;
         };

@@ -49,6 +49,16 @@ impl TextureChoice {
     }
 }
 
+/// A texture already resolved, as a choice (so that it is not detected again).
+impl From<Texture> for TextureChoice {
+    fn from(texture: Texture) -> Self {
+        match texture {
+            Texture::Melody => Self::Melody,
+            Texture::Chords => Self::Chords,
+        }
+    }
+}
+
 impl FromStr for TextureChoice {
     type Err = String;
 

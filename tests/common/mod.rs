@@ -421,3 +421,24 @@ pub fn random_continuation_model(dir: &Path, stem: &str, seed: u64, hidden: usiz
     manifest.save(&path).unwrap();
     path
 }
+
+/// The notes of every MIDI file in `tests/fixtures/<dir>/`, by path, in file-name order.
+pub fn fixture_songs(dir: &str) -> Vec<(PathBuf, Vec<continuo::midi::Note>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+        .map(|entry| entry.expect("fixture entry").path())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let notes = continuo::midi::read(&path)
+                .and_then(|song| song.melodic_notes(None))
+                .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+            (path, notes)
+        })
+        .collect()
+}
