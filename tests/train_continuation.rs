@@ -12,10 +12,13 @@ use continuo::midi::tokenizer::vocab_size;
 use continuo::midi::{file, Note};
 use continuo::model::backend::{onnx_runtime, Backend, BackendChoice, RuntimeSearch};
 use continuo::model::manifest::{Manifest, ModelKind};
+use continuo::phrase::generate::{generate, GenerationSettings, Rng, TokenModel};
 use continuo::train::data::{load_corpus, CorpusOptions, Split};
+use continuo::train::export::transformer::{self, TransformerWeights, GRAPH_CONSTANTS};
 use continuo::train::export::{
-    export_verified, extract, session_for_bytes, step_graph, swap_update_reset, verify, TOLERANCE,
+    export_verified, extract, gru, session_for_bytes, swap_update_reset, verify, TOLERANCE,
 };
+use continuo::train::model::{Architecture, ContinuationModel};
 use continuo::train::pipeline::{run_continuation, run_eval, ContinuationJob};
 use continuo::train::training::{cpu_device, train, RunOptions, TrainingConfig};
 
@@ -86,6 +89,16 @@ fn tiny_config(layers: usize) -> TrainingConfig {
     config
 }
 
+/// A tiny Transformer whose window (5 earlier tokens) slides within the tests' sequences.
+fn tiny_transformer_config(layers: usize) -> TrainingConfig {
+    let mut config = tiny_config(layers);
+    config.model.arch = Architecture::Transformer;
+    config.model.heads = 2;
+    config.model.d_ff = 24;
+    config.model.memory = 5;
+    config
+}
+
 fn corpus_dir(count: usize, bars: usize) -> (tempfile::TempDir, continuo::train::data::Corpus) {
     let dir = tempfile::tempdir().unwrap();
     write_corpus(dir.path(), count, bars);
@@ -101,11 +114,16 @@ fn corpus_dir(count: usize, bars: usize) -> (tempfile::TempDir, continuo::train:
 #[test]
 fn loss_decreases_on_a_repetitive_corpus() {
     let (_dir, corpus) = corpus_dir(10, 8);
-    let mut config = tiny_config(1);
-    config.max_steps = Some(80);
-    config.epochs = 1000;
+    for mut config in [tiny_config(1), tiny_transformer_config(2)] {
+        config.max_steps = Some(80);
+        config.epochs = 1000;
+        learns(&config, &corpus);
+    }
+}
+
+fn learns(config: &TrainingConfig, corpus: &continuo::train::data::Corpus) {
     let ckpt = tempfile::tempdir().unwrap();
-    let outcome = train(&config, &corpus, &RunOptions::new(ckpt.path().join("c"))).unwrap();
+    let outcome = train(config, corpus, &RunOptions::new(ckpt.path().join("c"))).unwrap();
     assert_eq!(outcome.state.step, 80);
     let history = &outcome.state.history;
     let first = history.first().unwrap().train;
@@ -147,7 +165,10 @@ fn export_matches_burn_on_both_backends_and_swapped_gates_fail() {
         }
 
         // Negative control: the z/r-swapped export runs but must fail verification.
-        let wrong = step_graph(&swap_update_reset(&extract(&model)), "wrong").to_bytes();
+        let ContinuationModel::Gru(gru_model) = &model else {
+            panic!("tiny_config is a GRU")
+        };
+        let wrong = gru::step_graph(&swap_update_reset(&extract(gru_model)), "wrong").to_bytes();
         for backend in [Backend::OnnxRuntime, Backend::Tract] {
             let mut session = session_for_bytes(&wrong, backend, &search).unwrap();
             let check = verify(&mut session, &model, 32, 7).unwrap();
@@ -157,6 +178,91 @@ fn export_matches_burn_on_both_backends_and_swapped_gates_fail() {
             );
         }
     }
+}
+
+#[test]
+fn transformer_export_matches_burn_on_both_backends_and_reversed_distances_fail() {
+    let search = ort_search();
+    let device = cpu_device();
+    device.seed(5);
+    for layers in [1, 2] {
+        let config = tiny_transformer_config(layers);
+        let model = config.model.init(&device);
+        let (_, params, checks) = export_verified(
+            &model,
+            "tiny",
+            &[Backend::OnnxRuntime, Backend::Tract],
+            &search,
+        )
+        .unwrap();
+        assert_eq!(
+            params as usize,
+            config.model.parameter_count() + GRAPH_CONSTANTS
+        );
+        assert_eq!(checks.len(), 2);
+        for check in &checks {
+            // 32 steps through a 5-token window: the window slides 27 times.
+            assert!(check.max_error() < 1e-5, "{layers} block(s): {check:?}");
+        }
+
+        // Negative control: relative positions read from the wrong end.
+        let ContinuationModel::Transformer(m) = &model else {
+            panic!("a Transformer config")
+        };
+        let wrong =
+            transformer::step_graph(&TransformerWeights::extract(m).reverse_distances(), "wrong")
+                .to_bytes();
+        for backend in [Backend::OnnxRuntime, Backend::Tract] {
+            let mut session = session_for_bytes(&wrong, backend, &search).unwrap();
+            let check = verify(&mut session, &model, 32, 7).unwrap();
+            assert!(
+                !check.passes(TOLERANCE) && check.max_error() > 1e-3,
+                "{layers} block(s), {backend}: reversed distances were not caught: {check:?}"
+            );
+        }
+    }
+}
+
+/// What training computes (many tokens at once, the window as a band mask, long inputs in
+/// chunks) is what Phrase computes (one token per call, the window in the state).
+#[test]
+fn transformer_sequence_forward_equals_token_by_token() {
+    use burn::tensor::{Int, Tensor, TensorData};
+    let device = cpu_device();
+    device.seed(9);
+    let model = tiny_transformer_config(2).model.init(&device);
+    let (batch, steps) = (2, 70); // longer than the model's internal chunk of 64
+    let ids: Vec<i64> = (0..batch * steps)
+        .map(|i| ((i * 37 + 11) % vocab_size()) as i64)
+        .collect();
+    let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [batch, steps]), &device);
+    let (all_at_once, final_state) = model.forward(tokens, None);
+    let all_at_once: Vec<f32> = all_at_once.into_data().try_to_vec::<f32>().unwrap();
+
+    let vocab = vocab_size();
+    let mut state = None;
+    let mut worst = 0.0f32;
+    for t in 0..steps {
+        let column: Vec<i64> = (0..batch).map(|b| ids[b * steps + t]).collect();
+        let token = Tensor::<2, Int>::from_data(TensorData::new(column, [batch, 1]), &device);
+        let (logits, next) = model.forward(token, state);
+        state = Some(next);
+        let logits: Vec<f32> = logits.into_data().try_to_vec::<f32>().unwrap();
+        for b in 0..batch {
+            let expected = &all_at_once[(b * steps + t) * vocab..(b * steps + t + 1) * vocab];
+            for (x, y) in logits[b * vocab..(b + 1) * vocab].iter().zip(expected) {
+                worst = worst.max((x - y).abs());
+            }
+        }
+    }
+    assert!(worst < 1e-4, "largest logit difference {worst}");
+    let stepped: Vec<f32> = state.unwrap().into_data().try_to_vec::<f32>().unwrap();
+    let whole: Vec<f32> = final_state.into_data().try_to_vec::<f32>().unwrap();
+    let state_error = stepped
+        .iter()
+        .zip(&whole)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(state_error < 1e-4, "largest state difference {state_error}");
 }
 
 #[test]
@@ -188,8 +294,15 @@ fn resume_reproduces_an_uninterrupted_run() {
 
     assert_eq!(resumed.state.step, straight.state.step);
     assert_eq!(resumed.state.history, straight.state.history, "same losses");
-    let (a, b) = (extract(&straight.model), extract(&resumed.model));
-    assert_eq!(a, b, "same weights, bit for bit");
+    let weights = |model: &ContinuationModel| match model {
+        ContinuationModel::Gru(m) => extract(m),
+        ContinuationModel::Transformer(_) => panic!("tiny_config is a GRU"),
+    };
+    assert_eq!(
+        weights(&straight.model),
+        weights(&resumed.model),
+        "same weights, bit for bit"
+    );
 }
 
 #[test]
@@ -236,12 +349,18 @@ fn bad_files_are_reported_and_skipped() {
 
 #[test]
 fn continuation_pipeline_writes_a_loadable_evaluated_model() {
+    for config in [tiny_config(1), tiny_transformer_config(2)] {
+        pipeline_writes_a_loadable_evaluated_model(config);
+    }
+}
+
+fn pipeline_writes_a_loadable_evaluated_model(mut config: TrainingConfig) {
     let search = ort_search();
     let data = tempfile::tempdir().unwrap();
     write_corpus(data.path(), 10, 6);
     std::fs::write(data.path().join("broken.mid"), b"MThd garbage").unwrap();
     let out = tempfile::tempdir().unwrap();
-    let mut config = tiny_config(1);
+    let arch = config.model.arch;
     config.max_steps = Some(40);
     config.epochs = 1000;
     let job = ContinuationJob {
@@ -290,8 +409,32 @@ fn continuation_pipeline_writes_a_loadable_evaluated_model() {
     let training = manifest.training.unwrap();
     assert_eq!(training["steps"], 40);
     assert_eq!(training["seed"], 42);
+    assert_eq!(
+        training["config"]["model"]["arch"],
+        format!("{arch:?}").to_lowercase()
+    );
     let report = std::fs::read_to_string(&result.files.report).unwrap();
     assert!(report.contains("broken.mid"), "skipped files are listed");
+    assert!(report.contains(&format!("Network: {}.", arch.label())));
+
+    // Phrase loads it and continues a tune with it, on both backends.
+    for backend in [BackendChoice::OnnxRuntime, BackendChoice::Tract] {
+        let loaded =
+            continuo::model::load_model(&result.files.manifest, ModelKind::Continuation, backend)
+                .unwrap();
+        let mut model = TokenModel::new(loaded).unwrap();
+        let mut notes = Vec::new();
+        generate(
+            &mut model,
+            &melody(0, 2),
+            8.0,
+            &GenerationSettings::default(),
+            &mut Rng::new(1),
+            |note| notes.push(note),
+        )
+        .unwrap();
+        assert!(!notes.is_empty(), "{arch:?} on {backend:?} wrote nothing");
+    }
 
     // `eval` on the written model reproduces the pipeline's numbers on both backends.
     for backend in [BackendChoice::OnnxRuntime, BackendChoice::Tract] {

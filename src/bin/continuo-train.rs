@@ -13,8 +13,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use continuo::midi::tokenizer::vocab_size;
 use continuo::model::backend::{BackendChoice, RuntimeSearch};
 use continuo::train::check::{check_folder, FolderCheck};
+use continuo::train::compare::{append_to_report, PromptOptions};
 use continuo::train::eval::{HeldOut, QUALITY_BAR};
-use continuo::train::pipeline::{run_continuation, run_eval, ContinuationJob};
+use continuo::train::model::Architecture;
+use continuo::train::pipeline::{run_continuation, run_eval, ContinuationJob, ModelFiles};
 use continuo::train::training::TrainingConfig;
 
 #[derive(Parser, Debug)]
@@ -65,6 +67,28 @@ enum Command {
         /// restyled by the plugin's processor running at it).
         #[arg(long, default_value_t = 48_000)]
         rate: u32,
+    },
+    /// Continuation models side by side on one MIDI folder's held-out split: perplexity,
+    /// tokens/s and Generate → first note through Phrase's generator, on both backends
+    /// (needs ONNX Runtime: set ORT_DYLIB_PATH).
+    Compare {
+        /// MIDI folder (its held-out split is used, as recorded in the manifests).
+        dir: PathBuf,
+        /// The models: models/NAME (or NAME.json), two or more.
+        #[arg(required = true, num_args = 2..)]
+        models: Vec<PathBuf>,
+        /// Held-out pieces used as prompts for the first-note timing.
+        #[arg(long, default_value_t = 12)]
+        pieces: usize,
+        /// Bars of each piece played as the prompt.
+        #[arg(long, default_value_t = 4)]
+        prompt_bars: usize,
+        /// Bars generated.
+        #[arg(long, default_value_t = 4)]
+        bars: u32,
+        /// Also write the table into each model's report (replacing an earlier comparison).
+        #[arg(long)]
+        write_reports: bool,
     },
     /// A timbre model played as Continuo Voice (the instrument) against the instrument itself:
     /// held-out MIDI files rendered by the plugin's engine vs reference renders of the same
@@ -119,18 +143,28 @@ struct ContinuationArgs {
     /// Tokens per training window (truncated back-propagation length).
     #[arg(long, default_value_t = 64)]
     seq_len: usize,
-    /// GRU hidden size.
-    #[arg(long, default_value_t = 256)]
-    hidden: usize,
-    /// GRU layers.
-    #[arg(long, default_value_t = 1)]
-    layers: usize,
-    /// Token embedding width.
+    /// Network: a GRU, or a decoder-only Transformer with a sliding attention window.
+    #[arg(long, value_enum, default_value_t = Architecture::Gru)]
+    arch: Architecture,
+    /// Model width: the GRU's hidden size, or the Transformer's residual width
+    /// [default: 256 for the GRU, 128 for the Transformer].
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// GRU layers or Transformer blocks [default: 1 for the GRU, 2 for the Transformer].
+    #[arg(long)]
+    layers: Option<usize>,
+    /// GRU token embedding width (the Transformer embeds at its model width).
     #[arg(long, default_value_t = 64)]
     embed: usize,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = 3e-3)]
-    lr: f64,
+    /// Transformer attention heads (must divide --hidden).
+    #[arg(long, default_value_t = 4)]
+    heads: usize,
+    /// Transformer window: how many earlier tokens each token attends to.
+    #[arg(long, default_value_t = 127)]
+    memory: usize,
+    /// Peak learning rate [default: 3e-3 for the GRU, 1e-3 for the Transformer].
+    #[arg(long)]
+    lr: Option<f64>,
     /// Transposition augmentation: up to ± this many semitones (0 = off).
     #[arg(long, default_value_t = 3)]
     transpose: u8,
@@ -198,6 +232,23 @@ fn main() -> ExitCode {
             rate,
         } => eval(&model, &dir, backend, assert_bar, rate),
         Command::Timbre(args) => timbre(args),
+        Command::Compare {
+            dir,
+            models,
+            pieces,
+            prompt_bars,
+            bars,
+            write_reports,
+        } => compare(
+            &dir,
+            &models,
+            PromptOptions {
+                pieces,
+                prompt_bars,
+                bars,
+            },
+            write_reports,
+        ),
         Command::EvalVoice {
             model,
             midi,
@@ -288,11 +339,31 @@ fn check(dir: &std::path::Path, min_notes: usize, verbose: bool) -> anyhow::Resu
     }
 }
 
+fn compare(
+    dir: &std::path::Path,
+    models: &[PathBuf],
+    prompts: PromptOptions,
+    write_reports: bool,
+) -> anyhow::Result<ExitCode> {
+    let results =
+        continuo::train::compare::compare(models, dir, &RuntimeSearch::default(), prompts, true)?;
+    let section = continuo::train::compare::markdown(&results, dir, prompts);
+    println!("{section}");
+    if write_reports {
+        for result in &results {
+            let report = ModelFiles::new(&result.manifest).report;
+            append_to_report(&report, &section)?;
+            println!("wrote the comparison into {}", report.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn print_held_out(h: &HeldOut) {
     println!("held-out tokens: {}", h.model.tokens);
-    println!("{:<10} {:>11} {:>11}", "model", "perplexity", "bits/token");
+    println!("{:<10} {:>11} {:>11}", "", "perplexity", "bits/token");
     for (label, e) in [
-        ("GRU", h.model),
+        ("model", h.model),
         ("4-gram", h.four_gram),
         ("unigram", h.unigram),
     ] {
@@ -303,7 +374,7 @@ fn print_held_out(h: &HeldOut) {
         );
     }
     println!(
-        "GRU perplexity is {:.1} % below the 4-gram's (bar: {:.0} %): {}",
+        "The model's perplexity is {:.1} % below the 4-gram's (bar: {:.0} %): {}",
         100.0 * h.improvement_over_four_gram(),
         100.0 * QUALITY_BAR,
         if h.meets_bar() { "met" } else { "MISSED" }
@@ -312,15 +383,33 @@ fn print_held_out(h: &HeldOut) {
 
 fn continuation(args: ContinuationArgs) -> anyhow::Result<ExitCode> {
     let mut config = TrainingConfig::recipe(vocab_size());
-    config.model.d_hidden = args.hidden;
-    config.model.layers = args.layers;
+    let transformer = args.arch == Architecture::Transformer;
+    config.model.arch = args.arch;
+    config.model.d_hidden = args.hidden.unwrap_or(if transformer { 128 } else { 256 });
+    config.model.layers = args.layers.unwrap_or(if transformer { 2 } else { 1 });
     config.model.d_embed = args.embed;
+    config.model.heads = args.heads;
+    config.model.d_ff = 3 * config.model.d_hidden;
+    config.model.memory = args.memory;
+    if config.model.layers == 0 {
+        anyhow::bail!("--layers must be at least 1");
+    }
+    if transformer && args.memory == 0 {
+        anyhow::bail!("--memory must be at least 1 (the Transformer attends to earlier tokens)");
+    }
+    if transformer && (args.heads == 0 || config.model.d_hidden % args.heads != 0) {
+        anyhow::bail!(
+            "--heads {} must divide the model width --hidden {}",
+            args.heads,
+            config.model.d_hidden
+        );
+    }
     config.seed = args.seed;
     config.epochs = args.epochs;
     config.max_steps = args.steps;
     config.batch_size = args.batch_size;
     config.seq_len = args.seq_len;
-    config.learning_rate = args.lr;
+    config.learning_rate = args.lr.unwrap_or(if transformer { 1e-3 } else { 3e-3 });
     config.transpose = args.transpose;
     config.valid_percent = args.valid_percent;
     config.checkpoint_every = args.checkpoint_every;

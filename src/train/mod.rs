@@ -4,9 +4,10 @@
 //! | module | what it does |
 //! | --- | --- |
 //! | [`data`] | MIDI folder → token sequences (library tokenizer), split by file-name hash, batches |
-//! | [`model`] | embedding → GRU stack → logits, with ONNX's GRU parameter layout |
+//! | [`model`] | the networks: embedding → GRU stack → logits (ONNX's GRU layout), or a windowed Transformer |
 //! | [`training`] | config with seed, TBPTT loop, checkpoints, exact resume, Ctrl-C |
 //! | [`export`] | burn weights → one-token-step ONNX, verified against burn on both backends |
+//! | [`compare`] | models side by side on one held-out split: perplexity, tokens/s, first note |
 //! | [`eval`] | held-out perplexity / bits per token vs the library's unigram and 4-gram |
 //! | [`report`] | `NAME.report.md` and a text-free `NAME.loss.png` |
 //! | [`check`] | what a data folder holds (MIDI and WAV), file by file |
@@ -16,6 +17,7 @@
 //! inference runtime all come from the library; the trainer only adds the network.
 
 pub mod check;
+pub mod compare;
 pub mod data;
 pub mod eval;
 pub mod export;

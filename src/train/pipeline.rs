@@ -264,7 +264,7 @@ pub fn run_continuation(job: &ContinuationJob) -> Result<ContinuationResult> {
 
     // Export and verify against burn before anything is written as a model.
     let backends = backends(&job.runtime, job.require_onnx_runtime, &mut result.notes)?;
-    let (bytes, parameter_count, verifications) =
+    let (bytes, _, verifications) =
         export_verified(&outcome.model, &name, &backends, &job.runtime)?;
     for v in &verifications {
         say(
@@ -280,7 +280,7 @@ pub fn run_continuation(job: &ContinuationJob) -> Result<ContinuationResult> {
     let valid = corpus.sequences(Split::Valid);
     let training = corpus.sequences(Split::Train);
     let augmented = (config.transpose > 0).then(|| corpus.augmented_training_sequences());
-    let state_shape = [config.model.layers, 1, config.model.d_hidden];
+    let state_shape = config.model.state_shape(1);
     let mut speed = Vec::new();
     let mut model_eval = None;
     for (index, &backend) in backends.iter().enumerate() {
@@ -314,7 +314,11 @@ pub fn run_continuation(job: &ContinuationJob) -> Result<ContinuationResult> {
     // Write the model, then load it through the plugin's own pipeline as a last check.
     std::fs::write(&files.onnx, &bytes)
         .with_context(|| format!("writing {}", files.onnx.display()))?;
-    let (inputs, outputs) = step_specs(vocab_size(), config.model.layers, config.model.d_hidden);
+    let (inputs, outputs) = step_specs(
+        vocab_size(),
+        config.model.layers,
+        config.model.state_width(),
+    );
     let steps_per_second = outcome.state.step as f64 / outcome.state.elapsed_secs.max(1e-9);
     let training_summary = serde_json::json!({
         "trainer": "continuo-train continuation",
@@ -371,7 +375,7 @@ pub fn run_continuation(job: &ContinuationJob) -> Result<ContinuationResult> {
         inputs,
         outputs,
         latency_samples: 0,
-        parameter_count,
+        parameter_count: config.model.parameter_count() as u64,
         training: Some(training_summary.clone()),
         metrics,
         onnx_sha256: sha256_bytes(&bytes),
@@ -415,6 +419,7 @@ pub fn run_continuation(job: &ContinuationJob) -> Result<ContinuationResult> {
         &ReportInputs {
             name: &name,
             description: job.description.as_deref(),
+            architecture: config.model.arch,
             held_out,
             verifications: &verifications,
             speed: &speed_rows,

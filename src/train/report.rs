@@ -13,6 +13,7 @@ use plotters::prelude::*;
 
 use super::eval::{HeldOut, QUALITY_BAR};
 use super::export::Verification;
+use super::model::Architecture;
 use super::training::LossPoint;
 
 /// Plot size in pixels.
@@ -97,6 +98,8 @@ pub struct ReportInputs<'a> {
     pub name: &'a str,
     /// The model's card line, if it has one.
     pub description: Option<&'a str>,
+    /// The network trained.
+    pub architecture: Architecture,
     /// Held-out scores.
     pub held_out: HeldOut,
     /// Export verification per backend.
@@ -126,6 +129,7 @@ pub fn write_report(path: &Path, r: &ReportInputs<'_>) -> Result<()> {
     if let Some(description) = r.description {
         let _ = writeln!(md, "{description}\n");
     }
+    let _ = writeln!(md, "Network: {}.\n", r.architecture.label());
     let verdict = if h.meets_bar() { "meets" } else { "MISSES" };
     let _ = writeln!(
         md,
@@ -143,9 +147,15 @@ pub fn write_report(path: &Path, r: &ReportInputs<'_>) -> Result<()> {
         "| model | perplexity | bits/token |\n| --- | ---: | ---: |"
     );
     for (label, e) in [
-        ("GRU (exported ONNX, as the plugin runs it)", h.model),
-        ("Kneser–Ney 4-gram", h.four_gram),
-        ("unigram (add-one)", h.unigram),
+        (
+            format!(
+                "{} (exported ONNX, as the plugin runs it)",
+                r.architecture.label()
+            ),
+            h.model,
+        ),
+        ("Kneser–Ney 4-gram".into(), h.four_gram),
+        ("unigram (add-one)".into(), h.unigram),
     ] {
         let _ = writeln!(
             md,

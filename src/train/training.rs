@@ -9,7 +9,7 @@
 //!
 //! **Checkpoint folder** (written to a temporary folder, then renamed into place):
 //! `config.json` (this [`TrainingConfig`]), `model.bpk` and `optim.bpk` (burnpack records),
-//! `state.json` ([`TrainState`]) and `carried.bin` (little-endian f32 `[L, B, H]`).
+//! `state.json` ([`TrainState`]) and `carried.bin` (little-endian f32 `[L, B, S]`, the state; see [`super::model`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -366,7 +366,7 @@ pub fn train(config: &TrainingConfig, corpus: &Corpus, run: &RunOptions) -> Resu
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
-            let shape = [config.model.layers, batch_size, config.model.d_hidden];
+            let shape = config.model.state_shape(batch_size);
             if values.len() != shape.iter().product::<usize>() {
                 bail!("{} has the wrong size", carried_path.display());
             }

@@ -300,6 +300,23 @@ impl GraphBuilder {
         self.unary("Softmax", x, vec![Attr::int("axis", axis)])
     }
 
+    /// `LayerNormalization` over the last axis (opset 17) with scale `gamma` and bias `beta`
+    /// (both `[D]`, given as data).
+    pub fn layer_norm(&mut self, x: &str, gamma: &[f32], beta: &[f32], epsilon: f32) -> String {
+        let g = self.fresh("norm_scale");
+        let b = self.fresh("norm_bias");
+        self.initializer_f32(&g, &[gamma.len()], gamma);
+        self.initializer_f32(&b, &[beta.len()], beta);
+        let y = self.fresh("layer_norm");
+        self.node(
+            "LayerNormalization",
+            &[x, &g, &b],
+            &[&y],
+            vec![Attr::int("axis", -1), Attr::float("epsilon", epsilon)],
+        );
+        y
+    }
+
     /// `Gather(data, indices)` along `axis` (an embedding lookup with axis 0).
     pub fn gather(&mut self, data: &str, indices: &str, axis: i64) -> String {
         let y = self.fresh("gather");

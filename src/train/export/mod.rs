@@ -2,29 +2,32 @@
 //! through `crate::model`'s own runtime against burn's forward pass before anything is
 //! written as a model.
 //!
-//! The step model (what Continuo Phrase calls once per generated token):
+//! The step model (what Continuo Phrase calls once per generated token), the same for both
+//! architectures ([`gru`], [`transformer`]); only the state's width `S` differs (see
+//! [`crate::train::model`]):
 //!
 //! | name | dtype | shape | meaning |
 //! | --- | --- | --- | --- |
 //! | `token` (in) | i64 | `[1, 1]` | the latest token id |
-//! | `h0` (in) | f32 | `[L, 1, H]` | the state after the previous token (zeros before `BOS`) |
+//! | `h0` (in) | f32 | `[L, 1, S]` | the state after the previous token (zeros before `BOS`) |
 //! | `logits` (out) | f32 | `[1, 1, V]` | unnormalised scores of the next token |
-//! | `h_n` (out) | f32 | `[L, 1, H]` | the state to feed back as `h0` |
-//!
-//! Graph: `Gather` (embedding) → per layer `Slice` of `h0` → `GRU` (one step,
-//! `linear_before_reset = 1`) → `Squeeze` → … → `Concat` of the layer states → `MatMul` + `Add`.
+//! | `h_n` (out) | f32 | `[L, 1, S]` | the state to feed back as `h0` |
 //!
 //! **Verification** ([`verify`]) runs the ONNX bytes on a backend and burn's forward pass one
 //! token at a time over random tokens from a random initial state, carrying the state through
 //! each side's own outputs, and reports the largest difference in logits and states. Export
-//! refuses to write a model above [`TOLERANCE`]; [`swap_update_reset`] makes the classic wrong
-//! export for the negative-control test.
+//! refuses to write a model above [`TOLERANCE`]; [`gru::swap_update_reset`] and
+//! [`transformer::TransformerWeights::reverse_distances`] make classic wrong exports for the
+//! negative-control tests.
+
+pub mod gru;
+pub mod transformer;
 
 use std::path::Path;
 
 use crate::model::backend::{onnx_runtime, Backend, RuntimeSearch, Session};
 use crate::model::onnx_info::inspect;
-use crate::model::onnx_writer::{GraphBuilder, GruWeights};
+use crate::model::onnx_writer::GraphBuilder;
 use crate::model::{Dim, Dtype, TensorSpec, TensorView};
 use anyhow::{Context, Result};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -33,36 +36,19 @@ use super::data::SplitMix;
 use super::model::ContinuationModel;
 use super::training::cpu_device;
 
+pub use gru::{extract, swap_update_reset, StepWeights};
+
 /// Largest accepted difference between burn and the exported model (logits and states).
 pub const TOLERANCE: f32 = 1e-4;
 
-/// The trained weights in ONNX layout.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepWeights {
-    /// Vocabulary size `V`.
-    pub vocab: usize,
-    /// Embedding width `E`.
-    pub d_embed: usize,
-    /// Hidden size `H`.
-    pub d_hidden: usize,
-    /// Embedding table `[V, E]`.
-    pub embedding: Vec<f32>,
-    /// One ONNX GRU per layer.
-    pub layers: Vec<GruWeights>,
-    /// Output weights `[H, V]`.
-    pub out_w: Vec<f32>,
-    /// Output bias `[V]`.
-    pub out_b: Vec<f32>,
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+pub(super) fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
         .try_to_vec::<f32>()
         .expect("float tensors hold f32")
 }
 
 /// Row-major `[rows, cols]` → `[cols, rows]`.
-fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub(super) fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; v.len()];
     for r in 0..rows {
         for c in 0..cols {
@@ -72,75 +58,14 @@ fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-/// Copies the weights out of a burn model. The GRU gate order is already ONNX's (z, r, h):
-/// only the matrices are transposed (burn multiplies `x · W`, ONNX stores `W` as `[3H, I]`).
-pub fn extract(model: &ContinuationModel) -> StepWeights {
-    let embedding = model.embedding.weight.val();
-    let [vocab, d_embed] = embedding.dims();
-    let d_hidden = model.hidden_size();
-    let layers = model
-        .layers
-        .iter()
-        .map(|layer| {
-            let [d_input, _] = layer.w_input.val().dims();
-            let mut b = values(layer.b_input.val());
-            b.extend(values(layer.b_hidden.val()));
-            GruWeights {
-                input_size: d_input,
-                hidden_size: d_hidden,
-                w: transpose(&values(layer.w_input.val()), d_input, 3 * d_hidden),
-                r: transpose(&values(layer.w_hidden.val()), d_hidden, 3 * d_hidden),
-                b,
-                linear_before_reset: true,
-            }
-        })
-        .collect();
-    StepWeights {
-        vocab,
-        d_embed,
-        d_hidden,
-        embedding: values(embedding),
-        layers,
-        out_w: values(model.output.weight.val()),
-        out_b: model
-            .output
-            .bias
-            .as_ref()
-            .map(|b| values(b.val()))
-            .unwrap_or_else(|| vec![0.0; vocab]),
-    }
-}
-
-/// The same weights with the update (z) and reset (r) gate blocks exchanged in every layer:
-/// the classic export bug, for the negative-control test.
-pub fn swap_update_reset(weights: &StepWeights) -> StepWeights {
-    let swap = |v: &[f32], block: usize| {
-        let mut out = v.to_vec();
-        // W and R hold three gate blocks; B holds two groups (input, recurrent) of three.
-        for group in 0..v.len() / (3 * block) {
-            let base = group * 3 * block;
-            out[base..base + block].copy_from_slice(&v[base + block..base + 2 * block]);
-            out[base + block..base + 2 * block].copy_from_slice(&v[base..base + block]);
-        }
-        out
-    };
-    let mut swapped = weights.clone();
-    for layer in &mut swapped.layers {
-        let h = layer.hidden_size;
-        layer.w = swap(&layer.w, h * layer.input_size);
-        layer.r = swap(&layer.r, h * h);
-        layer.b = swap(&layer.b, h);
-    }
-    swapped
-}
-
-/// Input and output specs of the step model (the manifest's `inputs`/`outputs`).
+/// Input and output specs of the step model (the manifest's `inputs`/`outputs`) for `layers`
+/// layers of `state_width` floats of state each.
 pub fn step_specs(
     vocab: usize,
     layers: usize,
-    d_hidden: usize,
+    state_width: usize,
 ) -> (Vec<TensorSpec>, Vec<TensorSpec>) {
-    let state = || [Dim::from(layers), Dim::from(1), Dim::from(d_hidden)];
+    let state = || [Dim::from(layers), Dim::from(1), Dim::from(state_width)];
     (
         vec![
             TensorSpec::new("token", Dtype::I64, [Dim::from(1), Dim::from(1)]),
@@ -157,48 +82,14 @@ pub fn step_specs(
     )
 }
 
-/// Builds the step graph; see the [module docs](self).
-pub fn step_graph(weights: &StepWeights, name: &str) -> GraphBuilder {
-    let (inputs, outputs) = step_specs(weights.vocab, weights.layers.len(), weights.d_hidden);
-    let mut g = GraphBuilder::new(name);
-    g.producer("continuo-train");
-    let token = g.input("token", Dtype::I64, &inputs[0].shape);
-    let h0 = g.input("h0", Dtype::F32, &inputs[1].shape);
-    let table = g.initializer_f32(
-        "embedding",
-        &[weights.vocab, weights.d_embed],
-        &weights.embedding,
-    );
-    let mut x = g.gather(&table, &token, 0); // [T = 1, B = 1, E]
-    let mut states = Vec::new();
-    for (index, layer) in weights.layers.iter().enumerate() {
-        let i = index as i64;
-        let h0_layer = if weights.layers.len() == 1 {
-            h0.clone()
-        } else {
-            g.slice(&h0, &[i], &[i + 1], &[0]) // [1, 1, H]
-        };
-        let (y, h_n) = g.gru(&x, Some(&h0_layer), layer); // y [T, 1, B, H]
-        x = g.squeeze(&y, &[1]); // [T, B, H]
-        states.push(h_n);
+/// The step graph of a trained model of either architecture.
+pub fn step_graph(model: &ContinuationModel, name: &str) -> GraphBuilder {
+    match model {
+        ContinuationModel::Gru(m) => gru::step_graph(&extract(m), name),
+        ContinuationModel::Transformer(m) => {
+            transformer::step_graph(&transformer::TransformerWeights::extract(m), name)
+        }
     }
-    let last = states.last().expect("at least one layer").clone();
-    let h_n = if states.len() == 1 {
-        last.clone()
-    } else {
-        let refs: Vec<&str> = states.iter().map(String::as_str).collect();
-        g.concat(&refs, 0)
-    };
-    let logits = g.dense(
-        &last,
-        weights.d_hidden,
-        weights.vocab,
-        &weights.out_w,
-        &weights.out_b,
-    );
-    g.output(&logits, "logits", Dtype::F32, &outputs[0].shape);
-    g.output(&h_n, "h_n", Dtype::F32, &outputs[1].shape);
-    g
 }
 
 /// How closely an exported model matched burn.
@@ -256,13 +147,10 @@ pub fn verify(
     seed: u64,
 ) -> Result<Verification> {
     let device = cpu_device();
-    let (layers, hidden) = (model.layer_count(), model.hidden_size());
-    let vocab = model.embedding.weight.val().dims()[0];
+    let vocab = model.vocab_size();
     let mut rng = SplitMix::new(seed, 0x5eed);
-    let h_start: Vec<f32> = (0..layers * hidden)
-        .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
-        .collect();
-    let state_shape = [layers, 1, hidden];
+    let state_shape = model.state_shape(1);
+    let h_start = random_state(model, &mut rng);
     let mut h_onnx = h_start.clone();
     let mut h_burn: Tensor<3> = Tensor::from_data(TensorData::new(h_start, state_shape), &device);
     let mut result = Verification {
@@ -305,6 +193,23 @@ pub fn verify(
     Ok(result)
 }
 
+/// A random state for [`verify`], uniform in ±0.5. A Transformer's window slots are all marked
+/// filled, so that the first steps already attend over a full window of (random) keys and
+/// values.
+fn random_state(model: &ContinuationModel, rng: &mut SplitMix) -> Vec<f32> {
+    let mut state: Vec<f32> = (0..model.state_shape(1).iter().product())
+        .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+        .collect();
+    if let ContinuationModel::Transformer(m) = model {
+        // Each layer's state ends with its M flags.
+        for layer in state.chunks_mut(m.state_width()) {
+            let flags = layer.len() - m.memory;
+            layer[flags..].fill(1.0);
+        }
+    }
+    state
+}
+
 fn nan_max(a: f32, b: f32) -> f32 {
     if a.is_nan() || b.is_nan() {
         f32::NAN
@@ -324,7 +229,7 @@ pub fn export_verified(
     backends: &[Backend],
     search: &RuntimeSearch,
 ) -> Result<(Vec<u8>, u64, Vec<Verification>)> {
-    let graph = step_graph(&extract(model), name);
+    let graph = step_graph(model, name);
     let bytes = graph.to_bytes();
     let mut verifications = Vec::new();
     for &backend in backends {

@@ -1,4 +1,5 @@
-//! The continuation model: token embedding → stacked GRU → linear logits over the vocabulary.
+//! The recurrent continuation model: token embedding → stacked GRU → linear logits over the
+//! vocabulary.
 //!
 //! The GRU is written here rather than taken from `burn::nn::Gru` for two reasons:
 //! - **Speed.** burn's GRU does six small matmuls per time step and writes each step into a
@@ -7,7 +8,7 @@
 //!   makes the autodiff graph about three times smaller.
 //! - **One layout with the export.** The parameters are stored exactly as ONNX's `GRU`
 //!   operator wants them (gate blocks **z, r, h**, "reset after" = `linear_before_reset = 1`),
-//!   so [`super::export`] copies them without reordering, and the gate order has one home.
+//!   so [`crate::train::export`] copies them without reordering, and the gate order has one home.
 //!
 //! The cell (per layer, per step; `x` the input, `h` the state, `⊙` element-wise):
 //! ```text
@@ -17,62 +18,32 @@
 //! h' = (1 − z) ⊙ n + z ⊙ h
 //! ```
 
-use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Distribution, Int, Tensor};
 
-/// Sizes of a [`ContinuationModel`]. Saved as part of the training config so a checkpoint can
-/// rebuild its model.
-#[derive(Config, Debug, PartialEq)]
-pub struct ContinuationModelConfig {
-    /// Number of token ids (the tokenizer's vocabulary, 316 for `continuo-event-v1`).
-    pub vocab_size: usize,
-    /// Width of the token embedding.
-    #[config(default = 64)]
-    pub d_embed: usize,
-    /// GRU hidden size.
-    #[config(default = 256)]
-    pub d_hidden: usize,
-    /// Number of stacked GRU layers.
-    #[config(default = 1)]
-    pub layers: usize,
-}
+use super::ContinuationModelConfig;
 
-impl ContinuationModelConfig {
+impl GruModel {
     /// A freshly initialised model on `device` (seed the device first for reproducible
     /// weights).
-    pub fn init(&self, device: &Device) -> ContinuationModel {
-        assert!(
-            self.layers >= 1,
-            "a continuation model needs at least one GRU layer"
-        );
-        let layers = (0..self.layers)
+    pub(super) fn new(config: &ContinuationModelConfig, device: &Device) -> Self {
+        let layers = (0..config.layers.max(1))
             .map(|layer| {
                 let d_input = if layer == 0 {
-                    self.d_embed
+                    config.d_embed
                 } else {
-                    self.d_hidden
+                    config.d_hidden
                 };
-                GruLayer::new(d_input, self.d_hidden, device)
+                GruLayer::new(d_input, config.d_hidden, device)
             })
             .collect();
-        ContinuationModel {
-            embedding: EmbeddingConfig::new(self.vocab_size, self.d_embed).init(device),
+        GruModel {
+            embedding: EmbeddingConfig::new(config.vocab_size, config.d_embed).init(device),
             layers,
-            output: LinearConfig::new(self.d_hidden, self.vocab_size).init(device),
+            output: LinearConfig::new(config.d_hidden, config.vocab_size).init(device),
         }
-    }
-
-    /// Number of trained parameters.
-    pub fn parameter_count(&self) -> usize {
-        let gru = |i: usize, h: usize| 3 * h * i + 3 * h * h + 6 * h;
-        self.vocab_size * self.d_embed
-            + gru(self.d_embed, self.d_hidden)
-            + (self.layers - 1) * gru(self.d_hidden, self.d_hidden)
-            + self.d_hidden * self.vocab_size
-            + self.vocab_size
     }
 }
 
@@ -154,7 +125,7 @@ impl GruLayer {
 
 /// Embedding → GRU layers → linear logits. See the [module docs](self).
 #[derive(Module, Debug)]
-pub struct ContinuationModel {
+pub struct GruModel {
     /// Token embedding `[V, E]`.
     pub embedding: Embedding,
     /// The GRU stack, input side first.
@@ -163,7 +134,7 @@ pub struct ContinuationModel {
     pub output: Linear,
 }
 
-impl ContinuationModel {
+impl GruModel {
     /// Number of GRU layers.
     pub fn layer_count(&self) -> usize {
         self.layers.len()
