@@ -1,8 +1,9 @@
 //! Continuo Phrase speed: tokens per second through the whole generator (model step + grammar
 //! and key masks + sampling) and the time from a trigger to the first note being ready, on one
-//! core, for both backends. Uses the shipped `models/continuo-chorales.json` (chords) and
-//! `models/continuo-folk.json` (the melody model, continuing the prompt as a melody) when they
-//! exist, else a generated token model of similar size (reported in the table).
+//! core, for both backends. Uses the shipped chorale models (`models/continuo-chorales*.json`,
+//! chords) and folk models (`models/continuo-folk*.json`, continuing the prompt as a melody),
+//! GRU and Transformer, when they exist, else a generated token model of similar size
+//! (reported in the table).
 //!
 //! `cargo bench --bench phrase` (set ORT_DYLIB_PATH for the ONNX Runtime rows).
 
@@ -17,19 +18,27 @@ use continuo::model::{load_model, BackendChoice, ModelKind};
 use continuo::phrase::generate::{generate, GenerationSettings, Rng, TokenModel};
 use continuo::phrase::texture::TextureChoice;
 
-/// The models to time, with the texture each writes.
+/// The models to time, with the texture each writes: every shipped continuation model (each
+/// dataset's GRU and Transformer), chorales as chords and folk tunes as one line.
 fn models(scratch: &Path) -> Vec<(PathBuf, TextureChoice)> {
-    let shipped: Vec<(PathBuf, TextureChoice)> = [
-        ("continuo-chorales", TextureChoice::Chords),
-        ("continuo-folk", TextureChoice::Melody),
-    ]
-    .into_iter()
-    .map(|(name, texture)| {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("models/{name}.json"));
-        (path, texture)
-    })
-    .filter(|(path, _)| path.exists())
-    .collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let mut shipped: Vec<(PathBuf, TextureChoice)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter_map(|path| {
+            let name = path.file_name()?.to_str()?;
+            let texture = if name.starts_with("continuo-chorales") {
+                TextureChoice::Chords
+            } else if name.starts_with("continuo-folk") {
+                TextureChoice::Melody
+            } else {
+                return None;
+            };
+            name.ends_with(".json").then_some((path.clone(), texture))
+        })
+        .collect();
+    shipped.sort();
     if !shipped.is_empty() {
         return shipped;
     }
@@ -52,7 +61,7 @@ fn main() {
     .collect();
     println!("Continuo Phrase generation, one core");
     println!(
-        "{:<20} {:<14} {:>12} {:>16} {:>16}",
+        "{:<32} {:<14} {:>12} {:>16} {:>16}",
         "model", "backend", "tokens/s", "first note p50", "first note p99"
     );
     for ((path, texture), (name, backend)) in models(scratch.path()).into_iter().flat_map(|m| {
@@ -75,7 +84,7 @@ fn main() {
         let loaded = match load_model(&path, ModelKind::Continuation, backend) {
             Ok(loaded) => loaded,
             Err(error) => {
-                println!("{model_name:<20} {name:<14} unavailable: {error}");
+                println!("{model_name:<32} {name:<14} unavailable: {error}");
                 continue;
             }
         };
@@ -103,7 +112,7 @@ fn main() {
         let rate = tokens as f64 / started.elapsed().as_secs_f64();
         first_note_ms.sort_by(f64::total_cmp);
         println!(
-            "{model_name:<20} {name:<14} {rate:>12.0} {:>13.2} ms {:>13.2} ms",
+            "{model_name:<32} {name:<14} {rate:>12.0} {:>13.2} ms {:>13.2} ms",
             percentile(&first_note_ms, 0.5),
             percentile(&first_note_ms, 0.99)
         );

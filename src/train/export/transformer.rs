@@ -16,7 +16,7 @@
 
 use crate::model::onnx_writer::GraphBuilder;
 use crate::model::Dtype;
-use crate::train::model::transformer::{LAYER_NORM_EPSILON, MASKED};
+use crate::train::model::transformer::{BIAS_SCALE, LAYER_NORM_EPSILON, MASKED};
 use crate::train::model::{TransformerBlock, TransformerModel};
 
 use super::{step_specs, values};
@@ -47,7 +47,7 @@ pub struct BlockWeights {
     pub out_w: Vec<f32>,
     /// `[D]`.
     pub out_b: Vec<f32>,
-    /// `[H, M + 1]` by distance.
+    /// `[H, M + 1]` by distance (its value, not burn's scaled-down storage).
     pub relative_bias: Vec<f32>,
     /// Norm before the feed-forward layer.
     pub feed_forward_norm: NormWeights,
@@ -129,7 +129,7 @@ impl TransformerWeights {
                 qkv_b,
                 out_w,
                 out_b,
-                relative_bias: values(b.relative_bias.val()),
+                relative_bias: values(b.relative_bias.val().mul_scalar(BIAS_SCALE)),
                 feed_forward_norm: norm(&b.feed_forward_norm),
                 ff_in_w,
                 ff_in_b,
