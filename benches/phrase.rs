@@ -38,7 +38,7 @@ fn models(scratch: &Path) -> Vec<(PathBuf, TextureChoice)> {
             name.ends_with(".json").then_some((path.clone(), texture))
         })
         .collect();
-    shipped.sort();
+    shipped.sort_by(|a, b| a.0.cmp(&b.0));
     if !shipped.is_empty() {
         return shipped;
     }

@@ -397,7 +397,7 @@ fn continuation(args: ContinuationArgs) -> anyhow::Result<ExitCode> {
     if transformer && args.memory == 0 {
         anyhow::bail!("--memory must be at least 1 (the Transformer attends to earlier tokens)");
     }
-    if transformer && (args.heads == 0 || config.model.d_hidden % args.heads != 0) {
+    if transformer && (args.heads == 0 || !config.model.d_hidden.is_multiple_of(args.heads)) {
         anyhow::bail!(
             "--heads {} must divide the model width --hidden {}",
             args.heads,

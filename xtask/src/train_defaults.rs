@@ -14,9 +14,9 @@ use super::{fetch_onnxruntime, run, workspace_root, ORT_VERSION};
 const USAGE: &str = "\
 cargo xtask train-defaults [OPTIONS]
 
-Reproduces Continuo's default models (models/continuo-chorales, continuo-folk,
-continuo-violin, continuo-flute) from nothing, with the flags and seeds recorded in their
-reports:
+Reproduces Continuo's default models (models/continuo-chorales, continuo-folk, each with a
+Transformer beside it, continuo-violin, continuo-flute) from nothing, with the flags and seeds
+recorded in their reports:
 
   1. system packages, only if missing: fluidsynth, fluid-soundfont-gm (FluidR3_GM.sf2),
      python3-venv (apt-get install --no-install-recommends; through sudo when not root)
@@ -32,12 +32,14 @@ reports:
   5. cargo build --features train --bin continuo-train (dev profile, as the tests use)
   6. per model: continuo-train continuation|timbre, then continuo-train eval on the held-out
      MIDI (chorales, folk) or the paired renders at 48 kHz (violin, flute; each paired
-     evaluation is appended to OUT/NAME.report.md); the training checkpoints are removed
-     afterwards
+     evaluation is appended to OUT/NAME.report.md); for chorales and folk also the same
+     recipe with --arch transformer (OUT/NAME-transformer) and continuo-train compare of the
+     two, written into both reports; the training checkpoints are removed afterwards
 
-Writes OUT/NAME.onnx, .json, .report.md and .loss.png for each model. About 3 hours on
-2 cores (data ~9 min, chorales ~9 min, folk ~22 min, each full-band timbre model up to
-60 min and its evaluations ~10 min), plus 10-20 min for a cold trainer build.
+Writes OUT/NAME.onnx, .json, .report.md and .loss.png for each model. About 4 hours on
+2 cores (data ~9 min, chorales ~18 min and its Transformer ~TRANSFORMER_CHORALES min, folk
+~22 min and its Transformer ~TRANSFORMER_FOLK min, each full-band timbre model up to 60 min and
+its evaluations ~10 min), plus 10-20 min for a cold trainer build.
 
 Options:
   --only MODEL[,MODEL]  chorales, folk, violin, flute (repeatable; default: all four)
@@ -85,6 +87,13 @@ const CHORALES_CARD: &str = "Bach chorales in four parts (music21's corpus, 383 
                              continues chords as chords";
 const FOLK_CARD: &str = "Fiddle and folk tunes, one line each (Ryan's Mammoth Collection, \
                          1883; 886 training tunes): continues melodies";
+/// The same data's Transformer (`--arch transformer`), shipped beside each GRU; `continuo-train
+/// compare` puts the two side by side in both reports.
+const CHORALES_TRANSFORMER_CARD: &str = "Bach chorales in four parts (music21's corpus, 383 \
+                                         training files), Transformer: continues chords as chords";
+const FOLK_TRANSFORMER_CARD: &str = "Fiddle and folk tunes, one line each (Ryan's Mammoth \
+                                     Collection, 1883; 886 training tunes), Transformer: \
+                                     continues melodies";
 /// Epochs of the shipped melody model, and the tunes it came from.
 const FOLK_EPOCHS: &str = "8";
 const FOLK_FILES: usize = 985;
@@ -111,6 +120,11 @@ impl Model {
 
     fn name(self) -> String {
         format!("continuo-{}", self.key())
+    }
+
+    /// The Transformer trained on the same data as a continuation model.
+    fn transformer_name(self) -> Option<String> {
+        (!self.is_timbre()).then(|| format!("{}-transformer", self.name()))
     }
 
     fn is_timbre(self) -> bool {
@@ -403,6 +417,7 @@ pub fn main(args: &[String]) -> Result<()> {
         for &model in models {
             let name = model.name();
             let base = out.join(&name);
+            let transformer = model.transformer_name().map(|name| out.join(name));
             {
                 let base = base.clone();
                 steps.push((
@@ -410,6 +425,18 @@ pub fn main(args: &[String]) -> Result<()> {
                     Box::new(move || {
                         ctx.create_dir(out)?;
                         ctx.run(trainer_command()?.args(train_args(model, data, &base)))
+                    }),
+                ));
+            }
+            if let Some(transformer) = transformer.clone() {
+                steps.push((
+                    format!("train {}", model.transformer_name().unwrap_or_default()),
+                    Box::new(move || {
+                        ctx.run(trainer_command()?.args(transformer_train_args(
+                            model,
+                            data,
+                            &transformer,
+                        )))
                     }),
                 ));
             }
@@ -422,9 +449,19 @@ pub fn main(args: &[String]) -> Result<()> {
                             append_paired_eval(ctx, &base, &args, &printed)?;
                         }
                     }
-                    let checkpoint = with_suffix(&base, ".ckpt");
-                    if checkpoint.exists() {
-                        ctx.remove_dir(&checkpoint)?;
+                    if let Some(transformer) = &transformer {
+                        ctx.run(trainer_command()?.args(compare_args(
+                            model,
+                            data,
+                            &base,
+                            transformer,
+                        )))?;
+                    }
+                    for model_base in std::iter::once(&base).chain(&transformer) {
+                        let checkpoint = with_suffix(model_base, ".ckpt");
+                        if checkpoint.exists() {
+                            ctx.remove_dir(&checkpoint)?;
+                        }
                     }
                     Ok(())
                 }),
@@ -453,11 +490,13 @@ pub fn main(args: &[String]) -> Result<()> {
             }
         );
     } else {
-        for model in models {
-            let base = out.join(model.name());
+        for name in models
+            .iter()
+            .flat_map(|m| std::iter::once(m.name()).chain(m.transformer_name()))
+        {
+            let base = out.join(&name);
             println!(
-                "{}: {}",
-                model.name(),
+                "{name}: {}",
                 [".onnx", ".json", ".report.md", ".loss.png"]
                     .map(|suffix| with_suffix(&base, suffix).display().to_string())
                     .join(", ")
@@ -529,6 +568,33 @@ fn train_args(model: Model, data: &Path, base: &Path) -> Vec<OsString> {
         }
     }
     args
+}
+
+/// The Transformer on a continuation model's data: the same recipe (data, epochs, seed,
+/// transposition) with `--arch transformer` and its own card.
+fn transformer_train_args(model: Model, data: &Path, base: &Path) -> Vec<OsString> {
+    let card = match model {
+        Model::Chorales => CHORALES_TRANSFORMER_CARD,
+        Model::Folk => FOLK_TRANSFORMER_CARD,
+        Model::Violin | Model::Flute => unreachable!("timbre models have no Transformer"),
+    };
+    let mut args = train_args(model, data, base);
+    if let Some(at) = args.iter().position(|a| a == "--description") {
+        args[at + 1] = card.into();
+    }
+    args.extend(["--arch", "transformer"].map(OsString::from));
+    args
+}
+
+/// `continuo-train compare` of a dataset's GRU and Transformer, written into both reports.
+fn compare_args(model: Model, data: &Path, gru: &Path, transformer: &Path) -> Vec<OsString> {
+    vec![
+        "compare".into(),
+        data.join(model.key()).into(),
+        gru.into(),
+        transformer.into(),
+        "--write-reports".into(),
+    ]
 }
 
 /// `continuo-train eval` invocations: held-out MIDI (continuation), or paired renders and the
@@ -856,6 +922,28 @@ mod tests {
                 "continuation DATA/folk --out models/continuo-folk --epochs {FOLK_EPOCHS} \
                  --seed 42 --transpose 6 --description {FOLK_CARD} --require-ort"
             )
+        );
+        assert_eq!(
+            line(transformer_train_args(
+                Model::Folk,
+                data,
+                Path::new("models/continuo-folk-transformer")
+            )),
+            format!(
+                "continuation DATA/folk --out models/continuo-folk-transformer --epochs \
+                 {FOLK_EPOCHS} --seed 42 --transpose 6 --description {FOLK_TRANSFORMER_CARD} \
+                 --require-ort --arch transformer"
+            )
+        );
+        assert_eq!(
+            line(compare_args(
+                Model::Chorales,
+                data,
+                Path::new("models/continuo-chorales"),
+                Path::new("models/continuo-chorales-transformer")
+            )),
+            "compare DATA/chorales models/continuo-chorales models/continuo-chorales-transformer \
+             --write-reports"
         );
     }
 

@@ -97,7 +97,7 @@ impl TransformerModel {
     pub(super) fn new(config: &ContinuationModelConfig, device: &Device) -> Self {
         let d = config.d_hidden;
         assert!(
-            config.heads >= 1 && d % config.heads == 0,
+            config.heads >= 1 && d.is_multiple_of(config.heads),
             "{} heads do not divide the width {d}",
             config.heads
         );
