@@ -13,7 +13,8 @@ use std::path::Path;
 use continuo::midi::Note;
 use continuo::model::{BackendChoice, ModelDirs};
 use continuo::phrase::generate::{
-    generate, GenerationSettings, ModelSet, Rng, AUTO_MODEL, DEFAULT_MODEL, MELODY_MODEL,
+    generate, load_token_model, GenerationSettings, ModelSet, Rng, AUTO_MODEL, DEFAULT_MODEL,
+    MELODY_MODEL,
 };
 use continuo::phrase::texture::{
     chord_onset_share, detect_texture, in_key_scale, max_polyphony, profile, share_in_scale,
@@ -234,7 +235,23 @@ fn a_typed_tune_is_continued_as_a_tune_in_its_key_range_and_pace() {
 
 #[test]
 fn held_out_folk_tunes_are_continued_in_kind() {
-    let mut models = shipped_models();
+    held_out_folk_tunes_in_kind(&mut shipped_models(), "held-out folk tunes");
+}
+
+/// The Transformer beside the default GRU (`continuo-train compare`, models/README.md), chosen
+/// by name: the same checks.
+#[test]
+fn the_shipped_folk_transformer_continues_tunes_in_kind() {
+    let dirs = ModelDirs::new([Path::new(env!("CARGO_MANIFEST_DIR")).join("models")]);
+    let model = load_token_model("continuo-folk-transformer", &dirs, BackendChoice::Tract)
+        .expect("the shipped folk Transformer");
+    held_out_folk_tunes_in_kind(
+        &mut ModelSet::one(model),
+        "held-out folk tunes, continuo-folk-transformer",
+    );
+}
+
+fn held_out_folk_tunes_in_kind(models: &mut ModelSet, what: &str) {
     let mut figures = Figures::default();
     for (path, notes) in common::fixture_songs("folk-held-out") {
         // Four bars of the tune (in its own metre's beats) are the prompt.
@@ -246,12 +263,11 @@ fn held_out_folk_tunes_are_continued_in_kind() {
             ..four_bars()
         };
         for seed in 0..2 {
-            let (prompt, continuation) =
-                continue_at(&mut models, &notes, 4.0 * bar, &settings, seed);
+            let (prompt, continuation) = continue_at(models, &notes, 4.0 * bar, &settings, seed);
             figures.add(&prompt, &continuation, f64::from(BARS) * bar);
         }
     }
-    figures.print("held-out folk tunes");
+    figures.print(what);
     assert!(figures.continuations >= 20);
     assert_eq!(figures.most_at_once, 1);
     assert_eq!(figures.out_of_range, 0);

@@ -157,6 +157,42 @@ fn first_note_ms(
     Ok((times[times.len() / 2], times[times.len() - 1]))
 }
 
+/// Phrase's speed bars, on the backend it ships with (ONNX Runtime).
+pub const MIN_TOKENS_PER_SECOND: f64 = 5_000.0;
+/// Median Generate → first note, ms.
+pub const MAX_FIRST_NOTE_MS: f64 = 20.0;
+
+impl Comparison {
+    /// Whether the model meets Phrase's speed bars on the first backend measured (ONNX Runtime).
+    pub fn meets_speed_bars(&self) -> bool {
+        self.speed
+            .first()
+            .is_some_and(|(_, tokens_per_second, p50, _)| {
+                *tokens_per_second >= MIN_TOKENS_PER_SECOND && *p50 <= MAX_FIRST_NOTE_MS
+            })
+    }
+
+    fn name(&self) -> String {
+        self.manifest
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// The better model: the lowest held-out perplexity among those that meet Phrase's speed bars.
+pub fn better(results: &[Comparison]) -> Option<&Comparison> {
+    results
+        .iter()
+        .filter(|r| r.meets_speed_bars())
+        .min_by(|a, b| {
+            a.held_out
+                .model
+                .perplexity()
+                .total_cmp(&b.held_out.model.perplexity())
+        })
+}
+
 /// The comparison as a Markdown section (heading [`SECTION`]).
 pub fn markdown(results: &[Comparison], data_dir: &Path, prompts: PromptOptions) -> String {
     let mut md = format!("{SECTION}\n\n");
@@ -186,11 +222,7 @@ pub fn markdown(results: &[Comparison], data_dir: &Path, prompts: PromptOptions)
     }
     md.push('\n');
     for r in results {
-        let name = r
-            .manifest
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = r.name();
         let _ = write!(
             md,
             "| `{name}` | {} | {:.3} | {:.1} % below |",
@@ -203,6 +235,16 @@ pub fn markdown(results: &[Comparison], data_dir: &Path, prompts: PromptOptions)
         }
         md.push('\n');
     }
+    let _ = writeln!(
+        md,
+        "\nThe better model is the one with the lowest perplexity among those that meet Phrase's \
+         speed bars on ONNX Runtime (≥ {MIN_TOKENS_PER_SECOND:.0} tokens/s, median first note \
+         ≤ {MAX_FIRST_NOTE_MS:.0} ms): {}.",
+        match better(results) {
+            Some(r) => format!("`{}`", r.name()),
+            None => "none of them".into(),
+        }
+    );
     md
 }
 

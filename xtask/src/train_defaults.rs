@@ -37,8 +37,8 @@ recorded in their reports:
      two, written into both reports; the training checkpoints are removed afterwards
 
 Writes OUT/NAME.onnx, .json, .report.md and .loss.png for each model. About 4 hours on
-2 cores (data ~9 min, chorales ~18 min and its Transformer ~TRANSFORMER_CHORALES min, folk
-~22 min and its Transformer ~TRANSFORMER_FOLK min, each full-band timbre model up to 60 min and
+2 cores (data ~9 min, chorales ~18 min and its Transformer ~20 min, folk
+~22 min and its Transformer ~26 min, each full-band timbre model up to 60 min and
 its evaluations ~10 min), plus 10-20 min for a cold trainer build.
 
 Options:
