@@ -80,10 +80,10 @@ enum Command {
         /// Held-out pieces used as prompts for the first-note timing.
         #[arg(long, default_value_t = 12)]
         pieces: usize,
-        /// Bars of each piece played as the prompt.
+        /// Bars of 4/4 (four beats, whatever the piece's metre) played as the prompt.
         #[arg(long, default_value_t = 4)]
         prompt_bars: usize,
-        /// Bars generated.
+        /// Bars of 4/4 generated.
         #[arg(long, default_value_t = 4)]
         bars: u32,
         /// Also write the table into each model's report (replacing an earlier comparison).

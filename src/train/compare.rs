@@ -1,7 +1,7 @@
 //! `continuo-train compare`: continuation models side by side on one MIDI folder's held-out
 //! split, measured as Phrase meets them: held-out perplexity of the exported model, tokens/s
 //! of the model step alone, and trigger → first note through Phrase's own generator, primed
-//! with the opening bars of each held-out piece, on each backend, one core.
+//! with the opening beats of each held-out piece, on each backend, one core.
 //!
 //! The table can be appended to each model's report (replacing an earlier comparison), which
 //! is how the GRU / Transformer choice of the shipped models is recorded.
@@ -41,9 +41,9 @@ pub struct Comparison {
 pub struct PromptOptions {
     /// Held-out pieces used as prompts (the first N in file-name order).
     pub pieces: usize,
-    /// Bars of each piece played as the prompt.
+    /// Bars of 4/4 (four beats, whatever the piece's metre) of each piece played as the prompt.
     pub prompt_bars: usize,
-    /// Bars generated.
+    /// Bars of 4/4 generated.
     pub bars: u32,
 }
 
@@ -200,11 +200,11 @@ pub fn markdown(results: &[Comparison], data_dir: &Path, prompts: PromptOptions)
         md,
         "Held-out split of `{}` ({} tokens). Perplexity of the exported model (ONNX Runtime); \
          tokens/s of the model step alone; first note = Generate → first decoded note through \
-         Phrase's generator, primed with the first {} bars of each of the first {} held-out \
-         pieces, {} bars asked, median / worst. One core, the trainer's build.\n",
+         Phrase's generator, primed with the first {} beats of each of the first {} held-out \
+         pieces, {} bars of 4/4 asked, median / worst. One core, the trainer's build.\n",
         data_dir.display(),
         results.first().map_or(0, |r| r.held_out.model.tokens),
-        prompts.prompt_bars,
+        4 * prompts.prompt_bars,
         prompts.pieces,
         prompts.bars
     );

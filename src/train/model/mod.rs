@@ -142,14 +142,6 @@ pub enum ContinuationModel {
 }
 
 impl ContinuationModel {
-    /// Which network this is.
-    pub fn architecture(&self) -> Architecture {
-        match self {
-            ContinuationModel::Gru(_) => Architecture::Gru,
-            ContinuationModel::Transformer(_) => Architecture::Transformer,
-        }
-    }
-
     /// Number of token ids.
     pub fn vocab_size(&self) -> usize {
         let table = match self {
