@@ -292,3 +292,44 @@ fn auto_picks_the_model_by_texture() {
         stderr(&bad)
     );
 }
+
+/// A one-note primer gets a tune back and a 40-voice cluster a bounded answer in chords:
+/// a sensible answer, never a panic or a flood.
+#[test]
+fn a_one_note_primer_and_a_forty_voice_cluster_are_answered_sensibly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one_note = vec![Note::new(60, 100, 0, 0.0, 1.0)];
+    let cluster: Vec<Note> = (0..40)
+        .map(|i| Note::new(40 + i, 100, 0, 0.0, 4.0))
+        .collect();
+    for (name, notes, texture) in [
+        ("one-note", one_note, "melody"),
+        ("cluster", cluster, "chords"),
+    ] {
+        let input = dir.path().join(format!("{name}.mid"));
+        continuo::midi::write(&input, &notes, 120.0, 480).expect("write");
+        let output = dir.path().join(format!("{name}-out.mid"));
+        let run = Command::new(env!("CARGO_BIN_EXE_continuo"))
+            .arg("continue")
+            .arg(&input)
+            .arg("-o")
+            .arg(&output)
+            .output()
+            .expect("run continuo");
+        assert!(run.status.success(), "{name}: {}", stderr(&run));
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            stdout.contains(&format!("continued as {texture}")),
+            "{name}: {stdout}"
+        );
+        let written = continuo::midi::read(&output)
+            .expect("output")
+            .melodic_notes(None)
+            .expect("notes");
+        let continued = written.len() - notes.len();
+        assert!(
+            (1..=256).contains(&continued),
+            "{name}: {continued} notes continued"
+        );
+    }
+}
