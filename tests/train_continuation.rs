@@ -142,6 +142,18 @@ fn learns(config: &TrainingConfig, corpus: &continuo::train::data::Corpus) {
     );
 }
 
+/// A wrong export of `model` runs on both backends but fails verification.
+fn assert_caught(wrong: &[u8], model: &ContinuationModel, search: &RuntimeSearch, what: &str) {
+    for backend in [Backend::OnnxRuntime, Backend::Tract] {
+        let mut session = session_for_bytes(wrong, backend, search).unwrap();
+        let check = verify(&mut session, model, 32, 7).unwrap();
+        assert!(
+            !check.passes(TOLERANCE) && check.max_error() > 1e-3,
+            "{what}, {backend}: not caught: {check:?}"
+        );
+    }
+}
+
 #[test]
 fn export_matches_burn_on_both_backends_and_swapped_gates_fail() {
     let search = ort_search();
@@ -169,14 +181,12 @@ fn export_matches_burn_on_both_backends_and_swapped_gates_fail() {
             panic!("tiny_config is a GRU")
         };
         let wrong = gru::step_graph(&swap_update_reset(&extract(gru_model)), "wrong").to_bytes();
-        for backend in [Backend::OnnxRuntime, Backend::Tract] {
-            let mut session = session_for_bytes(&wrong, backend, &search).unwrap();
-            let check = verify(&mut session, &model, 32, 7).unwrap();
-            assert!(
-                !check.passes(TOLERANCE) && check.max_error() > 1e-3,
-                "{layers} layer(s), {backend}: swapped gates were not caught: {check:?}"
-            );
-        }
+        assert_caught(
+            &wrong,
+            &model,
+            &search,
+            &format!("{layers} layer(s), swapped gates"),
+        );
     }
 }
 
@@ -212,14 +222,12 @@ fn transformer_export_matches_burn_on_both_backends_and_reversed_distances_fail(
         let wrong =
             transformer::step_graph(&TransformerWeights::extract(m).reverse_distances(), "wrong")
                 .to_bytes();
-        for backend in [Backend::OnnxRuntime, Backend::Tract] {
-            let mut session = session_for_bytes(&wrong, backend, &search).unwrap();
-            let check = verify(&mut session, &model, 32, 7).unwrap();
-            assert!(
-                !check.passes(TOLERANCE) && check.max_error() > 1e-3,
-                "{layers} block(s), {backend}: reversed distances were not caught: {check:?}"
-            );
-        }
+        assert_caught(
+            &wrong,
+            &model,
+            &search,
+            &format!("{layers} block(s), reversed distances"),
+        );
     }
 }
 

@@ -176,6 +176,10 @@ impl TransformerWeights {
     }
 }
 
+fn layer_norm(g: &mut GraphBuilder, x: &str, norm: &NormWeights) -> String {
+    g.layer_norm(x, &norm.gamma, &norm.beta, LAYER_NORM_EPSILON as f32)
+}
+
 /// Builds the Transformer step graph; see the [module docs](self).
 pub fn step_graph(weights: &TransformerWeights, name: &str) -> GraphBuilder {
     let (d, m, heads) = (weights.d_model, weights.memory, weights.heads);
@@ -207,12 +211,7 @@ pub fn step_graph(weights: &TransformerWeights, name: &str) -> GraphBuilder {
         let value_window = region(&mut g, kv_size, kv_size, &[mi, head_width]);
         let filled_window = region(&mut g, 2 * kv_size, mi, &[1, 1, mi]);
 
-        let normed = g.layer_norm(
-            &x,
-            &block.attention_norm.gamma,
-            &block.attention_norm.beta,
-            LAYER_NORM_EPSILON as f32,
-        );
+        let normed = layer_norm(&mut g, &x, &block.attention_norm);
         let qkv_width = d + 2 * (d / heads);
         let qkv = g.dense(&normed, d, qkv_width, &block.qkv_w, &block.qkv_b); // [1, D + 2dₕ]
         let query = g.slice(&qkv, &[0], &[di], &[1]);
@@ -242,12 +241,7 @@ pub fn step_graph(weights: &TransformerWeights, name: &str) -> GraphBuilder {
         let attended = g.dense(&attended, d, d, &block.out_w, &block.out_b);
         x = g.add(&x, &attended);
 
-        let normed = g.layer_norm(
-            &x,
-            &block.feed_forward_norm.gamma,
-            &block.feed_forward_norm.beta,
-            LAYER_NORM_EPSILON as f32,
-        );
+        let normed = layer_norm(&mut g, &x, &block.feed_forward_norm);
         let hidden = g.dense(&normed, d, weights.d_ff, &block.ff_in_w, &block.ff_in_b);
         let hidden = g.relu(&hidden);
         let out = g.dense(&hidden, weights.d_ff, d, &block.ff_out_w, &block.ff_out_b);
@@ -266,12 +260,7 @@ pub fn step_graph(weights: &TransformerWeights, name: &str) -> GraphBuilder {
     let refs: Vec<&str> = new_state.iter().map(String::as_str).collect();
     let h_n = g.concat(&refs, 1); // [1, L·S]
     let h_n = g.reshape(&h_n, &[layers as i64, 1, weights.state_width() as i64]);
-    let normed = g.layer_norm(
-        &x,
-        &weights.final_norm.gamma,
-        &weights.final_norm.beta,
-        LAYER_NORM_EPSILON as f32,
-    );
+    let normed = layer_norm(&mut g, &x, &weights.final_norm);
     let logits = g.dense(&normed, d, weights.vocab, &weights.out_w, &weights.out_b);
     let logits = g.reshape(&logits, &[1, 1, weights.vocab as i64]);
     g.output(&logits, "logits", Dtype::F32, &outputs[0].shape);
