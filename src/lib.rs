@@ -18,6 +18,7 @@
 //! With the `train` feature, `train` holds the offline trainer (burn) behind `continuo-train`.
 
 pub mod dsp;
+pub mod editor;
 pub mod engine;
 pub mod instrument;
 pub mod midi;

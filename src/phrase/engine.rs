@@ -43,6 +43,7 @@ use super::history::{CapturedEvent, NoteInput, PhraseHistory, RecordedNote};
 use super::listener::{HeardNote, Listener};
 use super::metre::Metre;
 use super::player::{sample_offset, EventList, Player, ScheduledNote, SoundingNote};
+use super::roll::{RollFeed, RollWriter};
 use super::texture::Texture;
 use crate::engine::audio::{Timing, OFFLINE_WAIT_LIMIT};
 use crate::engine::worker::{OfflineWait, Worker, WorkerHandle};
@@ -196,6 +197,7 @@ pub fn start(
     sample_rate: f32,
     history_beats: f64,
     model: ModelSource,
+    roll: Arc<RollFeed>,
     on_status: StatusCallback,
 ) -> std::io::Result<(
     PhraseRealtime,
@@ -245,6 +247,8 @@ pub fn start(
         model: None,
         on_status,
         variations: Vec::new(),
+        selected: 0,
+        roll: RollWriter::new(roll),
         generation: 0,
         rng: Rng::new(0),
     };
@@ -552,6 +556,10 @@ struct PhraseWorker {
     on_status: StatusCallback,
     /// The variations of the latest continuation.
     variations: Vec<Vec<crate::midi::Note>>,
+    /// The variation that plays.
+    selected: u8,
+    /// The editor's piano roll.
+    roll: RollWriter,
     generation: u32,
     rng: Rng,
 }
@@ -815,6 +823,8 @@ impl PhraseWorker {
                 }
             ));
         }
+        self.selected = selected;
+        self.roll.mark_changed();
         if let Some(ms) = first_note_ms {
             self.shared.first_note_ms.store(ms, Ordering::Relaxed);
         }
@@ -826,11 +836,25 @@ impl PhraseWorker {
             return;
         };
         self.generation += 1;
+        self.selected = variation;
+        self.roll.mark_changed();
         for note in notes {
             if self.notes.push(scheduled(self.generation, note)).is_err() {
                 self.shared.events_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Publishes the piano roll for the editor (only when it changed and an editor is open).
+    fn publish_roll(&mut self) {
+        let (history, variations, selected) = (&self.history, &self.variations, self.selected);
+        self.roll.publish_if_needed(|roll| {
+            roll.history.clear();
+            roll.history
+                .extend(history.notes().map(|&note| crate::midi::Note::from(note)));
+            roll.variations.clone_from(variations);
+            roll.selected = usize::from(selected);
+        });
     }
 }
 
@@ -907,6 +931,10 @@ impl Worker for PhraseWorker {
         }
         worked |= self.take_events(None);
         self.report_drops();
+        if worked {
+            self.roll.mark_changed();
+        }
+        self.publish_roll();
         worked
     }
 }
@@ -927,8 +955,14 @@ mod tests {
 
     #[test]
     fn notes_reach_the_history_with_host_beat_positions() {
-        let (mut realtime, worker, _shared) =
-            start(48_000.0, 32.0, no_model(), Box::new(|_| {})).expect("worker");
+        let (mut realtime, worker, _shared) = start(
+            48_000.0,
+            32.0,
+            no_model(),
+            Default::default(),
+            Box::new(|_| {}),
+        )
+        .expect("worker");
         // 120 BPM at 48 kHz: one beat = 24 000 samples. Block starts at beat 8.
         let playing = TransportInfo {
             playing: true,
@@ -957,8 +991,14 @@ mod tests {
 
     #[test]
     fn stopped_transport_runs_a_free_beat_clock() {
-        let (mut realtime, _worker, _shared) =
-            start(48_000.0, 32.0, no_model(), Box::new(|_| {})).expect("worker");
+        let (mut realtime, _worker, _shared) = start(
+            48_000.0,
+            32.0,
+            no_model(),
+            Default::default(),
+            Box::new(|_| {}),
+        )
+        .expect("worker");
         let stopped = TransportInfo {
             playing: false,
             tempo_bpm: Some(60.0),
@@ -992,7 +1032,7 @@ mod tests {
             let _ = lines_in.send(line.to_owned());
         });
         let (mut realtime, _worker, shared) =
-            start(48_000.0, 32.0, no_model(), report).expect("worker");
+            start(48_000.0, 32.0, no_model(), Default::default(), report).expect("worker");
         let line = lines.recv_timeout(Duration::from_secs(5)).expect("status");
         assert!(
             line.contains("no continuation model named `no-such-model`"),
@@ -1019,8 +1059,14 @@ mod tests {
 
     #[test]
     fn a_jump_back_moves_the_history_with_the_host() {
-        let (mut realtime, worker, _shared) =
-            start(48_000.0, 32.0, no_model(), Box::new(|_| {})).expect("worker");
+        let (mut realtime, worker, _shared) = start(
+            48_000.0,
+            32.0,
+            no_model(),
+            Default::default(),
+            Box::new(|_| {}),
+        )
+        .expect("worker");
         let playing = |beat: f64| TransportInfo {
             playing: true,
             tempo_bpm: Some(120.0),
@@ -1054,7 +1100,7 @@ mod tests {
             let _ = lines_in.send(line.to_owned());
         });
         let (mut realtime, _worker, shared) =
-            start(48_000.0, 32.0, no_model(), report).expect("worker");
+            start(48_000.0, 32.0, no_model(), Default::default(), report).expect("worker");
         let note = crate::phrase::player::NoteOut {
             timing: 0,
             on: false,

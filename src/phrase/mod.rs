@@ -8,5 +8,6 @@ pub mod history;
 pub mod listener;
 pub mod metre;
 pub mod player;
+pub mod roll;
 pub mod texture;
 pub mod trigger;

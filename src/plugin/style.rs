@@ -13,6 +13,8 @@ use std::sync::{Arc, OnceLock};
 use crossbeam_channel::Sender;
 use nice_plug::prelude::*;
 
+use crate::editor::style::{EngineSlot, RunningEngine, StyleEditor};
+use crate::editor::HostedView;
 use crate::engine::audio::{self, AudioCommand, AudioEngine, EngineConfig, MixGain, Timing};
 use crate::engine::worker::WorkerHandle;
 use crate::model::{chain_message, BackendChoice, ModelDirs};
@@ -22,11 +24,13 @@ use crate::plugin::model_choice::{ModelChoice, SavedModelName};
 use crate::style::controls::{
     ParamSpec, BALANCE, BRIGHTNESS, GATE, INPUT_GAIN, MIX, MORPH, OCTAVE, OUTPUT_GAIN, PITCH_SHIFT,
 };
+use crate::style::monitor::peak;
 use crate::style::voice::GATE_OFF_DB;
 use crate::style::{
     available_styles, load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleProcessor,
     StyleSettings, StyleStatus,
 };
+use nice_plug_egui::EguiEditor;
 
 /// Latency mode as a parameter.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +107,7 @@ pub struct StyleParams {
 
 /// The timbre models the Style parameters choose from: the standard model directories, scanned
 /// once per process (every instance must agree on what an index means).
-pub(super) fn style_models() -> &'static [String] {
+pub fn style_models() -> &'static [String] {
     static STYLES: OnceLock<Vec<String>> = OnceLock::new();
     STYLES.get_or_init(|| available_styles(&ModelDirs::standard(&[])))
 }
@@ -371,6 +375,9 @@ pub struct ContinuoStyle {
     params: Arc<StyleParams>,
     settings: Arc<SharedStyleSettings>,
     status: Arc<StyleStatus>,
+    /// The editor's size, and the engine it reports on.
+    editor_state: Arc<nice_plug_egui::EguiEditorState>,
+    editor_engine: EngineSlot,
     /// Present between `activate` and `deactivate`, unless Style cannot run at the host's rate
     /// (then audio passes through untouched, with no latency; the status says why).
     running: Option<Running>,
@@ -379,10 +386,14 @@ pub struct ContinuoStyle {
 
 impl Default for ContinuoStyle {
     fn default() -> Self {
+        let status = Arc::new(StyleStatus::default());
+        status.monitor.set_open(crate::editor::feeds_forced_open());
         Self {
             params: Arc::new(StyleParams::default()),
             settings: Arc::new(SharedStyleSettings::default()),
-            status: Arc::new(StyleStatus::default()),
+            status,
+            editor_state: crate::editor::editor_state(760.0, 640.0),
+            editor_engine: EngineSlot::default(),
             running: None,
             bypass: BypassFade::default(),
         }
@@ -460,10 +471,20 @@ impl Plugin for ContinuoStyle {
 
     type SysExMessage = ();
     type BackgroundTask = ();
-    type Editor = ();
+    type Editor = EguiEditor<HostedView<StyleEditor>>;
 
     fn params(&self) -> Arc<dyn Params> {
         self.params.clone()
+    }
+
+    fn editor(&mut self, _executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
+        let view = StyleEditor::new(
+            self.params.clone(),
+            self.status.clone(),
+            self.editor_engine.clone(),
+            ModelDirs::standard(&[]),
+        );
+        crate::editor::create(self.editor_state.clone(), Self::NAME, (620.0, 480.0), view)
     }
 
     fn filter_state(state: &mut PluginState) {
@@ -483,9 +504,15 @@ impl Plugin for ContinuoStyle {
         self.settings.store(&self.params.style_settings());
         // Activation never fails: a host may ask for any rate, and refusing it leaves the track
         // silent. Where Style cannot run, the audio passes through untouched, with no latency.
+        let mut editor_engine = None;
         match self.start(audio_io_layout, buffer_config) {
             Ok(running) => {
                 context.set_latency_samples(running.engine.latency_samples() as u32);
+                editor_engine = Some(RunningEngine {
+                    stats: running.engine.stats().clone(),
+                    latency_samples: running.engine.latency_samples(),
+                    sample_rate: buffer_config.sample_rate,
+                });
                 self.running = Some(running);
             }
             Err(reason) => {
@@ -495,6 +522,9 @@ impl Plugin for ContinuoStyle {
                 );
                 context.set_latency_samples(0);
             }
+        }
+        if let Ok(mut slot) = self.editor_engine.lock() {
+            *slot = editor_engine;
         }
         log_model_runtime();
         true
@@ -536,6 +566,13 @@ impl Plugin for ContinuoStyle {
         self.bypass.follow(self.params.bypass.value());
         let params = &self.params;
         let bypass = &self.bypass;
+        // Levels for the editor's meters, only while it is open.
+        let monitor = self
+            .status
+            .monitor
+            .is_open()
+            .then_some(&self.status.monitor);
+        let input_peak = monitor.map_or(0.0, |_| peak(buffer.as_slice()));
         running
             .engine
             .process(buffer.as_slice(), running.timing, || MixGain {
@@ -543,11 +580,17 @@ impl Plugin for ContinuoStyle {
                 gain: params.output_gain.smoothed.next(),
                 bypass: bypass.next(),
             });
+        if let Some(monitor) = monitor {
+            monitor.record_peaks(input_peak, peak(buffer.as_slice()));
+        }
         ProcessStatus::Normal
     }
 
     fn deactivate(&mut self) {
         self.running = None;
+        if let Ok(mut slot) = self.editor_engine.lock() {
+            *slot = None;
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub mod controls;
 pub mod decoder;
 pub mod features;
 pub mod model;
+pub mod monitor;
 pub mod processor;
 pub mod render;
 pub mod voice;
@@ -80,6 +81,8 @@ pub struct StyleStatus {
     pub model_errors: AtomicU64,
     /// Loads that failed (the previous style kept playing), and styles B refused at load.
     pub load_errors: AtomicU64,
+    /// Live levels and what the model hears, for the editor.
+    pub monitor: monitor::StyleMonitor,
 }
 
 impl StyleStatus {

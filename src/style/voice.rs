@@ -28,6 +28,7 @@ use super::decoder::{DecoderState, ModelCalls, StyleDecoder, VoiceModels};
 use super::features::{
     timbre_analysis_config, FeatureNormalizer, FRAME_RATE_HZ, HOP_SIZE, SAMPLE_RATE_HZ,
 };
+use super::monitor::HeardFrame;
 use super::render::HostRenderer;
 use super::{StyleError, StyleStatus};
 
@@ -252,6 +253,8 @@ pub struct TimbreVoice {
     gate_hold: u32,
     scaled: Vec<f32>,
     f0_hz: f32,
+    /// Where the editor reads what the model hears.
+    status: Arc<StyleStatus>,
     /// Why the chosen style B was refused at load (see [`super::load_voice`]).
     pub(super) style_b_refused: Option<StyleError>,
 }
@@ -276,7 +279,7 @@ impl TimbreVoice {
             normalizer: FeatureNormalizer::new(models.a.feature_config().clone()),
             decoder: StyleDecoder::new(
                 &models,
-                status,
+                status.clone(),
                 "style A failed: the hop played the dry input",
             ),
             state: DecoderState::new(&models),
@@ -287,6 +290,7 @@ impl TimbreVoice {
             gate_hold: 0,
             scaled: vec![0.0; HOP_SIZE],
             f0_hz: 0.0,
+            status,
             style_b_refused: None,
         })
     }
@@ -354,6 +358,11 @@ impl TimbreVoice {
         let held_f0_hz = self.normalizer.hold(&frame);
         // Below 24 kHz: a shifted f0 must stay renderable at any host rate.
         self.f0_hz = (held_f0_hz * settings.pitch_ratio()).clamp(20.0, 20_000.0);
+        // What the model hears: the shifted pitch, the level after the input gain.
+        self.status.monitor.record_frame(HeardFrame {
+            f0_hz: (frame.voicing >= 0.5).then_some(self.f0_hz),
+            loudness_db: frame.loudness_db,
+        });
         let features = self.normalizer.normalize(self.f0_hz, frame.loudness_db);
         let gate = self.gate(&frame, &settings);
 

@@ -11,16 +11,18 @@
 mod params;
 
 use std::num::NonZeroU32;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 
-pub use params::PhraseParams;
-use params::{model_choice, MODEL_ID, MODEL_NAME_KEY};
+pub use params::{model_choice, KeyLockParam, PhraseParams, TriggerParam};
+use params::{MODEL_ID, MODEL_NAME_KEY};
 
 use crate::dsp::sanitize_sample;
+use crate::editor::phrase::{PhraseEditor, SharedSlot};
+use crate::editor::HostedView;
 use crate::engine::audio::Timing;
 use crate::engine::worker::WorkerHandle;
 use crate::model::{BackendChoice, ModelDirs};
@@ -31,7 +33,9 @@ use crate::phrase::engine::{
 use crate::phrase::generate::GenerationSettings;
 use crate::phrase::metre::Metre;
 use crate::phrase::player::{NoteOut, SoundingNote};
+use crate::phrase::roll::RollFeed;
 use crate::phrase::trigger::{TriggerInput, TriggerState};
+use nice_plug_egui::EguiEditor;
 
 /// Input events passed through per block (more are dropped and counted).
 const THRU_CAPACITY: usize = 1024;
@@ -57,9 +61,13 @@ struct Running {
 }
 
 /// The Continuo Phrase plugin.
-#[derive(Default)]
 pub struct ContinuoPhrase {
     params: Arc<PhraseParams>,
+    /// The editor's size, the engine it reports on, its piano roll and its Generate button.
+    editor_state: Arc<nice_plug_egui::EguiEditorState>,
+    editor_shared: SharedSlot,
+    roll: Arc<RollFeed>,
+    generate_clicked: Arc<AtomicBool>,
     /// Present between `activate` and `deactivate`.
     running: Option<Running>,
     /// Generated notes that were sounding at deactivation: the next activation's first block
@@ -68,6 +76,23 @@ pub struct ContinuoPhrase {
     /// Whether the host's layout has an audio input (passed through and listened to); without
     /// one the output is silence.
     audio_input: bool,
+}
+
+impl Default for ContinuoPhrase {
+    fn default() -> Self {
+        let roll = Arc::new(RollFeed::default());
+        roll.set_open(crate::editor::feeds_forced_open());
+        Self {
+            params: Arc::default(),
+            editor_state: crate::editor::editor_state(820.0, 700.0),
+            editor_shared: SharedSlot::default(),
+            roll,
+            generate_clicked: Arc::default(),
+            running: None,
+            left_sounding: Vec::new(),
+            audio_input: false,
+        }
+    }
 }
 
 impl Plugin for ContinuoPhrase {
@@ -100,10 +125,21 @@ impl Plugin for ContinuoPhrase {
 
     type SysExMessage = ();
     type BackgroundTask = ();
-    type Editor = ();
+    type Editor = EguiEditor<HostedView<PhraseEditor>>;
 
     fn params(&self) -> Arc<dyn Params> {
         self.params.clone()
+    }
+
+    fn editor(&mut self, _executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
+        let view = PhraseEditor::new(
+            self.params.clone(),
+            self.editor_shared.clone(),
+            self.roll.clone(),
+            self.generate_clicked.clone(),
+            ModelDirs::standard(&[]),
+        );
+        crate::editor::create(self.editor_state.clone(), Self::NAME, (640.0, 560.0), view)
     }
 
     fn filter_state(state: &mut PluginState) {
@@ -130,9 +166,13 @@ impl Plugin for ContinuoPhrase {
             buffer_config.sample_rate,
             self.history_beats(4.0),
             model,
+            self.roll.clone(),
             report,
         ) {
             Ok((mut engine, worker, shared)) => {
+                if let Ok(mut slot) = self.editor_shared.lock() {
+                    *slot = Some(shared.clone());
+                }
                 engine.adopt_sounding(self.left_sounding.drain(..));
                 // A bounce waits for each continuation, so it never loses notes to a slow
                 // machine (CLAP's render extension and VST3's setupProcessing say which).
@@ -200,6 +240,7 @@ impl Plugin for ContinuoPhrase {
             .history_beats
             .store(history_beats, Ordering::Relaxed);
         running.engine.begin_block(info, block_len as usize);
+        self.roll.set_playhead(running.engine.beat_at(0));
 
         let bypassed = params.bypass.value();
         if bypassed && !running.was_bypassed {
@@ -233,7 +274,8 @@ impl Plugin for ContinuoPhrase {
             running.model = model;
         }
         if !bypassed {
-            start_continuations(running, params, beats_per_bar, block_len, selected);
+            let clicked = self.generate_clicked.swap(false, Ordering::Acquire);
+            start_continuations(running, params, clicked, beats_per_bar, block_len, selected);
             running.engine.render(block_len);
         }
         send_output(running, context);
@@ -248,6 +290,9 @@ impl Plugin for ContinuoPhrase {
     /// processing, every note-on it sent gets its note-off.
     fn deactivate(&mut self) {
         self.stop_engine();
+        if let Ok(mut slot) = self.editor_shared.lock() {
+            *slot = None;
+        }
     }
 }
 
@@ -442,6 +487,7 @@ fn passes_thru<S>(event: &NoteEvent<S>) -> bool {
 fn start_continuations(
     running: &mut Running,
     params: &PhraseParams,
+    generate_clicked: bool,
     beats_per_bar: f64,
     block_len: u32,
     selected: u8,
@@ -449,7 +495,7 @@ fn start_continuations(
     let block_beats = (running.engine.beat_at(0), running.engine.beat_at(block_len));
     let trigger = running.triggers.update(&TriggerInput {
         mode: params.trigger.value().into(),
-        button: params.generate.value(),
+        button: params.generate.value() || generate_clicked,
         block_beats,
         beats_per_bar,
         auto_beats: f64::from(params.auto_beats.value()),

@@ -1,0 +1,293 @@
+//! The editors, driven headless by egui_kittest (no window, no GPU): widgets are found by
+//! their labels through AccessKit, as a screen reader would, and clicks go through egui.
+//! Parameter changes go through a stand-in for the host's GUI context that applies them as
+//! the plugin wrapper does.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use continuo::editor::phrase::PhraseEditor;
+use continuo::editor::style::StyleEditor;
+use continuo::editor::EditorView;
+use continuo::midi::Note;
+use continuo::model::ModelDirs;
+use continuo::phrase::roll::{PianoRoll, RollFeed, RollWriter};
+use continuo::plugin::phrase::PhraseParams;
+use continuo::plugin::style::StyleParams;
+use continuo::style::StyleStatus;
+use egui_kittest::kittest::{NodeT, Queryable};
+use egui_kittest::Harness;
+use nice_plug::context::gui::{GuiContext, GuiContextInner};
+use nice_plug::context::PluginApi;
+use nice_plug::params::internals::ParamPtr;
+use nice_plug::prelude::*;
+
+/// The host side of parameter changes: applies each value (as nice-plug's wrappers do) and
+/// counts the gestures.
+#[derive(Default)]
+struct TestHost {
+    gestures: Mutex<u32>,
+}
+
+impl GuiContextInner for TestHost {
+    fn plugin_api(&self) -> PluginApi {
+        PluginApi::Clap
+    }
+    unsafe fn raw_begin_set_parameter(&self, _param: ParamPtr) {
+        *self.gestures.lock().unwrap() += 1;
+    }
+    unsafe fn raw_set_parameter_normalized(&self, param: ParamPtr, normalized: f32) {
+        unsafe {
+            param._internal_set_normalized_value(normalized);
+        }
+    }
+    unsafe fn raw_end_set_parameter(&self, _param: ParamPtr) {}
+    fn get_state(&self) -> PluginState {
+        unimplemented!("the editors do not read the state")
+    }
+    fn set_state(&self, _state: PluginState) {
+        unimplemented!("the editors do not write the state")
+    }
+    fn request_restart(&self) {}
+}
+
+/// A headless harness drawing `view` with a [`TestHost`].
+fn harness<V: EditorView>(mut view: V) -> Harness<'static, V> {
+    let gui = GuiContext::new(Arc::new(TestHost::default()));
+    view.set_open(true);
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(900.0, 900.0))
+        .build_ui_state(
+            move |ui, view: &mut V| {
+                egui::ScrollArea::vertical().show(ui, |ui| view.draw(ui, &gui));
+            },
+            view,
+        );
+    harness.run_steps(2);
+    harness
+}
+
+fn repo_models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+/// Installs the shipped timbre models in a user model folder for this process (the plugins'
+/// parameters list what the standard folders hold, once per process). Every test calls it
+/// before it creates parameters.
+fn install_user_models() {
+    static INSTALLED: OnceLock<tempfile::TempDir> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let data = tempfile::tempdir().expect("temp dir");
+        let models = data.path().join("continuo/models");
+        std::fs::create_dir_all(&models).expect("user model folder");
+        for name in ["continuo-violin", "continuo-flute"] {
+            for ext in ["json", "onnx"] {
+                let file = format!("{name}.{ext}");
+                std::fs::copy(repo_models().join(&file), models.join(&file)).expect("copy");
+            }
+        }
+        std::env::set_var("XDG_DATA_HOME", data.path());
+        data
+    });
+}
+
+#[test]
+fn style_editor_shows_every_control_and_each_models_card() {
+    install_user_models();
+    let params = Arc::new(StyleParams::default());
+    let editor = StyleEditor::new(
+        params.clone(),
+        Arc::new(StyleStatus::default()),
+        Default::default(),
+        ModelDirs::new([repo_models()]),
+    );
+    let harness = harness(editor);
+    for label in [
+        "Style",
+        "Style B",
+        "Style Morph",
+        "Pitch Shift",
+        "Octave",
+        "Input Gain",
+        "Gate",
+        "Harmonic/Noise",
+        "Brightness",
+        "Latency Mode",
+        "Mix",
+        "Output Gain",
+        "Bypass",
+        "Refresh",
+        "Input",
+        "Output",
+        "What the model hears",
+    ] {
+        harness.get_by_label(label);
+    }
+    // The shipped timbre models, each with its card.
+    harness.get_by_label("continuo-violin");
+    harness.get_by_label("continuo-flute");
+    assert!(harness.query_all_by_label_contains("parameters ·").count() >= 2);
+    // No continuation model is listed among the timbre models.
+    assert!(harness.query_by_label("continuo-chorales").is_none());
+}
+
+#[test]
+fn style_editor_greys_out_morph_without_a_style_b() {
+    install_user_models();
+    let params = Arc::new(StyleParams::default());
+    let editor = StyleEditor::new(
+        params.clone(),
+        Arc::new(StyleStatus::default()),
+        Default::default(),
+        ModelDirs::new([repo_models()]),
+    );
+    let harness = harness(editor);
+    assert!(harness
+        .get_by_label("Style Morph")
+        .accesskit_node()
+        .is_disabled());
+    assert!(!harness.get_by_label("Mix").accesskit_node().is_disabled());
+}
+
+#[test]
+fn picking_a_model_in_the_browser_switches_the_style_parameters() {
+    install_user_models();
+    let params = Arc::new(StyleParams::default());
+    let models = continuo::plugin::style::style_models();
+    assert!(models.len() >= 2, "the installed models: {models:?}");
+    let second = models[1].clone();
+    let editor = StyleEditor::new(
+        params.clone(),
+        Arc::new(StyleStatus::default()),
+        Default::default(),
+        ModelDirs::standard(&[]),
+    );
+    let mut harness = harness(editor);
+    assert_eq!(params.style.value(), 0);
+    harness.get_by_label(&format!("Style A: {second}")).click();
+    harness.run_steps(2);
+    assert_eq!(params.style.value(), 1, "style A is now {second}");
+    harness
+        .get_by_label(&format!("Style B: {}", models[0]))
+        .click();
+    harness.run_steps(2);
+    assert_eq!(params.style_b.value(), 1, "style B is now {}", models[0]);
+    // With a style B, Morph does something and is enabled.
+    assert!(!harness
+        .get_by_label("Style Morph")
+        .accesskit_node()
+        .is_disabled());
+}
+
+#[test]
+fn refresh_finds_a_model_copied_into_the_user_folder_after_start_up() {
+    install_user_models();
+    let user = tempfile::tempdir().expect("temp dir");
+    let editor = StyleEditor::new(
+        Arc::new(StyleParams::default()),
+        Arc::new(StyleStatus::default()),
+        Default::default(),
+        ModelDirs::new([repo_models(), user.path().to_owned()]),
+    );
+    let mut harness = harness(editor);
+    assert!(harness.query_by_label("my-cello").is_none());
+    for ext in ["json", "onnx"] {
+        std::fs::copy(
+            repo_models().join(format!("continuo-violin.{ext}")),
+            user.path().join(format!("my-cello.{ext}")),
+        )
+        .expect("copy a model");
+    }
+    harness.run_steps(2);
+    assert!(
+        harness.query_by_label("my-cello").is_none(),
+        "not before Refresh"
+    );
+    harness.get_by_label("Refresh").click();
+    harness.run_steps(2);
+    harness.get_by_label("my-cello");
+}
+
+fn note(pitch: u8, start_beat: f64) -> Note {
+    Note {
+        pitch,
+        velocity: 90,
+        channel: 0,
+        start_beat,
+        end_beat: start_beat + 0.5,
+    }
+}
+
+fn phrase_editor(
+    params: Arc<PhraseParams>,
+    roll: Arc<RollFeed>,
+) -> (PhraseEditor, Arc<AtomicBool>) {
+    let generate = Arc::new(AtomicBool::new(false));
+    let editor = PhraseEditor::new(
+        params,
+        Arc::new(Mutex::new(None)),
+        roll,
+        generate.clone(),
+        ModelDirs::new([repo_models()]),
+    );
+    (editor, generate)
+}
+
+#[test]
+fn phrase_editor_shows_every_control_and_generate_asks_the_audio_thread_for_a_continuation() {
+    install_user_models();
+    let params = Arc::new(PhraseParams::default());
+    let (editor, generate) = phrase_editor(params.clone(), Arc::default());
+    let mut harness = harness(editor);
+    for label in [
+        "Trigger",
+        "Bars",
+        "Temperature",
+        "Top-p",
+        "Variations",
+        "Density",
+        "Key Lock",
+        "Lowest Note",
+        "Highest Note",
+        "Listen",
+        "Model",
+    ] {
+        harness.get_by_label(label);
+    }
+    harness.get_by_label_contains("Play something");
+    assert!(!generate.load(Ordering::Acquire));
+    harness.get_by_label("Generate").click();
+    harness.run_steps(2);
+    assert!(
+        generate.load(Ordering::Acquire),
+        "the audio thread's next block sees the press"
+    );
+}
+
+#[test]
+fn phrase_editor_draws_the_published_roll_and_selects_a_variation() {
+    install_user_models();
+    let params = Arc::new(PhraseParams::default());
+    let roll = Arc::new(RollFeed::default());
+    let (editor, _) = phrase_editor(params.clone(), roll.clone());
+    let mut harness = harness(editor);
+    // A worker publishes what it heard and two variations (the editor is open).
+    let mut writer = RollWriter::new(roll.clone());
+    let played = [60, 62, 64, 65].map(|p| note(p, f64::from(p - 60)));
+    writer.publish_if_needed(|r| {
+        *r = PianoRoll {
+            history: played.to_vec(),
+            variations: vec![vec![note(67, 8.0)], vec![note(69, 8.0)]],
+            selected: 0,
+        }
+    });
+    harness.run_steps(2);
+    assert!(harness.query_by_label_contains("Play something").is_none());
+    harness.get_by_label("Piano roll: 4 notes heard, 2 variations");
+    harness.get_by_label_contains("key: ");
+    assert_eq!(params.variation.value(), 1);
+    harness.get_by_label("Variation 2").click();
+    harness.run_steps(2);
+    assert_eq!(params.variation.value(), 2, "the second variation plays");
+}
