@@ -15,6 +15,7 @@ use crate::midi::Note;
 use crate::model::manifest::Manifest;
 use crate::model::ModelDirs;
 use crate::phrase::engine::PhraseShared;
+use crate::phrase::generate::{AUTO_MODEL, DEFAULT_MODEL, MELODY_MODEL};
 use crate::phrase::roll::{PianoRoll, RollFeed};
 use crate::plugin::phrase::{model_choice, KeyLockParam, PhraseParams, TriggerParam};
 
@@ -205,7 +206,11 @@ impl PhraseEditor {
         if let Some(name) = name {
             if self.card.as_ref().is_none_or(|(shown, _)| *shown != name) {
                 let card = match self.dirs.find(&name).map(Manifest::load) {
-                    Some(Ok(manifest)) => manifest.description.unwrap_or_default(),
+                    _ if name == AUTO_MODEL => format!(
+                        "Chooses by what was played: {MELODY_MODEL} for a melody, \
+                         {DEFAULT_MODEL} for chords."
+                    ),
+                    Some(Ok(manifest)) => model_card(&manifest),
                     Some(Err(error)) => crate::model::chain_message(&error),
                     None => format!("{name} is not installed"),
                 };
@@ -273,6 +278,15 @@ impl EditorView for PhraseEditor {
 
     fn set_open(&mut self, open: bool) {
         self.roll_feed.set_open(open);
+    }
+}
+
+/// A continuation model's card: its description and held-out perplexity.
+fn model_card(manifest: &Manifest) -> String {
+    let description = manifest.description.clone().unwrap_or_default();
+    match manifest.metrics.get("perplexity") {
+        Some(perplexity) => format!("{description} Held-out perplexity {perplexity:.2}."),
+        None => description,
     }
 }
 

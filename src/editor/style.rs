@@ -381,14 +381,8 @@ fn model_card(
                     facts.push(format!("+{} samples latency", manifest.latency_samples));
                 }
                 ui.small(facts.join(" · "));
-                let metrics: Vec<String> = manifest
-                    .metrics
-                    .iter()
-                    .take(3)
-                    .map(|(name, value)| format!("{name} {value:.3}"))
-                    .collect();
-                if !metrics.is_empty() {
-                    ui.small(metrics.join(" · "));
+                if let Some(distance) = manifest.metrics.get("valid_spectral_distance") {
+                    ui.small(format!("held-out spectral distance {distance:.3}"));
                 }
             }
             Err(problem) => {

@@ -36,7 +36,9 @@ pub fn built_bundle() -> PathBuf {
 pub fn load_bundle(path: &Path) -> PluginEntry {
     // Every CLAP test runs the editors' live feeds (level meters, pitch trail, piano roll) as
     // if an editor were open, so `assert_process_allocs` covers them too.
-    std::env::set_var("CONTINUO_EDITOR_FEEDS", "1");
+    if std::env::var_os("CONTINUO_EDITOR_FEEDS").is_none() {
+        std::env::set_var("CONTINUO_EDITOR_FEEDS", "1");
+    }
     // SAFETY: loading a CLAP bundle runs its initialisation code; this is our own plugin.
     unsafe { PluginEntry::load(path) }
         .unwrap_or_else(|error| panic!("{}: cannot load: {error}", path.display()))

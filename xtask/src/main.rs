@@ -2,11 +2,14 @@
 //!
 //! - `cargo xtask demo`: release bundles + the CLI run on a generated example WAV.
 //! - `cargo xtask test`: the whole test suite (formatting, debug bundle with allocation checks,
-//!   cargo tests, clippy, the VST3 check in a real host, the CLAP and VST3 conformance suites
-//!   when `../shared/tools` is there). `.ci/run` calls this.
+//!   cargo tests, clippy, the VST3 check in a real host, both editors opened under Xvfb and
+//!   saved as pictures, the CLAP and VST3 conformance suites when `../shared/tools` is
+//!   there). `.ci/run` calls this.
 //! - `cargo xtask bundle continuo [--release]`: nice-plug's bundler, then the ONNX Runtime
 //!   library (from the `onnxruntime` PyPI wheel) and `models/` are placed beside the plugin
 //!   in both bundles (`Continuo.vst3/Contents/…`, `Continuo-data/` next to `Continuo.clap`).
+//! - `cargo xtask screenshots`: both editors under Xvfb, saved in `target/screenshots/` and
+//!   copied to `examples/screenshots/` (the README's pictures); needs `cargo test` first.
 //! - `cargo xtask train-defaults`: reproduces the default models in `models/` from nothing
 //!   (system packages, data, trainer build, training, evaluation); see `train_defaults.rs`.
 //! - anything else: nice-plug's xtask.
@@ -17,6 +20,8 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 mod conformance;
+mod screenshots;
+mod system;
 mod train_defaults;
 
 const PACKAGE: &str = "continuo";
@@ -28,6 +33,12 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("demo") => demo(),
+        Some("screenshots") => {
+            let root = workspace_root()?;
+            let library = fetch_onnxruntime(&root)?;
+            screenshots::run_all(&root, &library)?;
+            screenshots::publish(&root)
+        }
         Some("train-defaults") => train_defaults::main(&args[1..]),
         Some("bundle") => {
             let root = workspace_root()?;
@@ -173,6 +184,8 @@ fn test() -> Result<()> {
     clock.lap("clippy");
     vst3_host_check(&root, &library)?;
     clock.lap("pedalboard");
+    screenshots::run_all(&root, &library)?;
+    clock.lap("editor screenshots");
     conformance::run(&root)?;
     clock.lap("conformance suites");
     clock.summary();

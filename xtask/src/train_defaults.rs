@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 use super::{fetch_onnxruntime, run, workspace_root, ORT_VERSION};
+use crate::system::on_path;
 
 const USAGE: &str = "\
 cargo xtask train-defaults [OPTIONS]
@@ -699,40 +700,7 @@ fn system_packages(ctx: &Ctx, timbre: bool) -> Result<()> {
         println!("already installed");
         return Ok(());
     }
-    if !on_path("apt-get") {
-        bail!(
-            "missing {} and there is no apt-get: install them with your package manager \
-             (the SoundFont must be at {SOUNDFONT})",
-            missing.join(", ")
-        );
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-        .unwrap_or(false);
-    if !root && !on_path("sudo") {
-        bail!(
-            "missing {}: installing them needs root or sudo (apt-get install \
-             --no-install-recommends {})",
-            missing.join(", "),
-            missing.join(" ")
-        );
-    }
-    let apt = |args: &[&str]| -> Result<()> {
-        let mut command = if root {
-            Command::new("apt-get")
-        } else {
-            // sudo drops the environment; it takes VAR=value arguments instead.
-            let mut sudo = Command::new("sudo");
-            sudo.args(["DEBIAN_FRONTEND=noninteractive", "apt-get"]);
-            sudo
-        };
-        ctx.run(command.env("DEBIAN_FRONTEND", "noninteractive").args(args))
-    };
-    apt(&["update", "-qq"])?;
-    let install = ["install", "-y", "-qq", "--no-install-recommends"];
-    apt(&[&install[..], &missing].concat())
+    crate::system::apt_install(&missing, &|command| ctx.run(command))
 }
 
 /// A venv of its own (not `target/venv`, the VST3 check's) with the pinned music21.
@@ -838,11 +806,6 @@ fn check_data(data: &Path, models: &[Model]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 #[cfg(test)]

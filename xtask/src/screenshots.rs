@@ -1,0 +1,103 @@
+//! Opens each plugin editor for real (an OpenGL window under Xvfb, fed by the real engine:
+//! `examples/editor_preview.rs`) and saves what it shows in `target/screenshots/`. The
+//! README's pictures are these files, copied to `examples/screenshots/`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::run;
+use crate::system::{apt_install, on_path};
+
+/// Each editor, and how long it runs before the picture: Phrase hears a 4-second tune first.
+const EDITORS: [(&str, &str); 2] = [("style", "5"), ("phrase", "7")];
+
+/// Xvfb, stopped when dropped.
+struct VirtualScreen {
+    child: Child,
+    display: String,
+}
+
+impl Drop for VirtualScreen {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts Xvfb on the first free display from :90.
+fn virtual_screen() -> Result<VirtualScreen> {
+    let number = (90..200)
+        .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
+        .context("no free X display number")?;
+    let display = format!(":{number}");
+    let child = Command::new("Xvfb")
+        .args([&display, "-screen", "0", "1280x1024x24", "-nolisten", "tcp"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting Xvfb")?;
+    let screen = VirtualScreen { child, display };
+    let socket = format!("/tmp/.X11-unix/X{number}");
+    let start = Instant::now();
+    while !Path::new(&socket).exists() {
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("Xvfb did not start on {}", screen.display);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(screen)
+}
+
+/// Saves both editors' pictures; `library` is the ONNX Runtime the models run on.
+pub fn run_all(root: &Path, library: &Path) -> Result<()> {
+    // Xvfb, and Mesa's software OpenGL for the editors' renderer.
+    let mut missing = Vec::new();
+    if !on_path("Xvfb") {
+        missing.push("xvfb");
+    }
+    for (library, package) in [
+        ("libGL.so.1", "libgl1"),
+        ("libGLX_mesa.so.0", "libglx-mesa0"),
+        ("dri/swrast_dri.so", "libgl1-mesa-dri"),
+    ] {
+        if !Path::new("/usr/lib/x86_64-linux-gnu")
+            .join(library)
+            .exists()
+        {
+            missing.push(package);
+        }
+    }
+    apt_install(&missing, &|command| run(command))?;
+    let preview = root.join("target/debug/examples/editor_preview");
+    if !preview.exists() {
+        bail!("{} is missing: `cargo test` builds it", preview.display());
+    }
+    let screen = virtual_screen()?;
+    for (editor, seconds) in EDITORS {
+        let picture = root.join(format!("target/screenshots/{editor}.png"));
+        run(Command::new(&preview)
+            .args([editor, "--screenshot"])
+            .arg(&picture)
+            .args(["--after", seconds])
+            .env("DISPLAY", &screen.display)
+            .env("ORT_DYLIB_PATH", library))
+        .with_context(|| format!("the {editor} editor under Xvfb"))?;
+    }
+    Ok(())
+}
+
+/// Copies the pictures to `examples/screenshots/`, where the README shows them from.
+pub fn publish(root: &Path) -> Result<()> {
+    let dir = root.join("examples/screenshots");
+    std::fs::create_dir_all(&dir).context("creating examples/screenshots")?;
+    for (editor, _) in EDITORS {
+        let name = format!("{editor}.png");
+        let from = root.join("target/screenshots").join(&name);
+        std::fs::copy(&from, dir.join(&name))
+            .with_context(|| format!("copying {}", from.display()))?;
+    }
+    Ok(())
+}
