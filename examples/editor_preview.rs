@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use continuo::editor::phrase::PhraseEditor;
 use continuo::editor::style::{RunningEngine, StyleEditor};
-use continuo::editor::{create, editor_state, EditorView};
+use continuo::editor::{saved_size, EditorView, SizedEditor};
 use continuo::engine::audio::{self, EngineConfig, MixGain, Timing};
 use continuo::midi::Note;
 use continuo::model::{BackendChoice, ModelDirs};
@@ -159,9 +159,20 @@ fn install_models() -> Result<()> {
 }
 
 /// Opens `view` in its own window and runs until the window closes.
-fn open<V: EditorView>(view: V, title: &str, (width, height): (f32, f32)) -> Result<()> {
-    let editor = create(editor_state(width, height), title, (width, height), view)
-        .context("creating the editor")?;
+fn open<V: EditorView>(view: V, title: &'static str, (width, height): (f32, f32)) -> Result<()> {
+    // The window opens once: the editor's factory hands over this one view.
+    let view = Mutex::new(Some(view));
+    let editor = SizedEditor::new(
+        saved_size(width, height),
+        (width, height),
+        title,
+        move || {
+            view.lock()
+                .ok()
+                .and_then(|mut view| view.take())
+                .expect("the preview opens one window")
+        },
+    );
     let gui = GuiContext::new(Arc::new(PreviewHost));
     let spawned = editor
         .spawn(None, false, None, gui, None)

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use continuo::editor::phrase::PhraseEditor;
 use continuo::editor::style::StyleEditor;
-use continuo::editor::EditorView;
+use continuo::editor::{EditorSize, EditorView, SizedEditor};
 use continuo::midi::Note;
 use continuo::model::ModelDirs;
 use continuo::phrase::roll::{PianoRoll, RollFeed, RollWriter};
@@ -20,6 +20,7 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
 use nice_plug::context::gui::{GuiContext, GuiContextInner};
 use nice_plug::context::PluginApi;
+use nice_plug::editor::dpi::NativeSize;
 use nice_plug::params::internals::ParamPtr;
 use nice_plug::prelude::*;
 
@@ -290,4 +291,36 @@ fn phrase_editor_draws_the_published_roll_and_selects_a_variation() {
     harness.get_by_label("Variation 2").click();
     harness.run_steps(2);
     assert_eq!(params.variation.value(), 2, "the second variation plays");
+}
+
+#[test]
+fn the_editor_size_is_saved_with_the_session_and_used_when_the_window_opens() {
+    install_user_models();
+    let params = StyleParams::default();
+    let resized = EditorSize {
+        width: 900.0,
+        height: 700.0,
+    };
+    *params.editor_size.lock().unwrap() = resized;
+    let session = params.serialize_fields();
+    let restored = Arc::new(StyleParams::default());
+    assert_ne!(*restored.editor_size.lock().unwrap(), resized);
+    restored.deserialize_fields(&session);
+    assert_eq!(*restored.editor_size.lock().unwrap(), resized);
+    // The host asks for the size before the window opens.
+    let view_params = restored.clone();
+    let editor = SizedEditor::new(
+        restored.editor_size.clone(),
+        (620.0, 480.0),
+        "Style",
+        move || {
+            StyleEditor::new(
+                view_params.clone(),
+                Arc::default(),
+                Default::default(),
+                ModelDirs::new([repo_models()]),
+            )
+        },
+    );
+    assert_eq!(editor.size(), NativeSize::new(900, 700));
 }

@@ -14,7 +14,7 @@ use crossbeam_channel::Sender;
 use nice_plug::prelude::*;
 
 use crate::editor::style::{EngineSlot, RunningEngine, StyleEditor};
-use crate::editor::HostedView;
+use crate::editor::{saved_size, SavedEditorSize, SizedEditor};
 use crate::engine::audio::{self, AudioCommand, AudioEngine, EngineConfig, MixGain, Timing};
 use crate::engine::worker::WorkerHandle;
 use crate::model::{chain_message, BackendChoice, ModelDirs};
@@ -30,7 +30,6 @@ use crate::style::{
     available_styles, load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleProcessor,
     StyleSettings, StyleStatus,
 };
-use nice_plug_egui::EguiEditor;
 
 /// Latency mode as a parameter.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +102,9 @@ pub struct StyleParams {
     /// Style B by name ("" = off), for sessions.
     #[persist = "style-b-name"]
     pub style_b_name: SavedModelName,
+    /// The editor's size.
+    #[persist = "editor-size"]
+    pub editor_size: SavedEditorSize,
 }
 
 /// The timbre models the Style parameters choose from: the standard model directories, scanned
@@ -205,6 +207,7 @@ impl Default for StyleParams {
             style_b: style_b().param("Style B", 0, &style_b_name),
             style_name,
             style_b_name,
+            editor_size: saved_size(760.0, 660.0),
             morph: percent_param("Style Morph", MORPH),
             pitch_shift: float_param("Pitch Shift", PITCH_SHIFT),
             octave: IntParam::new(
@@ -375,8 +378,7 @@ pub struct ContinuoStyle {
     params: Arc<StyleParams>,
     settings: Arc<SharedStyleSettings>,
     status: Arc<StyleStatus>,
-    /// The editor's size, and the engine it reports on.
-    editor_state: Arc<nice_plug_egui::EguiEditorState>,
+    /// The engine the editor reports on.
     editor_engine: EngineSlot,
     /// Present between `activate` and `deactivate`, unless Style cannot run at the host's rate
     /// (then audio passes through untouched, with no latency; the status says why).
@@ -392,7 +394,6 @@ impl Default for ContinuoStyle {
             params: Arc::new(StyleParams::default()),
             settings: Arc::new(SharedStyleSettings::default()),
             status,
-            editor_state: crate::editor::editor_state(760.0, 640.0),
             editor_engine: EngineSlot::default(),
             running: None,
             bypass: BypassFade::default(),
@@ -471,20 +472,24 @@ impl Plugin for ContinuoStyle {
 
     type SysExMessage = ();
     type BackgroundTask = ();
-    type Editor = EguiEditor<HostedView<StyleEditor>>;
+    type Editor = SizedEditor<StyleEditor>;
 
     fn params(&self) -> Arc<dyn Params> {
         self.params.clone()
     }
 
     fn editor(&mut self, _executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
-        let view = StyleEditor::new(
+        let (params, status, engine) = (
             self.params.clone(),
             self.status.clone(),
             self.editor_engine.clone(),
-            ModelDirs::standard(&[]),
         );
-        crate::editor::create(self.editor_state.clone(), Self::NAME, (620.0, 480.0), view)
+        let view = move || {
+            let dirs = ModelDirs::standard(&[]);
+            StyleEditor::new(params.clone(), status.clone(), engine.clone(), dirs)
+        };
+        let size = self.params.editor_size.clone();
+        Some(SizedEditor::new(size, (620.0, 480.0), Self::NAME, view))
     }
 
     fn filter_state(state: &mut PluginState) {

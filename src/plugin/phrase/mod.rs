@@ -22,7 +22,7 @@ use params::{MODEL_ID, MODEL_NAME_KEY};
 
 use crate::dsp::sanitize_sample;
 use crate::editor::phrase::{PhraseEditor, SharedSlot};
-use crate::editor::HostedView;
+use crate::editor::SizedEditor;
 use crate::engine::audio::Timing;
 use crate::engine::worker::WorkerHandle;
 use crate::model::{BackendChoice, ModelDirs};
@@ -35,7 +35,6 @@ use crate::phrase::metre::Metre;
 use crate::phrase::player::{NoteOut, SoundingNote};
 use crate::phrase::roll::RollFeed;
 use crate::phrase::trigger::{TriggerInput, TriggerState};
-use nice_plug_egui::EguiEditor;
 
 /// Input events passed through per block (more are dropped and counted).
 const THRU_CAPACITY: usize = 1024;
@@ -63,8 +62,7 @@ struct Running {
 /// The Continuo Phrase plugin.
 pub struct ContinuoPhrase {
     params: Arc<PhraseParams>,
-    /// The editor's size, the engine it reports on, its piano roll and its Generate button.
-    editor_state: Arc<nice_plug_egui::EguiEditorState>,
+    /// The engine the editor reports on, its piano roll and its Generate button.
     editor_shared: SharedSlot,
     roll: Arc<RollFeed>,
     generate_clicked: Arc<AtomicBool>,
@@ -84,7 +82,6 @@ impl Default for ContinuoPhrase {
         roll.set_open(crate::editor::feeds_forced_open());
         Self {
             params: Arc::default(),
-            editor_state: crate::editor::editor_state(820.0, 700.0),
             editor_shared: SharedSlot::default(),
             roll,
             generate_clicked: Arc::default(),
@@ -125,21 +122,31 @@ impl Plugin for ContinuoPhrase {
 
     type SysExMessage = ();
     type BackgroundTask = ();
-    type Editor = EguiEditor<HostedView<PhraseEditor>>;
+    type Editor = SizedEditor<PhraseEditor>;
 
     fn params(&self) -> Arc<dyn Params> {
         self.params.clone()
     }
 
     fn editor(&mut self, _executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
-        let view = PhraseEditor::new(
+        let (params, shared, roll, generate) = (
             self.params.clone(),
             self.editor_shared.clone(),
             self.roll.clone(),
             self.generate_clicked.clone(),
-            ModelDirs::standard(&[]),
         );
-        crate::editor::create(self.editor_state.clone(), Self::NAME, (640.0, 560.0), view)
+        let view = move || {
+            let dirs = ModelDirs::standard(&[]);
+            PhraseEditor::new(
+                params.clone(),
+                shared.clone(),
+                roll.clone(),
+                generate.clone(),
+                dirs,
+            )
+        };
+        let size = self.params.editor_size.clone();
+        Some(SizedEditor::new(size, (640.0, 560.0), Self::NAME, view))
     }
 
     fn filter_state(state: &mut PluginState) {

@@ -242,6 +242,9 @@ pub struct PhraseParams {
     /// The Model parameter's choice by name, for sessions.
     #[persist = "model-name"]
     pub model_name: SavedModelName,
+    /// The editor's size.
+    #[persist = "editor-size"]
+    pub editor_size: crate::editor::SavedEditorSize,
 }
 
 /// Unit of the Density parameter (part of its text, since "model" has none).
@@ -331,6 +334,7 @@ impl Default for PhraseParams {
             bypass: BoolParam::new("Bypass", false).make_bypass(),
             model: choice.param("Model", 0, &model_name),
             model_name,
+            editor_size: crate::editor::saved_size(820.0, 720.0),
             texture: EnumParam::new("Texture", TextureParam::AsPlayed),
             follow_input: BoolParam::new("Follow Input", true),
         }
