@@ -183,21 +183,27 @@ fn open<V: EditorView>(view: V, title: &'static str, (width, height): (f32, f32)
 }
 
 /// A melody of harmonic tones with vibrato (what a flute might play), at `RATE`.
-fn melody_sample(n: usize) -> f32 {
-    const PITCHES: [f32; 8] = [67.0, 69.0, 71.0, 72.0, 74.0, 72.0, 71.0, 69.0];
-    let t = n as f32 / RATE;
-    let note_len = 0.5;
-    let index = (t / note_len) as usize % PITCHES.len();
-    let within = t % note_len;
-    let hz = 440.0
-        * 2f32.powf((PITCHES[index] - 69.0) / 12.0)
-        * (1.0 + 0.004 * (std::f32::consts::TAU * 5.5 * t).sin());
-    let envelope = (within / 0.03).min(1.0) * ((note_len - within) / 0.05).min(1.0);
-    let phase = std::f32::consts::TAU * hz * t;
-    0.25 * envelope
-        * (1..=6)
-            .map(|k| (k as f32 * phase).sin() / k as f32)
-            .sum::<f32>()
+#[derive(Default)]
+struct Melody {
+    sample: usize,
+    /// Phase of the fundamental, in cycles (integrated: the pitch moves).
+    phase: f32,
+}
+
+impl Melody {
+    fn next(&mut self) -> f32 {
+        const PITCHES: [f32; 8] = [67.0, 69.0, 71.0, 72.0, 74.0, 72.0, 71.0, 69.0];
+        const NOTE_SECONDS: f32 = 0.5;
+        let t = self.sample as f32 / RATE;
+        self.sample += 1;
+        let note = PITCHES[(t / NOTE_SECONDS) as usize % PITCHES.len()];
+        let vibrato = 1.0 + 0.004 * (std::f32::consts::TAU * 5.5 * t).sin();
+        self.phase = (self.phase + 440.0 * 2f32.powf((note - 69.0) / 12.0) * vibrato / RATE).fract();
+        let within = t % NOTE_SECONDS;
+        let envelope = (within / 0.03).min(1.0) * ((NOTE_SECONDS - within) / 0.05).min(1.0);
+        let angle = std::f32::consts::TAU * self.phase;
+        0.25 * envelope * (1..=6).map(|k| (k as f32 * angle).sin() / k as f32).sum::<f32>()
+    }
 }
 
 fn style() -> Result<StyleEditor> {
@@ -237,10 +243,11 @@ fn style() -> Result<StyleEditor> {
     std::thread::spawn(move || {
         let _worker = worker;
         let (mut left, mut right) = (vec![0.0; BLOCK], vec![0.0; BLOCK]);
+        let mut melody = Melody::default();
         let start = Instant::now();
         for block in 0.. {
-            for (i, (l, r)) in left.iter_mut().zip(&mut right).enumerate() {
-                *l = melody_sample(block * BLOCK + i);
+            for (l, r) in left.iter_mut().zip(&mut right) {
+                *l = melody.next();
                 *r = *l;
             }
             let input_peak = peak(&[&left]);
