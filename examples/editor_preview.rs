@@ -198,11 +198,15 @@ impl Melody {
         self.sample += 1;
         let note = PITCHES[(t / NOTE_SECONDS) as usize % PITCHES.len()];
         let vibrato = 1.0 + 0.004 * (std::f32::consts::TAU * 5.5 * t).sin();
-        self.phase = (self.phase + 440.0 * 2f32.powf((note - 69.0) / 12.0) * vibrato / RATE).fract();
+        self.phase =
+            (self.phase + 440.0 * 2f32.powf((note - 69.0) / 12.0) * vibrato / RATE).fract();
         let within = t % NOTE_SECONDS;
         let envelope = (within / 0.03).min(1.0) * ((NOTE_SECONDS - within) / 0.05).min(1.0);
         let angle = std::f32::consts::TAU * self.phase;
-        0.25 * envelope * (1..=6).map(|k| (k as f32 * angle).sin() / k as f32).sum::<f32>()
+        0.25 * envelope
+            * (1..=6)
+                .map(|k| (k as f32 * angle).sin() / k as f32)
+                .sum::<f32>()
     }
 }
 

@@ -333,7 +333,8 @@ mod model_switch {
             dirs,
             backend: BackendChoice::Tract,
         };
-        let (mut realtime, worker, shared) = start(RATE, 64.0, source, report).expect("start");
+        let (mut realtime, worker, shared) =
+            start(RATE, 64.0, source, Default::default(), report).expect("start");
         // The model lines (each generation's own "generated …" line is checked once).
         let mut generated = Vec::new();
         let mut status = || loop {
@@ -443,7 +444,8 @@ mod model_switch {
             dirs: ModelDirs::new(Vec::<PathBuf>::new()),
             backend: BackendChoice::Tract,
         };
-        let (mut realtime, _worker, shared) = start(RATE, 64.0, source, report).expect("start");
+        let (mut realtime, _worker, shared) =
+            start(RATE, 64.0, source, Default::default(), report).expect("start");
         // Played in at once, while the worker is still loading its model: a phrase from beat 0,
         // the trigger at beat 13, and more notes right after the trigger.
         let melody = [60u8, 64, 67, 72, 67, 64, 60, 55];
