@@ -191,14 +191,14 @@ impl StyleEditor {
             None => ui.small("No user model folder (no home directory)"),
         };
         let (chosen_a, chosen_b) = self.chosen_names();
-        let params = self.params.clone();
-        let cards = self.cards().to_vec();
+        self.cards();
+        let (params, cards) = (&self.params, self.cards.as_deref().unwrap_or_default());
         egui::ScrollArea::vertical()
             .id_salt("models")
             .max_height(260.0)
             .show(ui, |ui| {
-                for card in &cards {
-                    model_card(ui, setter, &params, card, chosen_a, chosen_b);
+                for card in cards {
+                    model_card(ui, setter, params, card, chosen_a, chosen_b);
                 }
                 if cards.is_empty() {
                     ui.label("No timbre model found.");

@@ -900,7 +900,10 @@ impl Worker for PhraseWorker {
                 // The requester may have given up waiting; nothing to do then.
                 let _ = reply.send(self.history.notes().copied().collect());
             }
-            PhraseCommand::Clear => self.history.clear(),
+            PhraseCommand::Clear => {
+                self.history.clear();
+                self.roll.mark_changed();
+            }
         }
     }
 

@@ -22,7 +22,15 @@ struct VirtualScreen {
 
 impl Drop for VirtualScreen {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM, so Xvfb removes its socket and lock file (a kill leaves them, and the
+        // display number looks taken ever after).
+        let stopped = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !stopped {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
@@ -30,7 +38,10 @@ impl Drop for VirtualScreen {
 /// Starts Xvfb on the first free display from :90.
 fn virtual_screen() -> Result<VirtualScreen> {
     let number = (90..200)
-        .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+        })
         .context("no free X display number")?;
     let display = format!(":{number}");
     let child = Command::new("Xvfb")
