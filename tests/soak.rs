@@ -30,19 +30,6 @@ fn soak_seconds() -> f64 {
         .unwrap_or(120.0)
 }
 
-/// Resident set size of this process (the host, with the plugin in it), in MiB.
-fn rss_mb() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: f64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("resident pages");
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
-    pages * page / (1024.0 * 1024.0)
-}
-
 /// A small deterministic generator (xorshift64*), so a failing soak can be rerun exactly.
 struct Rng(u64);
 

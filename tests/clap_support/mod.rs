@@ -5,6 +5,7 @@ use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+use clack_extensions::gui::{GuiSize, HostGui, HostGuiImpl};
 use clack_extensions::latency::{HostLatency, HostLatencyImpl, PluginLatency};
 use clack_extensions::params::{ParamInfoBuffer, ParamInfoFlags, PluginParams};
 use clack_extensions::render::{PluginRender, RenderMode};
@@ -98,8 +99,23 @@ impl HostLatencyImpl for RecordingMainThread<'_> {
     }
 }
 
-/// A host that supports the latency extension and records restart requests and latency
-/// notifications (as clap-validator checks them).
+/// The host side of an embedded editor: the window is the host's and stays as it is.
+impl HostGuiImpl for HostRecord {
+    fn resize_hints_changed(&self) {}
+    fn request_resize(&self, _new_size: GuiSize) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn request_show(&self) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn request_hide(&self) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn closed(&self, _was_destroyed: bool) {}
+}
+
+/// A host that supports the latency and GUI extensions and records restart requests and
+/// latency notifications (as clap-validator checks them).
 pub struct RecordingHost;
 
 impl HostHandlers for RecordingHost {
@@ -108,7 +124,7 @@ impl HostHandlers for RecordingHost {
     type AudioProcessor<'a> = ();
 
     fn declare_extensions(builder: &mut HostExtensions<Self>, _shared: &Self::Shared<'_>) {
-        builder.register::<HostLatency>();
+        builder.register::<HostLatency>().register::<HostGui>();
     }
 }
 
@@ -461,4 +477,17 @@ pub fn play_voice(
             .join()
             .expect("audio thread")
     })
+}
+
+/// Resident set size of this process (the host, with the plugin in it), in MiB.
+pub fn rss_mb() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("resident pages");
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+    pages * page / (1024.0 * 1024.0)
 }

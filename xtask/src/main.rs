@@ -36,7 +36,7 @@ fn main() -> Result<()> {
         Some("screenshots") => {
             let root = workspace_root()?;
             let library = fetch_onnxruntime(&root)?;
-            screenshots::run_all(&root, &library)?;
+            screenshots::pictures(&root, &library)?;
             screenshots::publish(&root)
         }
         Some("train-defaults") => train_defaults::main(&args[1..]),
@@ -184,8 +184,9 @@ fn test() -> Result<()> {
     clock.lap("clippy");
     vst3_host_check(&root, &library)?;
     clock.lap("pedalboard");
-    screenshots::run_all(&root, &library)?;
-    clock.lap("editor screenshots");
+    screenshots::pictures(&root, &library)?;
+    screenshots::open_and_close_in_host(&library)?;
+    clock.lap("editors under Xvfb");
     conformance::run(&root)?;
     clock.lap("conformance suites");
     clock.summary();

@@ -1,6 +1,7 @@
-//! Opens each plugin editor for real (an OpenGL window under Xvfb, fed by the real engine:
-//! `examples/editor_preview.rs`) and saves what it shows in `target/screenshots/`. The
-//! README's pictures are these files, copied to `examples/screenshots/`.
+//! Opens each plugin editor for real under Xvfb: a window fed by the real engine
+//! (`examples/editor_preview.rs`) whose picture is saved in `target/screenshots/` (the README's
+//! pictures are these files, copied to `examples/screenshots/`), then 50 openings of each in
+//! the CLAP test host (`tests/clap_gui.rs`).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -62,9 +63,8 @@ fn virtual_screen() -> Result<VirtualScreen> {
     Ok(screen)
 }
 
-/// Saves both editors' pictures; `library` is the ONNX Runtime the models run on.
-pub fn run_all(root: &Path, library: &Path) -> Result<()> {
-    // Xvfb, and Mesa's software OpenGL for the editors' renderer.
+/// Xvfb, and Mesa's software OpenGL for the editors' renderer, installed when missing.
+fn install_virtual_screen() -> Result<()> {
     let mut missing = Vec::new();
     if !on_path("Xvfb") {
         missing.push("xvfb");
@@ -81,7 +81,12 @@ pub fn run_all(root: &Path, library: &Path) -> Result<()> {
             missing.push(package);
         }
     }
-    apt_install(&missing, &|command| run(command))?;
+    apt_install(&missing, &|command| run(command))
+}
+
+/// Saves both editors' pictures; `library` is the ONNX Runtime the models run on.
+pub fn pictures(root: &Path, library: &Path) -> Result<()> {
+    install_virtual_screen()?;
     let preview = root.join("target/debug/examples/editor_preview");
     if !preview.exists() {
         bail!("{} is missing: `cargo test` builds it", preview.display());
@@ -98,6 +103,28 @@ pub fn run_all(root: &Path, library: &Path) -> Result<()> {
         .with_context(|| format!("the {editor} editor under Xvfb"))?;
     }
     Ok(())
+}
+
+/// Opens and closes each editor 50 times in the CLAP test host (`tests/clap_gui.rs`, on the
+/// built bundle) under Xvfb.
+pub fn open_and_close_in_host(library: &Path) -> Result<()> {
+    install_virtual_screen()?;
+    let screen = virtual_screen()?;
+    run(Command::new(env!("CARGO"))
+        .args([
+            "test",
+            "--features",
+            "train",
+            "--test",
+            "clap_gui",
+            "--",
+            "--nocapture",
+        ])
+        .env("DISPLAY", &screen.display)
+        // glibc's per-thread arenas would hide what the editors keep (see the test's docs).
+        .env("MALLOC_ARENA_MAX", "2")
+        .env("ORT_DYLIB_PATH", library))
+    .context("opening and closing the editors in the CLAP host")
 }
 
 /// Copies the pictures to `examples/screenshots/`, where the README shows them from.
