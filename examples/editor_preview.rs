@@ -314,7 +314,7 @@ fn phrase() -> Result<PhraseEditor> {
                 },
                 BLOCK,
             );
-            feed.set_playhead(first_beat);
+            feed.set_playhead(first_beat, 4.0);
             for note in &tune {
                 for (beat, on) in [(note.start_beat, true), (note.end_beat, false)] {
                     if (first_beat..last_beat).contains(&beat) {

@@ -291,6 +291,11 @@ fn phrase_editor_draws_the_published_roll_and_selects_a_variation() {
     harness.get_by_label("Variation 2").click();
     harness.run_steps(2);
     assert_eq!(params.variation.value(), 2, "the second variation plays");
+    // Closed and opened again (a new view): the roll published before is there at once.
+    drop(harness);
+    let (reopened, _) = phrase_editor(params.clone(), roll.clone());
+    let harness = self::harness(reopened);
+    harness.get_by_label("Piano roll: 4 notes heard, 2 variations");
 }
 
 #[test]

@@ -36,6 +36,8 @@ pub struct PhraseEditor {
     generate: Arc<AtomicBool>,
     dirs: ModelDirs,
     roll: PianoRoll,
+    /// No frame drawn yet.
+    first_frame: bool,
     /// The chosen model's card, by name (read from its manifest once per choice).
     card: Option<(String, String)>,
 }
@@ -56,6 +58,7 @@ impl PhraseEditor {
             generate,
             dirs,
             roll: PianoRoll::default(),
+            first_frame: true,
             card: None,
         }
     }
@@ -147,15 +150,19 @@ impl PhraseEditor {
             );
             return;
         };
-        // Bar lines every four beats (the grid only; Phrase follows the host's metre).
-        let mut beat = (view.beats.0 / 4.0).ceil() * 4.0;
-        while beat < view.beats.1 {
+        // Bar lines in the host's metre (at most 64 drawn).
+        let bar = self.roll_feed.bar_beats().max(0.25);
+        let first_bar = (view.beats.0 / bar).ceil();
+        for n in 0..64 {
+            let beat = (first_bar + f64::from(n)) * bar;
+            if beat >= view.beats.1 {
+                break;
+            }
             let x = view.x(beat);
             painter.line_segment(
                 [egui::pos2(x, rect.top()), egui::pos2(x, rect.bottom())],
                 egui::Stroke::new(1.0, ui.visuals().faint_bg_color),
             );
-            beat += 4.0;
         }
         for note in &self.roll.history {
             painter.rect_filled(view.note_rect(note), 1.0, HISTORY);
@@ -261,7 +268,9 @@ impl PhraseEditor {
 impl EditorView for PhraseEditor {
     fn draw(&mut self, ui: &mut egui::Ui, gui: &GuiContext) {
         let setter = gui.param_setter();
-        self.roll = self.roll_feed.latest();
+        // A new window starts from the roll last published; then only newer ones are copied.
+        let only_if_newer = !std::mem::take(&mut self.first_frame);
+        self.roll_feed.copy_latest(&mut self.roll, only_if_newer);
         self.header(ui);
         ui.separator();
         self.variations(ui, &setter);

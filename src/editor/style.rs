@@ -16,7 +16,7 @@ use crate::engine::audio::EngineStats;
 use crate::model::lookup::{scan, user_model_dir};
 use crate::model::manifest::{Manifest, ModelKind};
 use crate::model::{ModelDirs, RuntimeSearch};
-use crate::plugin::style::{style_models, StyleParams};
+use crate::plugin::style::{style_a, style_b, style_models, StyleParams};
 use crate::style::monitor::{HeardFrame, TRAIL_FRAMES};
 use crate::style::StyleStatus;
 
@@ -136,12 +136,10 @@ impl StyleEditor {
     }
 
     fn chosen_names(&self) -> (Option<&'static str>, Option<&'static str>) {
-        let models = style_models();
-        let a = models.get(self.params.style.value().max(0) as usize);
-        let b = (self.params.style_b.value() > 0)
-            .then(|| models.get(self.params.style_b.value() as usize - 1))
-            .flatten();
-        (a.map(String::as_str), b.map(String::as_str))
+        (
+            style_a().name(self.params.style.value()),
+            style_b().name(self.params.style_b.value()),
+        )
     }
 
     fn header(&mut self, ui: &mut egui::Ui) {

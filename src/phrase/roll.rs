@@ -27,6 +27,8 @@ pub struct RollFeed {
     open: AtomicBool,
     /// Host beat at the start of the latest block (written by the audio thread).
     playhead_beat: AtomicF64,
+    /// Quarter notes per bar in the host's time signature then.
+    bar_beats: AtomicF64,
     writer: Mutex<Option<Input<PianoRoll>>>,
     reader: Mutex<Output<PianoRoll>>,
 }
@@ -37,6 +39,7 @@ impl Default for RollFeed {
         Self {
             open: AtomicBool::new(false),
             playhead_beat: AtomicF64::new(0.0),
+            bar_beats: AtomicF64::new(4.0),
             writer: Mutex::new(Some(writer)),
             reader: Mutex::new(reader),
         }
@@ -54,9 +57,15 @@ impl RollFeed {
         self.open.store(open, Ordering::Release);
     }
 
-    /// Audio thread: the block's start beat (one atomic store).
-    pub fn set_playhead(&self, beat: f64) {
+    /// Audio thread: the block's start beat and the bar's length in beats (atomic stores).
+    pub fn set_playhead(&self, beat: f64, bar_beats: f64) {
         self.playhead_beat.store(beat, Ordering::Relaxed);
+        self.bar_beats.store(bar_beats, Ordering::Relaxed);
+    }
+
+    /// Quarter notes per bar in the host's time signature at the latest block.
+    pub fn bar_beats(&self) -> f64 {
+        self.bar_beats.load(Ordering::Relaxed)
     }
 
     /// The host beat at the start of the latest block.
@@ -76,12 +85,17 @@ impl RollFeed {
         }
     }
 
-    /// Editor: the latest roll published, cloned.
-    pub fn latest(&self) -> PianoRoll {
-        self.reader
-            .lock()
-            .map(|mut reader| reader.read().clone())
-            .unwrap_or_default()
+    /// Editor: copies the latest roll into `roll`, or with `only_if_newer` only when one was
+    /// published since the last call; `true` when it copied.
+    pub fn copy_latest(&self, roll: &mut PianoRoll, only_if_newer: bool) -> bool {
+        let Ok(mut reader) = self.reader.lock() else {
+            return false;
+        };
+        let copy = reader.update() || !only_if_newer;
+        if copy {
+            roll.clone_from(reader.output_buffer());
+        }
+        copy
     }
 }
 
@@ -149,16 +163,19 @@ mod tests {
     #[test]
     fn a_roll_reaches_the_editor_only_while_it_is_open_and_outlives_the_worker() {
         let feed = Arc::new(RollFeed::default());
+        let mut seen = PianoRoll::default();
         let mut writer = RollWriter::new(feed.clone());
         writer.publish_if_needed(|roll| roll.history = vec![note(60, 0.0)]);
-        assert!(feed.latest().history.is_empty(), "nothing while closed");
+        assert!(!feed.copy_latest(&mut seen, true), "nothing while closed");
 
         feed.set_open(true);
         writer.publish_if_needed(|roll| roll.history = vec![note(62, 1.0)]);
-        assert_eq!(feed.latest().history, vec![note(62, 1.0)]);
+        assert!(feed.copy_latest(&mut seen, true));
+        assert_eq!(seen.history, vec![note(62, 1.0)]);
         // Nothing changed: no new publication.
         writer.publish_if_needed(|roll| roll.history.clear());
-        assert_eq!(feed.latest().history.len(), 1);
+        assert!(!feed.copy_latest(&mut seen, true));
+        assert_eq!(seen.history.len(), 1);
 
         // The next worker (after a re-activation) writes through the same feed.
         drop(writer);
@@ -170,6 +187,7 @@ mod tests {
                 ..PianoRoll::default()
             }
         });
-        assert_eq!(feed.latest().selected, 2);
+        assert!(feed.copy_latest(&mut seen, true));
+        assert_eq!(seen.selected, 2);
     }
 }

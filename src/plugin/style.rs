@@ -115,12 +115,12 @@ pub fn style_models() -> &'static [String] {
 }
 
 /// Style A: values pick models from 0.
-pub(super) fn style_a() -> ModelChoice {
+pub(crate) fn style_a() -> ModelChoice {
     ModelChoice::new(style_models(), 0)
 }
 
 /// Style B: 0 is Off, values from 1 pick models.
-pub(super) fn style_b() -> ModelChoice {
+pub(crate) fn style_b() -> ModelChoice {
     ModelChoice::new(style_models(), 1)
 }
 

@@ -247,7 +247,8 @@ impl Plugin for ContinuoPhrase {
             .history_beats
             .store(history_beats, Ordering::Relaxed);
         running.engine.begin_block(info, block_len as usize);
-        self.roll.set_playhead(running.engine.beat_at(0));
+        self.roll
+            .set_playhead(running.engine.beat_at(0), beats_per_bar);
 
         let bypassed = params.bypass.value();
         if bypassed && !running.was_bypassed {
