@@ -93,7 +93,12 @@ fn main() -> Result<()> {
                     1
                 }
             };
-            std::process::exit(code);
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            // _exit, not exit: exit's handlers tear down EGL and ONNX Runtime under the render
+            // and worker threads, which then fail noisily.
+            // SAFETY: ends the process; nothing runs after it.
+            unsafe { libc::_exit(code) }
         });
     }
     match args.first().map(String::as_str) {
