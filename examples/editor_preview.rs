@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use continuo::editor::phrase::PhraseEditor;
 use continuo::editor::style::{RunningEngine, StyleEditor};
-use continuo::editor::{saved_size, EditorView, SizedEditor};
+use continuo::editor::{hostless_context, saved_size, EditorView, SizedEditor};
 use continuo::engine::audio::{self, EngineConfig, MixGain, Timing};
 use continuo::midi::Note;
 use continuo::model::{BackendChoice, ModelDirs};
@@ -33,36 +33,12 @@ use continuo::style::monitor::peak;
 use continuo::style::{
     load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleProcessor, StyleStatus,
 };
-use nice_plug::context::gui::{GuiContext, GuiContextInner};
-use nice_plug::context::PluginApi;
 use nice_plug::editor::EditorHandle;
-use nice_plug::params::internals::ParamPtr;
 use nice_plug::prelude::*;
 
 const RATE: f32 = 48_000.0;
 const BLOCK: usize = 512;
 const TEMPO_BPM: f64 = 120.0;
-
-/// Applies parameter changes as a host would.
-struct PreviewHost;
-
-impl GuiContextInner for PreviewHost {
-    fn plugin_api(&self) -> PluginApi {
-        PluginApi::Clap
-    }
-    unsafe fn raw_begin_set_parameter(&self, _param: ParamPtr) {}
-    unsafe fn raw_set_parameter_normalized(&self, param: ParamPtr, normalized: f32) {
-        unsafe {
-            param._internal_set_normalized_value(normalized);
-        }
-    }
-    unsafe fn raw_end_set_parameter(&self, _param: ParamPtr) {}
-    fn get_state(&self) -> PluginState {
-        unimplemented!("the editors do not read the state")
-    }
-    fn set_state(&self, _state: PluginState) {}
-    fn request_restart(&self) {}
-}
 
 const USAGE: &str = "usage: editor_preview style|phrase [--screenshot OUT.png --after SECONDS]";
 
@@ -178,7 +154,7 @@ fn open<V: EditorView>(view: V, title: &'static str, (width, height): (f32, f32)
                 .expect("the preview opens one window")
         },
     );
-    let gui = GuiContext::new(Arc::new(PreviewHost));
+    let gui = hostless_context();
     let spawned = editor
         .spawn(None, false, None, gui, None)
         .map_err(|e| anyhow::anyhow!("opening the window: {e}"))?;

@@ -1,7 +1,7 @@
 //! The editors, driven headless by egui_kittest (no window, no GPU): widgets are found by
 //! their labels through AccessKit, as a screen reader would, and clicks go through egui.
-//! Parameter changes go through a stand-in for the host's GUI context that applies them as
-//! the plugin wrapper does.
+//! Parameter changes go through the library's host-less GUI context, which applies them as the
+//! plugin wrappers do.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use continuo::editor::phrase::PhraseEditor;
 use continuo::editor::style::StyleEditor;
-use continuo::editor::{EditorSize, EditorView, SizedEditor};
+use continuo::editor::{hostless_context, EditorSize, EditorView, SizedEditor};
 use continuo::midi::Note;
 use continuo::model::ModelDirs;
 use continuo::phrase::roll::{PianoRoll, RollFeed, RollWriter};
@@ -18,44 +18,12 @@ use continuo::plugin::style::StyleParams;
 use continuo::style::StyleStatus;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
-use nice_plug::context::gui::{GuiContext, GuiContextInner};
-use nice_plug::context::PluginApi;
 use nice_plug::editor::dpi::NativeSize;
-use nice_plug::params::internals::ParamPtr;
 use nice_plug::prelude::*;
 
-/// The host side of parameter changes: applies each value (as nice-plug's wrappers do) and
-/// counts the gestures.
-#[derive(Default)]
-struct TestHost {
-    gestures: Mutex<u32>,
-}
-
-impl GuiContextInner for TestHost {
-    fn plugin_api(&self) -> PluginApi {
-        PluginApi::Clap
-    }
-    unsafe fn raw_begin_set_parameter(&self, _param: ParamPtr) {
-        *self.gestures.lock().unwrap() += 1;
-    }
-    unsafe fn raw_set_parameter_normalized(&self, param: ParamPtr, normalized: f32) {
-        unsafe {
-            param._internal_set_normalized_value(normalized);
-        }
-    }
-    unsafe fn raw_end_set_parameter(&self, _param: ParamPtr) {}
-    fn get_state(&self) -> PluginState {
-        unimplemented!("the editors do not read the state")
-    }
-    fn set_state(&self, _state: PluginState) {
-        unimplemented!("the editors do not write the state")
-    }
-    fn request_restart(&self) {}
-}
-
-/// A headless harness drawing `view` with a [`TestHost`].
+/// A headless harness drawing `view`; parameter changes are applied as a host would.
 fn harness<V: EditorView>(mut view: V) -> Harness<'static, V> {
-    let gui = GuiContext::new(Arc::new(TestHost::default()));
+    let gui = hostless_context();
     view.set_open(true);
     let mut harness = Harness::builder()
         .with_size(egui::vec2(900.0, 900.0))
@@ -67,6 +35,16 @@ fn harness<V: EditorView>(mut view: V) -> Harness<'static, V> {
         );
     harness.run_steps(2);
     harness
+}
+
+/// A Style editor over `params` looking for models in `dirs`.
+fn style_editor(params: Arc<StyleParams>, dirs: ModelDirs) -> StyleEditor {
+    StyleEditor::new(
+        params,
+        Arc::new(StyleStatus::default()),
+        Default::default(),
+        dirs,
+    )
 }
 
 fn repo_models() -> PathBuf {
@@ -97,12 +75,7 @@ fn install_user_models() {
 fn style_editor_shows_every_control_and_each_models_card() {
     install_user_models();
     let params = Arc::new(StyleParams::default());
-    let editor = StyleEditor::new(
-        params.clone(),
-        Arc::new(StyleStatus::default()),
-        Default::default(),
-        ModelDirs::new([repo_models()]),
-    );
+    let editor = style_editor(params.clone(), ModelDirs::new([repo_models()]));
     let harness = harness(editor);
     for label in [
         "Style",
@@ -137,12 +110,7 @@ fn style_editor_shows_every_control_and_each_models_card() {
 fn style_editor_greys_out_morph_without_a_style_b() {
     install_user_models();
     let params = Arc::new(StyleParams::default());
-    let editor = StyleEditor::new(
-        params.clone(),
-        Arc::new(StyleStatus::default()),
-        Default::default(),
-        ModelDirs::new([repo_models()]),
-    );
+    let editor = style_editor(params.clone(), ModelDirs::new([repo_models()]));
     let harness = harness(editor);
     assert!(harness
         .get_by_label("Style Morph")
@@ -158,12 +126,7 @@ fn picking_a_model_in_the_browser_switches_the_style_parameters() {
     let models = continuo::plugin::style::style_models();
     assert!(models.len() >= 2, "the installed models: {models:?}");
     let second = models[1].clone();
-    let editor = StyleEditor::new(
-        params.clone(),
-        Arc::new(StyleStatus::default()),
-        Default::default(),
-        ModelDirs::standard(&[]),
-    );
+    let editor = style_editor(params.clone(), ModelDirs::standard(&[]));
     let mut harness = harness(editor);
     assert_eq!(params.style.value(), 0);
     harness.get_by_label(&format!("Style A: {second}")).click();
@@ -185,10 +148,8 @@ fn picking_a_model_in_the_browser_switches_the_style_parameters() {
 fn refresh_finds_a_model_copied_into_the_user_folder_after_start_up() {
     install_user_models();
     let user = tempfile::tempdir().expect("temp dir");
-    let editor = StyleEditor::new(
+    let editor = style_editor(
         Arc::new(StyleParams::default()),
-        Arc::new(StyleStatus::default()),
-        Default::default(),
         ModelDirs::new([repo_models(), user.path().to_owned()]),
     );
     let mut harness = harness(editor);

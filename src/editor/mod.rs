@@ -15,9 +15,12 @@ use std::error::Error;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nice_plug::context::gui::GuiContext;
+use nice_plug::context::gui::{GuiContext, GuiContextInner};
+use nice_plug::context::PluginApi;
 use nice_plug::editor::dpi::{LogicalSize, NativeSize};
 use nice_plug::editor::{Editor, HostMethods, ParentWindowHandle, ResizeHint, SpawnedEditor};
+use nice_plug::params::internals::ParamPtr;
+use nice_plug::prelude::PluginState;
 use nice_plug_egui::baseview::WindowSize;
 use nice_plug_egui::{
     create_egui_editor, EguiEditor, EguiEditorHandle, EguiEditorState, EguiNiceSettings,
@@ -29,6 +32,45 @@ use serde::{Deserialize, Serialize};
 /// CLAP host tests use it to prove `process()` stays allocation-free with them on.
 pub fn feeds_forced_open() -> bool {
     std::env::var_os("CONTINUO_EDITOR_FEEDS").is_some()
+}
+
+/// A GUI context for an editor without a host (the preview example, tests): parameter changes
+/// are applied to the parameters directly, as nice-plug's wrappers apply a host's.
+pub fn hostless_context() -> GuiContext {
+    GuiContext::new(Arc::new(Hostless))
+}
+
+/// See [`hostless_context`].
+struct Hostless;
+
+impl GuiContextInner for Hostless {
+    fn plugin_api(&self) -> PluginApi {
+        PluginApi::Clap
+    }
+
+    unsafe fn raw_begin_set_parameter(&self, _param: ParamPtr) {}
+
+    unsafe fn raw_set_parameter_normalized(&self, param: ParamPtr, normalized: f32) {
+        // SAFETY: the pointer comes from a parameter the editor is drawing, which outlives it.
+        unsafe {
+            param._internal_set_normalized_value(normalized);
+        }
+    }
+
+    unsafe fn raw_end_set_parameter(&self, _param: ParamPtr) {}
+
+    /// Nothing is saved without a host: an empty state.
+    fn get_state(&self) -> PluginState {
+        PluginState {
+            version: String::new(),
+            params: Default::default(),
+            fields: Default::default(),
+        }
+    }
+
+    fn set_state(&self, _state: PluginState) {}
+
+    fn request_restart(&self) {}
 }
 
 /// How an editor is drawn, whether in a host's window or a test's headless one.
