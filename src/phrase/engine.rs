@@ -947,25 +947,26 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn no_model() -> ModelSource {
-        ModelSource {
+    /// The engine at 48 kHz with 32 beats of history and a model that does not exist.
+    fn start_without_model(
+        report: StatusCallback,
+    ) -> (
+        PhraseRealtime,
+        WorkerHandle<PhraseCommand>,
+        Arc<PhraseShared>,
+    ) {
+        let no_model = ModelSource {
             choices: vec!["no-such-model".into()],
             initial: 0,
             dirs: ModelDirs::new(Vec::new()),
             backend: BackendChoice::Tract,
-        }
+        };
+        start(48_000.0, 32.0, no_model, Arc::default(), report).expect("worker")
     }
 
     #[test]
     fn notes_reach_the_history_with_host_beat_positions() {
-        let (mut realtime, worker, _shared) = start(
-            48_000.0,
-            32.0,
-            no_model(),
-            Default::default(),
-            Box::new(|_| {}),
-        )
-        .expect("worker");
+        let (mut realtime, worker, _shared) = start_without_model(Box::new(|_| {}));
         // 120 BPM at 48 kHz: one beat = 24 000 samples. Block starts at beat 8.
         let playing = TransportInfo {
             playing: true,
@@ -994,14 +995,7 @@ mod tests {
 
     #[test]
     fn stopped_transport_runs_a_free_beat_clock() {
-        let (mut realtime, _worker, _shared) = start(
-            48_000.0,
-            32.0,
-            no_model(),
-            Default::default(),
-            Box::new(|_| {}),
-        )
-        .expect("worker");
+        let (mut realtime, _worker, _shared) = start_without_model(Box::new(|_| {}));
         let stopped = TransportInfo {
             playing: false,
             tempo_bpm: Some(60.0),
@@ -1034,8 +1028,7 @@ mod tests {
         let report = Box::new(move |line: &str| {
             let _ = lines_in.send(line.to_owned());
         });
-        let (mut realtime, _worker, shared) =
-            start(48_000.0, 32.0, no_model(), Default::default(), report).expect("worker");
+        let (mut realtime, _worker, shared) = start_without_model(report);
         let line = lines.recv_timeout(Duration::from_secs(5)).expect("status");
         assert!(
             line.contains("no continuation model named `no-such-model`"),
@@ -1062,14 +1055,7 @@ mod tests {
 
     #[test]
     fn a_jump_back_moves_the_history_with_the_host() {
-        let (mut realtime, worker, _shared) = start(
-            48_000.0,
-            32.0,
-            no_model(),
-            Default::default(),
-            Box::new(|_| {}),
-        )
-        .expect("worker");
+        let (mut realtime, worker, _shared) = start_without_model(Box::new(|_| {}));
         let playing = |beat: f64| TransportInfo {
             playing: true,
             tempo_bpm: Some(120.0),
@@ -1102,8 +1088,7 @@ mod tests {
         let report = Box::new(move |line: &str| {
             let _ = lines_in.send(line.to_owned());
         });
-        let (mut realtime, _worker, shared) =
-            start(48_000.0, 32.0, no_model(), Default::default(), report).expect("worker");
+        let (mut realtime, _worker, shared) = start_without_model(report);
         let note = crate::phrase::player::NoteOut {
             timing: 0,
             on: false,
