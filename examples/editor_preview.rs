@@ -196,11 +196,11 @@ fn style() -> Result<StyleEditor> {
     let status = Arc::new(StyleStatus::default());
     let settings = Arc::new(SharedStyleSettings::default());
     let dirs = ModelDirs::standard(&[]);
-    let Some(name) = style_models().first() else {
+    let Some(name) = style_models().get(0) else {
         bail!("no timbre model installed");
     };
     let choice = StyleChoice {
-        a: name.clone(),
+        a: name.to_owned(),
         b: None,
     };
     let voice = load_voice(
@@ -263,7 +263,7 @@ fn phrase() -> Result<PhraseEditor> {
     let params = Arc::new(PhraseParams::default());
     let roll = Arc::new(RollFeed::default());
     let model = ModelSource {
-        choices: model_choice().choices().to_vec(),
+        choices: model_choice().list().names().map(str::to_owned).collect(),
         initial: 0,
         dirs: ModelDirs::standard(&[]),
         backend: BackendChoice::Auto,

@@ -51,12 +51,12 @@ fn repo_models() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
 }
 
-/// Installs the shipped timbre models in a user model folder for this process (the plugins'
-/// parameters list what the standard folders hold, once per process). Every test calls it
-/// before it creates parameters.
-fn install_user_models() {
+/// Installs the shipped timbre models in a user model folder for this process and returns the
+/// folder (the plugins' parameters list what the standard folders hold, once per process: this
+/// makes that list). Every test calls it before it creates parameters.
+fn install_user_models() -> PathBuf {
     static INSTALLED: OnceLock<tempfile::TempDir> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
+    let data = INSTALLED.get_or_init(|| {
         let data = tempfile::tempdir().expect("temp dir");
         let models = data.path().join("continuo/models");
         std::fs::create_dir_all(&models).expect("user model folder");
@@ -67,8 +67,10 @@ fn install_user_models() {
             }
         }
         std::env::set_var("XDG_DATA_HOME", data.path());
+        continuo::plugin::style::style_models();
         data
     });
+    data.path().join("continuo/models")
 }
 
 #[test]
@@ -123,9 +125,9 @@ fn style_editor_greys_out_morph_without_a_style_b() {
 fn picking_a_model_in_the_browser_switches_the_style_parameters() {
     install_user_models();
     let params = Arc::new(StyleParams::default());
-    let models = continuo::plugin::style::style_models();
+    let models: Vec<_> = continuo::plugin::style::style_models().names().collect();
     assert!(models.len() >= 2, "the installed models: {models:?}");
-    let second = models[1].clone();
+    let second = models[1];
     let editor = style_editor(params.clone(), ModelDirs::standard(&[]));
     let mut harness = harness(editor);
     assert_eq!(params.style.value(), 0);
@@ -145,19 +147,16 @@ fn picking_a_model_in_the_browser_switches_the_style_parameters() {
 }
 
 #[test]
-fn refresh_finds_a_model_copied_into_the_user_folder_after_start_up() {
-    install_user_models();
-    let user = tempfile::tempdir().expect("temp dir");
-    let editor = style_editor(
-        Arc::new(StyleParams::default()),
-        ModelDirs::new([repo_models(), user.path().to_owned()]),
-    );
+fn refresh_finds_a_model_copied_into_the_user_folder_after_start_up_and_it_can_be_chosen() {
+    let user = install_user_models();
+    let params = Arc::new(StyleParams::default());
+    let editor = style_editor(params.clone(), ModelDirs::standard(&[]));
     let mut harness = harness(editor);
     assert!(harness.query_by_label("my-cello").is_none());
     for ext in ["json", "onnx"] {
         std::fs::copy(
             repo_models().join(format!("continuo-violin.{ext}")),
-            user.path().join(format!("my-cello.{ext}")),
+            user.join(format!("my-cello.{ext}")),
         )
         .expect("copy a model");
     }
@@ -169,6 +168,16 @@ fn refresh_finds_a_model_copied_into_the_user_folder_after_start_up() {
     harness.get_by_label("Refresh").click();
     harness.run_steps(2);
     harness.get_by_label("my-cello");
+    // The parameters were made before the model was installed; choosing it gives it a slot.
+    let models = continuo::plugin::style::style_models();
+    assert_eq!(models.position("my-cello"), None);
+    harness.get_by_label("Style A: my-cello").click();
+    harness.run_steps(2);
+    assert_eq!(params.style.to_string(), "my-cello");
+    assert_eq!(
+        models.position("my-cello"),
+        Some(params.style.value() as usize)
+    );
 }
 
 fn note(pitch: u8, start_beat: f64) -> Note {

@@ -205,7 +205,7 @@ impl PhraseEditor {
     fn model(&mut self, ui: &mut egui::Ui, setter: &ParamSetter) {
         let p = &self.params;
         let no_model = model_choice()
-            .choices()
+            .list()
             .is_empty()
             .then_some("no continuation model is installed");
         param_row(ui, setter, &p.model, no_model);

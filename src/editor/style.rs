@@ -321,28 +321,25 @@ fn model_card(
     chosen_a: Option<&str>,
     chosen_b: Option<&str>,
 ) {
-    // The parameters choose among the models found when the plugin loaded.
-    let index = style_models().iter().position(|name| *name == card.name);
+    // A model installed after the host started takes one of the parameters' free slots when
+    // it is first chosen.
+    let listed = style_models().position(&card.name).is_some();
     egui::Frame::group(ui.style()).show(ui, |ui| {
         ui.horizontal(|ui| {
             ui.strong(&card.name);
-            let usable = index.is_some() && card.manifest.is_ok();
+            let usable = card.manifest.is_ok() && (listed || style_models().has_free_slot());
             let why = if card.manifest.is_err() {
                 "this model cannot be loaded"
             } else {
-                "found after the plugin loaded: reload the plugin to choose it"
+                "installed after the host started, and every free slot is taken: restart the \
+                 host to choose it"
             };
-            for (label, is_chosen, value, param) in [
-                (
-                    "A",
-                    chosen_a == Some(&card.name),
-                    index.map(|i| i as i32),
-                    &params.style,
-                ),
+            for (label, is_chosen, choice, param) in [
+                ("A", chosen_a == Some(&card.name), style_a(), &params.style),
                 (
                     "B",
                     chosen_b == Some(&card.name),
-                    index.map(|i| i as i32 + 1),
+                    style_b(),
                     &params.style_b,
                 ),
             ] {
@@ -355,8 +352,10 @@ fn model_card(
                 button.widget_info(|| {
                     egui::WidgetInfo::selected(egui::Role::Button, usable, is_chosen, &name)
                 });
-                if let (true, Some(value)) = (button.clicked(), value) {
-                    set(setter, param, value);
+                if button.clicked() {
+                    if let Some(value) = choice.value_of(&card.name) {
+                        set(setter, param, value);
+                    }
                 }
             }
         });

@@ -20,7 +20,7 @@ use crate::engine::worker::WorkerHandle;
 use crate::model::{chain_message, BackendChoice, ModelDirs};
 use crate::plugin::bypass::BypassFade;
 use crate::plugin::loader::ChoiceLoader;
-use crate::plugin::model_choice::{ModelChoice, SavedModelName};
+use crate::plugin::model_choice::{ModelChoice, ModelList, SavedModelName};
 use crate::style::controls::{
     ParamSpec, BALANCE, BRIGHTNESS, GATE, INPUT_GAIN, MIX, MORPH, OCTAVE, OUTPUT_GAIN, PITCH_SHIFT,
 };
@@ -107,11 +107,20 @@ pub struct StyleParams {
     pub editor_size: SavedEditorSize,
 }
 
+/// Places for timbre models installed after the host started (the editor's Refresh fills them).
+const LATER_STYLE_SLOTS: usize = 8;
+
 /// The timbre models the Style parameters choose from: the standard model directories, scanned
-/// once per process (every instance must agree on what an index means).
-pub fn style_models() -> &'static [String] {
-    static STYLES: OnceLock<Vec<String>> = OnceLock::new();
-    STYLES.get_or_init(|| available_styles(&ModelDirs::standard(&[])))
+/// once per process (every instance must agree on what an index means), then
+/// [`LATER_STYLE_SLOTS`] places for models installed later.
+pub fn style_models() -> &'static ModelList {
+    static STYLES: OnceLock<ModelList> = OnceLock::new();
+    STYLES.get_or_init(|| {
+        ModelList::scanned(
+            || available_styles(&ModelDirs::standard(&[])),
+            LATER_STYLE_SLOTS,
+        )
+    })
 }
 
 /// Style A: values pick models from 0.
@@ -254,6 +263,15 @@ impl StyleParams {
     }
 }
 
+/// Why [`style_choice`] chose nothing: no model installed, or Style on an empty slot.
+pub(super) fn no_style_reason() -> &'static str {
+    if style_models().is_empty() {
+        "no timbre model found"
+    } else {
+        "the Style parameter is on an empty slot"
+    }
+}
+
 /// Styles A and B as chosen by a plugin's Style and Style B parameters (B off when it is A);
 /// `None` when no model exists.
 pub(super) fn style_choice(a_param: &IntParam, b_param: &IntParam) -> Option<StyleChoice> {
@@ -285,7 +303,7 @@ impl BuildContext {
         StyleProcessor::supported_rate(self.sample_rate).map_err(cannot_run)?;
         let voice = match choice {
             None => {
-                self.report("no timbre model found: passing audio through dry".into());
+                self.report(format!("{}: passing audio through dry", no_style_reason()));
                 None
             }
             Some(choice) => match load_voice(
@@ -636,7 +654,6 @@ impl Vst3Plugin for ContinuoStyle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::model_choice::ModelChoice;
     use crate::plugin::test_support::assert_text_round_trips;
 
     #[test]
@@ -649,12 +666,16 @@ mod tests {
         }
         // The model choices, with models installed and without (which one the machine running
         // this test has is up to it).
-        let names: &'static [String] = Vec::leak(vec!["violin".into(), "flute".into()]);
-        for models in [names, &[]] {
-            for first in [0, 1] {
-                let choice = ModelChoice::new(models, first);
-                let param = choice.param("Model", 0, &SavedModelName::new(choice));
-                assert_text_round_trips(&format!("{models:?} from {first}"), param.as_ptr());
+        for names in [&["violin", "flute"][..], &[]] {
+            for spare in [0, 3] {
+                let models: &'static ModelList =
+                    Box::leak(Box::new(ModelList::fixed(names, spare)));
+                for first in [0, 1] {
+                    let choice = ModelChoice::new(models, first);
+                    let param = choice.param("Model", 0, &SavedModelName::new(choice));
+                    let name = format!("{names:?} and {spare} slots from {first}");
+                    assert_text_round_trips(&name, param.as_ptr());
+                }
             }
         }
     }

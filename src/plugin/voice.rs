@@ -24,7 +24,8 @@ use crate::plugin::bypass::BypassFade;
 use crate::plugin::loader::ChoiceLoader;
 use crate::plugin::model_choice::SavedModelName;
 use crate::plugin::style::{
-    describe, float_param, output_gain_param, percent_param, style_a, style_b, style_choice,
+    describe, float_param, no_style_reason, output_gain_param, percent_param, style_a, style_b,
+    style_choice,
 };
 use crate::style::controls::{BALANCE, BRIGHTNESS, MORPH, OCTAVE, PITCH_SHIFT};
 use crate::style::{StyleChoice, StyleSettings, StyleStatus};
@@ -219,7 +220,10 @@ fn build_bank(
     status: &Arc<StyleStatus>,
 ) -> Option<VoiceBank> {
     let Some(choice) = choice else {
-        report(status, "no timbre model found: Voice plays nothing".into());
+        report(
+            status,
+            format!("{}: Voice plays nothing", no_style_reason()),
+        );
         return None;
     };
     let dirs = ModelDirs::standard(&[]);

@@ -10,7 +10,7 @@ use crate::phrase::engine::KeyLock;
 use crate::phrase::generate::continuation_choices;
 use crate::phrase::texture::TextureChoice;
 use crate::phrase::trigger::TriggerMode;
-use crate::plugin::model_choice::{ModelChoice, SavedModelName};
+use crate::plugin::model_choice::{ModelChoice, ModelList, SavedModelName};
 
 /// ID of the Model parameter (also used when restoring a session).
 pub const MODEL_ID: &str = "model";
@@ -21,9 +21,11 @@ pub const MODEL_NAME_KEY: &str = "model-name";
 /// scanned once per process (every instance must agree on what an index means). Models added
 /// later appear after a host restart.
 pub fn model_choice() -> ModelChoice {
-    static CHOICES: OnceLock<Vec<String>> = OnceLock::new();
+    static CHOICES: OnceLock<ModelList> = OnceLock::new();
     ModelChoice::new(
-        CHOICES.get_or_init(|| continuation_choices(&ModelDirs::standard(&[]))),
+        CHOICES.get_or_init(|| {
+            ModelList::scanned(|| continuation_choices(&ModelDirs::standard(&[])), 0)
+        }),
         0,
     )
 }
