@@ -9,6 +9,10 @@
 //! malloc arena that keeps the memory freed in it. Without the limit, resident memory rose by
 //! 120–170 MiB over the first 40 openings here and then levelled off (+55 MiB over the next
 //! 140); with it, what is left is what the editors themselves keep.
+//!
+//! After its openings each editor is opened once more and the host sets a 2× scale (CLAP's
+//! `gui.set_scale`, what a host on a high-DPI screen does): the editor's window must grow to
+//! twice its pixels, and `gui.get_size` must say so.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,7 +20,8 @@ use std::time::Duration;
 use clack_extensions::gui::{GuiApiType, GuiConfiguration, PluginGui, Window};
 use clack_host::prelude::*;
 use x11rb::connection::Connection;
-use x11rb::protocol::xproto::{ConnectionExt, CreateWindowAux, WindowClass};
+use x11rb::protocol::xproto::{ConnectionExt, CreateWindowAux, Window as XWindow, WindowClass};
+use x11rb::rust_connection::RustConnection;
 use x11rb::COPY_DEPTH_FROM_PARENT;
 
 mod clap_support;
@@ -116,6 +121,7 @@ fn each_editor_opens_and_closes_50_times_in_a_running_host() {
                 gui.destroy(&handle);
             }
             let after = rss_mb();
+            assert_follows_the_hosts_scale(&mut plugin, &gui, embedded, &connection, parent);
             stop.store(true, Ordering::Relaxed);
             (before, after, audio.join().expect("audio thread"))
         });
@@ -130,4 +136,55 @@ fn each_editor_opens_and_closes_50_times_in_a_running_host() {
             OPENINGS - WARM_UP
         );
     }
+}
+
+/// Opens the editor in `parent`, sets the host scale to 2 and checks that the editor's X11
+/// window and its reported size double (polled: the editor's own thread resizes the window).
+fn assert_follows_the_hosts_scale(
+    plugin: &mut PluginInstance<RecordingHost>,
+    gui: &PluginGui,
+    embedded: GuiConfiguration,
+    connection: &RustConnection,
+    parent: XWindow,
+) {
+    let handle = plugin.plugin_handle();
+    gui.create(&handle, embedded).expect("create the editor");
+    // SAFETY: the parent window lives until the end of the test.
+    unsafe { gui.set_parent(&handle, Window::from_x11_handle(parent.into())) }
+        .expect("embed the editor");
+    gui.show(&handle).expect("show");
+    let editor_window = || {
+        let tree = connection.query_tree(parent).ok()?.reply().ok()?;
+        let child = *tree.children.last()?;
+        let geometry = connection.get_geometry(child).ok()?.reply().ok()?;
+        Some((u32::from(geometry.width), u32::from(geometry.height)))
+    };
+    let sizes = |plugin: &mut PluginInstance<RecordingHost>| {
+        let size = gui.get_size(&plugin.plugin_handle()).expect("get_size");
+        ((size.width, size.height), editor_window())
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    run_main_thread_callback(plugin);
+    let (at_1, window_at_1) = sizes(plugin);
+    assert_eq!(window_at_1, Some(at_1), "the window is the size reported");
+    gui.set_scale(&plugin.plugin_handle(), 2.0)
+        .expect("the editor takes the host's scale");
+    let doubled = (at_1.0 * 2, at_1.1 * 2);
+    let mut now = sizes(plugin);
+    for _ in 0..200 {
+        if now == (doubled, Some(doubled)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        run_main_thread_callback(plugin);
+        now = sizes(plugin);
+    }
+    eprintln!(
+        "scale 1: {at_1:?}; scale 2: reported {:?}, window {:?}",
+        now.0, now.1
+    );
+    assert_eq!(now, (doubled, Some(doubled)), "at 2×: (reported, window)");
+    let handle = plugin.plugin_handle();
+    gui.hide(&handle).expect("hide");
+    gui.destroy(&handle);
 }
