@@ -5,7 +5,9 @@ Renders the soprano lines of the held-out Bach chorales (the 14 of render_pairs.
 `cargo xtask train-defaults`' settings: shuffled with seed 2026, every 6th of the first 84) as
 five instruments with FluidSynth, transcribes every render with Continuo's causal note tracker,
 with the onset + median-pitch baseline and with the tracker placed as live (`--as-live`), and
-scores the notes against the MIDI that was rendered with mir_eval.
+scores the notes against the MIDI that was rendered with mir_eval. `--split dev` does the same on
+14 training-split chorales instead (under target/eval/transcription-dev): tune the tracker there,
+report the held-out figures.
 
 Set up (Debian/Ubuntu; the venv is the one `cargo xtask train-defaults` makes, plus two packages):
     apt-get install -y --no-install-recommends fluidsynth fluid-soundfont-gm
@@ -13,7 +15,7 @@ Set up (Debian/Ubuntu; the venv is the one `cargo xtask train-defaults` makes, p
     target/venv-data/bin/pip install 'music21==10.5.1' 'mir_eval==0.8.2' 'pretty_midi==0.2.11.post0'
     cargo build --bin continuo
 Run (from the repository root):
-    target/venv-data/bin/python xtask/scripts/eval_transcription.py [--quick] [--jobs N] [--continuo PATH]
+    target/venv-data/bin/python xtask/scripts/eval_transcription.py [--split heldout|dev] [--quick] [--jobs N] [--continuo PATH]
 
 Material and conditions, all deterministic:
 - instruments: flute (GM 73), violin (40), cello (42, two octaves down), trumpet (56), clarinet
@@ -74,6 +76,7 @@ from render_pairs import (
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# Where a split's files go (set by --split; `transcription-dev` for the dev set).
 OUT = ROOT / "target" / "eval" / "transcription"
 # GM program, octave shift and playable range (MIDI notes, sounding pitch; the trumpet's reaches
 # D6 because two held-out soprano lines do).
@@ -93,6 +96,8 @@ QUICK_CHORALES = 3
 REVERBS = {"dry": None, "room": {"room-size": 0.6, "damp": 0.3, "width": 1.0, "level": 1.0}}
 # render_pairs.py's split as `cargo xtask train-defaults` runs it (RENDER_SETTINGS there).
 SPLIT_SEED, SPLIT_COUNT, SPLIT_HELDOUT_EVERY = 2026, 84, 6
+# The dev set: every 5th training chorale (14 of 70).
+DEV_EVERY = 5
 # Transcriptions per render: name -> `continuo transcribe` arguments.
 RUNS = {
     "tracker": ["--method", "tracker"],
@@ -106,15 +111,18 @@ LIVE_ONSET_TOLERANCE_S = 0.15
 LIVE_MIN_HZ = 100.0
 
 
-def heldout_chorales(limit=None):
-    """The held-out chorales (the first `limit` of them) as (stem, score), in the split's order.
+def split_chorales(split, limit=None):
+    """The chorales of `split` (the first `limit` of them) as (stem, score), in the split's order.
 
-    render_pairs.py counts a chorale once it parsed, had a soprano and rendered; a failed render
-    would shift its split, but none fails with its settings, so parsing and the soprano decide
-    here (this gives the 14 files of models/continuo-*.report.md)."""
+    "heldout": the held-out chorales, never trained on: what the figures report. "dev": every
+    DEV_EVERY-th chorale of the training split, for tuning the tracker (so the held-out figures
+    are not tuned on). render_pairs.py counts a chorale once it parsed, had a soprano and
+    rendered; a failed render would shift its split, but none fails with its settings, so
+    parsing and the soprano decide here (this gives the 14 held-out files of
+    models/continuo-*.report.md)."""
     from music21 import corpus
 
-    chosen, done = [], 0
+    chosen, done, trained = [], 0, 0
     for stem, path in shuffled_chorales(random.Random(SPLIT_SEED)):
         if done >= SPLIT_COUNT or len(chosen) == limit:
             break
@@ -126,7 +134,12 @@ def heldout_chorales(limit=None):
         if not any(element.isNote or element.isChord for element in soprano):
             continue
         if is_heldout(done, SPLIT_HELDOUT_EVERY):
-            chosen.append((stem, score))
+            if split == "heldout":
+                chosen.append((stem, score))
+        else:
+            if split == "dev" and trained % DEV_EVERY == 0:
+                chosen.append((stem, score))
+            trained += 1
         done += 1
     return chosen
 
@@ -160,15 +173,14 @@ def wav_path(reverb, level, name, stem):
     return OUT / "wav" / reverb / f"{level}dBFS" / name / f"{stem}.wav"
 
 
-def render(midi, reverb, levels, name, stem):
-    """Renders `midi` once with FluidSynth and writes it normalised to every level in `levels`."""
-    stereo = OUT / "tmp" / f"{reverb}-{name}-{stem}.wav"
+def render(midi, reverb, targets, stereo):
+    """Renders `midi` once with FluidSynth (through the temporary file `stereo`) and writes it
+    normalised to each (level, path) in `targets` (paths given: this runs in a worker process)."""
     stereo.parent.mkdir(parents=True, exist_ok=True)
     synthesize(midi, stereo, SAMPLE_RATE, REVERBS[reverb])
     mono = read_mono(stereo, SAMPLE_RATE)
     stereo.unlink()
-    for level in levels:
-        target = wav_path(reverb, level, name, stem)
+    for level, target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".partial.wav")  # an interrupted run leaves no short render
         write_normalised(mono, partial, level, SAMPLE_RATE)
@@ -300,8 +312,9 @@ def render_all(chorales, levels, jobs):
                 missing = [level for level in levels
                            if not wav_path(reverb, level, name, stem).exists()]
                 if missing:
-                    renders.append((OUT / "midi" / name / f"{stem}.mid", reverb, missing, name,
-                                    stem))
+                    targets = [(level, wav_path(reverb, level, name, stem)) for level in missing]
+                    renders.append((OUT / "midi" / name / f"{stem}.mid", reverb, targets,
+                                    OUT / "tmp" / f"{reverb}-{name}-{stem}.wav"))
                 items += [(stem, name, transpose, reverb, level) for level in levels]
     print(f"{len(chorales)} chorales; rendering {len(renders)} of "
           f"{len(chorales) * len(INSTRUMENTS) * len(REVERBS)} (chorale, instrument, reverb) "
@@ -367,11 +380,17 @@ def main() -> int:
                         help="the continuo binary (default: target/debug/continuo)")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_CHORALES} chorales at {QUICK_LEVEL_DBFS} dBFS only")
+    parser.add_argument("--split", choices=("heldout", "dev"), default="heldout",
+                        help="heldout (default; the reported figures) or dev (training-split "
+                             "chorales, for tuning)")
     parser.add_argument("--jobs", type=int, default=2,
                         help="renders and transcriptions run in parallel (default 2)")
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    global OUT
+    if args.split == "dev":
+        OUT = OUT.with_name("transcription-dev")
 
     python = pathlib.Path(sys.executable)
     python = python.relative_to(ROOT) if python.is_relative_to(ROOT) else "python3"
@@ -392,7 +411,7 @@ def main() -> int:
         return 2
 
     levels = (QUICK_LEVEL_DBFS,) if args.quick else LEVELS_DBFS
-    chorales = heldout_chorales(QUICK_CHORALES if args.quick else None)
+    chorales = split_chorales(args.split, QUICK_CHORALES if args.quick else None)
     start = time.monotonic()
     items, rendered, failure = render_all(chorales, levels, args.jobs)
     if failure is not None:
@@ -413,7 +432,8 @@ def main() -> int:
     by_condition = [(f"{reverb}, {level} dBFS",
                      [f for f in files if f["reverb"] == reverb and f["level_dbfs"] == level])
                     for reverb in REVERBS for level in levels]
-    print(f"{len(chorales)} held-out chorales x {len(INSTRUMENTS)} instruments x "
+    print(f"{len(chorales)} {'held-out' if args.split == 'heldout' else 'dev (training-split)'} "
+          f"chorales x {len(INSTRUMENTS)} instruments x "
           f"{len(REVERBS)} rooms x {len(levels)} levels = {len(files)} renders, 48 kHz. "
           "Figures pool the notes of all files; onset tolerance 50 ms, pitch 50 cents, offsets "
           "within 20 % of the note (at least 50 ms). Live delay: --as-live note-on minus true "
