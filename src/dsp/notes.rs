@@ -38,7 +38,8 @@
 //!   which is more often a tracking error than music). Vibrato stays inside the band, a slide is
 //!   not steady while it moves, so neither produces a stream of notes.
 //! - **Repeated note**: an onset inside a note at the same pitch, followed by a level rise of
-//!   `split_rise_db`, ends the note and starts another one there.
+//!   `split_rise_db`, ends the note and starts another one there; so does a valley in the level
+//!   `split_rise_db` deep on both sides within 30 ms (a re-attack the onset detector missed).
 
 use crate::dsp::onset::{OnsetConfig, OnsetDetector};
 use crate::dsp::pitch::{PitchConfig, PitchTracker};
@@ -57,6 +58,11 @@ const BACKTRACK_MAX_HZ: f32 = 5000.0;
 const BACKTRACK_SECONDS: f32 = 0.15;
 /// Harmonics summed when backtracking.
 const BACKTRACK_HARMONICS: usize = 10;
+/// A level valley splits a repeated note when it lies `split_rise_db` under the level this long
+/// before and after it.
+const VALLEY_SPAN_S: f32 = 0.03;
+/// Half the window the valley's levels are measured over (short: a tongued dip lasts ~20 ms).
+const VALLEY_HALF_WINDOW_S: f32 = 0.005;
 
 /// Settings of a [`NoteTracker`]; the `_frames` values count hops.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -533,7 +539,10 @@ impl NoteTracker {
                     }
                     return;
                 }
-                if voiced && change.len == 0 {
+                if voiced
+                    && change.len == 0
+                    && !self.split_at_valley(pitch, start, now, velocity, emit)
+                {
                     self.split_repeated_note(pitch, start, time, now, velocity, emit);
                 }
             }
@@ -568,6 +577,46 @@ impl NoteTracker {
             change: Run::default(),
         };
         self.start_run.len = 0;
+    }
+
+    /// A repeated note whose re-attack the onset detector missed (a legato re-bow or tonguing
+    /// gives a short dip, not a burst of new partials): a local minimum of the level, checked
+    /// [`VALLEY_SPAN_S`] after it, `split_rise_db` under the level that span before and after.
+    /// Returns whether it split.
+    fn split_at_valley(
+        &mut self,
+        pitch: u8,
+        start: u64,
+        now: u64,
+        velocity: f32,
+        emit: &mut impl FnMut(TrackedEvent),
+    ) -> bool {
+        let rate = self.config.sample_rate_hz;
+        let span = (VALLEY_SPAN_S * rate) as u64;
+        let half = (VALLEY_HALF_WINDOW_S * rate) as u64;
+        let hop = self.config.hop_size as u64;
+        // The level after the valley must be measured already.
+        let Some(valley) = now.checked_sub(span + half) else {
+            return false;
+        };
+        if valley < start + self.min_note + span {
+            return false;
+        }
+        let level = |time| self.level_db_around(time, half);
+        let dip = level(valley);
+        let deepest = dip <= level(valley - hop) && dip < level(valley + hop);
+        let depth = self.config.split_rise_db;
+        if !(deepest && level(valley - span) - dip >= depth && level(valley + span) - dip >= depth)
+        {
+            return false;
+        }
+        emit(TrackedEvent::Off {
+            pitch,
+            sample: valley,
+            decided: now,
+        });
+        self.start(pitch, velocity, valley, now, emit);
+        true
     }
 
     /// A repeated note: an onset well inside the sounding note whose level then rises.
@@ -950,6 +999,34 @@ mod tests {
             error_ms.abs() <= 30.0,
             "G4 starts {error_ms:.0} ms from its onset: {notes:?}"
         );
+    }
+
+    #[test]
+    fn a_repeated_note_is_split_at_a_smooth_dip_and_tremolo_is_not() {
+        // E4 held 1.2 s, its level dipping 14 dB and back over 40 ms at 0.6 s (no burst of new
+        // partials: the onset detector does not fire), then a second of ±2 dB tremolo at 6 Hz.
+        let dip_s = 0.6;
+        let held = tone(64.0, 1.2, 0.3);
+        let mut signal: Vec<f32> = held
+            .iter()
+            .enumerate()
+            .map(|(n, x)| {
+                let from_dip = (n as f32 / RATE - dip_s).abs() / 0.02;
+                x * (0.2 + 0.8 * from_dip.min(1.0))
+            })
+            .collect();
+        signal.extend(silence(0.2));
+        let tremolo = tone(64.0, 1.0, 0.3);
+        signal.extend(tremolo.iter().enumerate().map(|(n, x)| {
+            let db = 2.0 * (std::f32::consts::TAU * 6.0 * n as f32 / RATE).sin();
+            x * 10f32.powf(db / 20.0)
+        }));
+        signal.extend(silence(0.1));
+        let notes = run(&signal);
+        let found: Vec<u8> = notes.iter().map(|n| n.pitch).collect();
+        assert_eq!(found, vec![64, 64, 64], "{notes:?}");
+        let split_error_s = notes[1].start_s - f64::from(dip_s);
+        assert!(split_error_s.abs() < 0.015, "{notes:?}");
     }
 
     #[test]
