@@ -42,8 +42,9 @@ impl ModelList {
         }
     }
 
-    /// A fixed list (no slots to fill), for tests.
-    pub fn fixed(names: &[&str], spare: usize) -> Self {
+    /// A list of `names` and `spare` slots that no scan fills.
+    #[cfg(test)]
+    pub(crate) fn fixed(names: &[&str], spare: usize) -> Self {
         let mut list = Self::scanned(Vec::new, spare);
         list.found = names.iter().map(|name| (*name).to_owned()).collect();
         list
