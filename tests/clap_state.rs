@@ -30,26 +30,36 @@ fn entry() -> PluginEntry {
     load_bundle(&built_bundle())
 }
 
+/// This run's files, under target/ and emptied at the start of each run (a temporary
+/// directory in a static is never removed: statics are not dropped).
+fn run_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("clap-state");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("test directory");
+        dir
+    })
+}
+
 /// This process's user model folder (empty until a test installs a model), set before any
 /// bundle is loaded.
 fn user_models() -> &'static Path {
-    static DATA: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, models) = DATA.get_or_init(|| {
-        let data = tempfile::tempdir().expect("temp dir");
-        std::env::set_var("XDG_DATA_HOME", data.path());
-        let models = data.path().join("continuo/models");
+    static MODELS: OnceLock<PathBuf> = OnceLock::new();
+    MODELS.get_or_init(|| {
+        let data = run_dir().join("data");
+        std::env::set_var("XDG_DATA_HOME", &data);
+        let models = data.join("continuo/models");
         std::fs::create_dir_all(&models).expect("user model folder");
-        (data, models)
-    });
-    models
+        models
+    })
 }
 
 /// The log file every test here shares; set before any bundle is loaded.
 fn log_file() -> &'static Path {
     static LOG: OnceLock<PathBuf> = OnceLock::new();
     LOG.get_or_init(|| {
-        let path =
-            std::env::temp_dir().join(format!("continuo-clap-state-{}.log", std::process::id()));
+        let path = run_dir().join("plugin.log");
         std::env::set_var("NICE_LOG", &path);
         path
     })

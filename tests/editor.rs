@@ -55,10 +55,13 @@ fn repo_models() -> PathBuf {
 /// folder (the plugins' parameters list what the standard folders hold, once per process: this
 /// makes that list). Every test calls it before it creates parameters.
 fn install_user_models() -> PathBuf {
-    static INSTALLED: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
     let data = INSTALLED.get_or_init(|| {
-        let data = tempfile::tempdir().expect("temp dir");
-        let models = data.path().join("continuo/models");
+        // Under target/ and emptied each run (a temporary directory in a static is never
+        // removed: statics are not dropped).
+        let data = Path::new(env!("CARGO_TARGET_TMPDIR")).join("editor-tests");
+        let _ = std::fs::remove_dir_all(&data);
+        let models = data.join("continuo/models");
         std::fs::create_dir_all(&models).expect("user model folder");
         for name in ["continuo-violin", "continuo-flute"] {
             for ext in ["json", "onnx"] {
@@ -66,11 +69,11 @@ fn install_user_models() -> PathBuf {
                 std::fs::copy(repo_models().join(&file), models.join(&file)).expect("copy");
             }
         }
-        std::env::set_var("XDG_DATA_HOME", data.path());
+        std::env::set_var("XDG_DATA_HOME", &data);
         continuo::plugin::style::style_models();
         data
     });
-    data.path().join("continuo/models")
+    data.join("continuo/models")
 }
 
 #[test]
