@@ -263,7 +263,7 @@ fn phrase() -> Result<PhraseEditor> {
     let params = Arc::new(PhraseParams::default());
     let roll = Arc::new(RollFeed::default());
     let model = ModelSource {
-        choices: model_choice().list().names().map(str::to_owned).collect(),
+        choices: model_choice().list().to_vec(),
         initial: 0,
         dirs: ModelDirs::standard(&[]),
         backend: BackendChoice::Auto,

@@ -105,20 +105,13 @@ fn each_editor_opens_and_closes_50_times_in_a_running_host() {
                 if opening == WARM_UP {
                     before = rss_mb();
                 }
-                let handle = plugin.plugin_handle();
-                gui.create(&handle, embedded).expect("create the editor");
-                // SAFETY: the parent window lives until the end of the test.
-                unsafe { gui.set_parent(&handle, Window::from_x11_handle(parent.into())) }
-                    .expect("embed the editor");
-                gui.show(&handle).expect("show");
+                open_editor(&mut plugin, &gui, embedded, parent);
                 // Open for a few frames, serving the plugin's main-thread requests.
                 for _ in 0..6 {
                     std::thread::sleep(Duration::from_millis(10));
                     run_main_thread_callback(&mut plugin);
                 }
-                let handle = plugin.plugin_handle();
-                gui.hide(&handle).expect("hide");
-                gui.destroy(&handle);
+                close_editor(&mut plugin, &gui);
             }
             let after = rss_mb();
             assert_follows_the_hosts_scale(&mut plugin, &gui, embedded, &connection, parent);
@@ -147,12 +140,7 @@ fn assert_follows_the_hosts_scale(
     connection: &RustConnection,
     parent: XWindow,
 ) {
-    let handle = plugin.plugin_handle();
-    gui.create(&handle, embedded).expect("create the editor");
-    // SAFETY: the parent window lives until the end of the test.
-    unsafe { gui.set_parent(&handle, Window::from_x11_handle(parent.into())) }
-        .expect("embed the editor");
-    gui.show(&handle).expect("show");
+    open_editor(plugin, gui, embedded, parent);
     let editor_window = || {
         let tree = connection.query_tree(parent).ok()?.reply().ok()?;
         let child = *tree.children.last()?;
@@ -184,6 +172,26 @@ fn assert_follows_the_hosts_scale(
         now.0, now.1
     );
     assert_eq!(now, (doubled, Some(doubled)), "at 2×: (reported, window)");
+    close_editor(plugin, gui);
+}
+
+/// Creates the editor, embeds it in `parent` and shows it.
+fn open_editor(
+    plugin: &mut PluginInstance<RecordingHost>,
+    gui: &PluginGui,
+    embedded: GuiConfiguration,
+    parent: XWindow,
+) {
+    let handle = plugin.plugin_handle();
+    gui.create(&handle, embedded).expect("create the editor");
+    // SAFETY: the parent window lives until the end of the test.
+    unsafe { gui.set_parent(&handle, Window::from_x11_handle(parent.into())) }
+        .expect("embed the editor");
+    gui.show(&handle).expect("show");
+}
+
+/// Hides and destroys the editor.
+fn close_editor(plugin: &mut PluginInstance<RecordingHost>, gui: &PluginGui) {
     let handle = plugin.plugin_handle();
     gui.hide(&handle).expect("hide");
     gui.destroy(&handle);

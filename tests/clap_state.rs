@@ -22,47 +22,36 @@ use clack_host::events::event_types::ParamValueEvent;
 use clack_host::prelude::*;
 use clap_support::*;
 
-/// Loads the built bundle, with the plugin log going to this test binary's log file and the
-/// user's model folder in [`user_models`].
+/// Loads the built bundle, with the plugin log and the user's model folder in [`run_dir`].
 fn entry() -> PluginEntry {
-    log_file();
-    user_models();
+    run_dir();
     load_bundle(&built_bundle())
 }
 
-/// This run's files, under target/ and emptied at the start of each run (a temporary
-/// directory in a static is never removed: statics are not dropped).
+/// This run's files, set before any bundle is loaded: the plugin log ([`log_file`]) and the
+/// user's model folder ([`user_models`], empty until a test installs a model). Under target/
+/// and emptied at the start of each run (a temporary directory in a static is never removed:
+/// statics are not dropped).
 fn run_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("clap-state");
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("test directory");
+        std::fs::create_dir_all(dir.join("data/continuo/models")).expect("user model folder");
+        std::env::set_var("XDG_DATA_HOME", dir.join("data"));
+        std::env::set_var("NICE_LOG", dir.join("plugin.log"));
         dir
     })
 }
 
-/// This process's user model folder (empty until a test installs a model), set before any
-/// bundle is loaded.
-fn user_models() -> &'static Path {
-    static MODELS: OnceLock<PathBuf> = OnceLock::new();
-    MODELS.get_or_init(|| {
-        let data = run_dir().join("data");
-        std::env::set_var("XDG_DATA_HOME", &data);
-        let models = data.join("continuo/models");
-        std::fs::create_dir_all(&models).expect("user model folder");
-        models
-    })
+/// The user's model folder the plugins scan.
+fn user_models() -> PathBuf {
+    run_dir().join("data/continuo/models")
 }
 
-/// The log file every test here shares; set before any bundle is loaded.
-fn log_file() -> &'static Path {
-    static LOG: OnceLock<PathBuf> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let path = run_dir().join("plugin.log");
-        std::env::set_var("NICE_LOG", &path);
-        path
-    })
+/// The log file every test here shares.
+fn log_file() -> PathBuf {
+    run_dir().join("plugin.log")
 }
 
 /// The log once `said` holds for it, or after five seconds (a background thread writes it).

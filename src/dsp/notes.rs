@@ -530,12 +530,7 @@ impl NoteTracker {
                         let at = self
                             .backtrack(next, Some(pitch), change.start)
                             .max(start + self.min_note);
-                        emit(TrackedEvent::Off {
-                            pitch,
-                            sample: at,
-                            decided: now,
-                        });
-                        self.start(next, velocity, at, now, emit);
+                        self.follow(pitch, next, velocity, at, now, emit);
                     }
                     return;
                 }
@@ -579,6 +574,24 @@ impl NoteTracker {
         self.start_run.len = 0;
     }
 
+    /// Ends the sounding `pitch` at `at` and starts `next` there (a change or a split).
+    fn follow(
+        &mut self,
+        pitch: u8,
+        next: u8,
+        velocity: f32,
+        at: u64,
+        now: u64,
+        emit: &mut impl FnMut(TrackedEvent),
+    ) {
+        emit(TrackedEvent::Off {
+            pitch,
+            sample: at,
+            decided: now,
+        });
+        self.start(next, velocity, at, now, emit);
+    }
+
     /// A repeated note whose re-attack the onset detector missed (a legato re-bow or tonguing
     /// gives a short dip, not a burst of new partials): a local minimum of the level, checked
     /// [`VALLEY_SPAN_S`] after it, `split_rise_db` under the level that span before and after.
@@ -610,12 +623,7 @@ impl NoteTracker {
         {
             return false;
         }
-        emit(TrackedEvent::Off {
-            pitch,
-            sample: valley,
-            decided: now,
-        });
-        self.start(pitch, velocity, valley, now, emit);
+        self.follow(pitch, pitch, velocity, valley, now, emit);
         true
     }
 
@@ -662,12 +670,7 @@ impl NoteTracker {
         let after = self.level_db(onset + half + half / 2);
 
         if after - dip >= self.config.split_rise_db {
-            emit(TrackedEvent::Off {
-                pitch,
-                sample: onset,
-                decided: now,
-            });
-            self.start(pitch, velocity, onset, now, emit);
+            self.follow(pitch, pitch, velocity, onset, now, emit);
         }
     }
 

@@ -68,6 +68,11 @@ impl ModelList {
         (0..self.slots()).map_while(|index| self.get(index))
     }
 
+    /// The models' names, owned (for an engine that outlives a borrow of the list).
+    pub fn to_vec(&self) -> Vec<String> {
+        self.names().map(str::to_owned).collect()
+    }
+
     /// Whether a model installed from now on can still be given a place.
     pub fn has_free_slot(&self) -> bool {
         self.later.iter().any(|slot| slot.get().is_none())
@@ -188,9 +193,9 @@ impl ModelChoice {
     /// Before a session's state is loaded: points parameter `param_id` at the index the name
     /// saved under `name_key` has now (a model installed since the list was made takes an
     /// empty slot). A name no longer installed, or with no slot left, picks value 0 (the
-    /// default model, or "none"), logged; "" is "none"; states saved without a name keep their index,
-    /// and so do states whose index still picks the saved name (values past the list pick the
-    /// last model too: rewriting them would make save → load → save change the state).
+    /// default model, or "none"), logged; "" is "none"; states saved without a name keep their
+    /// index, and so do states whose index still picks the saved name (values past the list
+    /// pick the last model too: rewriting them would make save → load → save change the state).
     pub fn restore(&self, state: &mut PluginState, param_id: &str, name_key: &str, plugin: &str) {
         let Some(saved) = state
             .fields

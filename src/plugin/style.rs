@@ -273,7 +273,7 @@ pub(super) fn no_style_reason() -> &'static str {
 }
 
 /// Styles A and B as chosen by a plugin's Style and Style B parameters (B off when it is A);
-/// `None` when no model exists.
+/// `None` when Style picks no model (see [`no_style_reason`]).
 pub(super) fn style_choice(a_param: &IntParam, b_param: &IntParam) -> Option<StyleChoice> {
     let a = style_a().name(a_param.value())?;
     let b = style_b().name(b_param.value()).filter(|b| *b != a);

@@ -163,7 +163,7 @@ impl Plugin for ContinuoPhrase {
         self.audio_input = audio_io_layout.main_input_channels.is_some();
         let initial = self.chosen_model_index();
         let model = ModelSource {
-            choices: model_choice().list().names().map(str::to_owned).collect(),
+            choices: model_choice().list().to_vec(),
             initial,
             dirs: ModelDirs::standard(&[]),
             backend: BackendChoice::Auto,
