@@ -251,6 +251,26 @@ fn style_sessions_saved_by_0_1_0_load() {
     old_sessions_load(STYLE_ID);
 }
 
+/// Auto Level, added after 0.1.0, is on in a new instance and off in an old session, which
+/// played the input at its own level and must sound as it did.
+#[test]
+fn style_sessions_saved_before_auto_level_keep_it_off() {
+    let entry = entry();
+    let auto_level = |plugin: &mut PluginInstance<()>| {
+        values(plugin)
+            .get("Auto Level")
+            .copied()
+            .expect("Style has an Auto Level parameter")
+    };
+    assert_eq!(auto_level(&mut instance(&entry, STYLE_ID)), 1.0);
+    let mut old = instance(&entry, STYLE_ID);
+    load(
+        &mut old,
+        &std::fs::read(fixture("style", "state")).expect("state fixture"),
+    );
+    assert_eq!(auto_level(&mut old), 0.0);
+}
+
 #[test]
 fn phrase_sessions_saved_by_0_1_0_load() {
     old_sessions_load(PHRASE_ID);

@@ -89,6 +89,7 @@ fn style_editor_shows_every_control_and_each_models_card() {
         "Pitch Shift",
         "Octave",
         "Input Gain",
+        "Auto Level",
         "Gate",
         "Harmonic/Noise",
         "Brightness",

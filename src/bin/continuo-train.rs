@@ -17,6 +17,7 @@ use continuo::train::compare::{append_to_report, PromptOptions};
 use continuo::train::eval::{HeldOut, QUALITY_BAR};
 use continuo::train::model::Architecture;
 use continuo::train::pipeline::{run_continuation, run_eval, ContinuationJob, ModelFiles};
+use continuo::train::timbre::TimbreEvalOptions;
 use continuo::train::training::TrainingConfig;
 
 #[derive(Parser, Debug)]
@@ -67,6 +68,23 @@ enum Command {
         /// restyled by the plugin's processor running at it).
         #[arg(long, default_value_t = 48_000)]
         rate: u32,
+        /// Play each timbre source at this level (gated RMS, dBFS) instead of its own, as a
+        /// player recording quieter or hotter would; the output is scaled back before it is
+        /// compared.
+        #[arg(long, allow_negative_numbers = true, value_parser = input_level)]
+        input_db: Option<f32>,
+        /// Evaluate with Style's Auto Level off (the model hears the input's own level).
+        #[arg(long)]
+        no_auto_level: bool,
+    },
+    /// Measures a timbre model's training level on its data folder (its held-out files left
+    /// out) and writes it into the manifest as `features.loudness_reference_db`, for models
+    /// trained before the trainer recorded it: Style's Auto Level brings players to it.
+    ReferenceLevel {
+        /// The model: models/NAME.json.
+        model: PathBuf,
+        /// The folder of WAV files it was trained on.
+        data: PathBuf,
     },
     /// Continuation models side by side on one MIDI folder's held-out split: perplexity,
     /// tokens/s and Generate → first note through Phrase's generator, on both backends
@@ -230,7 +248,31 @@ fn main() -> ExitCode {
             backend,
             assert_bar,
             rate,
-        } => eval(&model, &dir, backend, assert_bar, rate),
+            input_db,
+            no_auto_level,
+        } => eval(
+            &model,
+            &dir,
+            backend,
+            assert_bar,
+            &TimbreEvalOptions {
+                rate,
+                input_db,
+                auto_level: !no_auto_level,
+            },
+        ),
+        Command::ReferenceLevel { model, data } => {
+            continuo::train::timbre::data::write_reference_level(&model, &data).map(
+                |(level, files)| {
+                    println!(
+                        "{}: training level {level:.2} dB ({files} files of {}); written as features.loudness_reference_db",
+                        model.display(),
+                        data.display()
+                    );
+                    ExitCode::SUCCESS
+                },
+            )
+        }
         Command::Timbre(args) => timbre(args),
         Command::Compare {
             dir,
@@ -601,12 +643,24 @@ fn eval_voice(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--input-db`: a level a player could record at, −60 … 0 dBFS.
+fn input_level(text: &str) -> Result<f32, String> {
+    let db: f32 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of dB"))?;
+    if (-60.0..=0.0).contains(&db) {
+        Ok(db)
+    } else {
+        Err(format!("{db} dBFS is outside -60 … 0"))
+    }
+}
+
 fn eval(
     model: &std::path::Path,
     dir: &std::path::Path,
     backend: BackendArg,
     assert_bar: bool,
-    rate: u32,
+    timbre: &TimbreEvalOptions,
 ) -> anyhow::Result<ExitCode> {
     let manifest_path = if model.extension().is_some_and(|e| e == "json") {
         model.to_path_buf()
@@ -615,7 +669,7 @@ fn eval(
     };
     let manifest = continuo::model::Manifest::load(&manifest_path)?;
     if manifest.kind == continuo::model::ModelKind::Timbre {
-        let report = continuo::train::timbre::eval_timbre(&manifest_path, dir, rate)?;
+        let report = continuo::train::timbre::eval_timbre(&manifest_path, dir, timbre)?;
         println!("{report}");
         return Ok(ExitCode::SUCCESS);
     }

@@ -71,6 +71,11 @@ enum Command {
         #[arg(long, default_value_t = INPUT_GAIN.default, allow_negative_numbers = true,
               value_parser = in_range(INPUT_GAIN), help = help("Gain before analysis, dB", INPUT_GAIN))]
         input_gain: f32,
+        /// Let the model hear the input at its own level. By default (Auto Level, as in the
+        /// plugin) the input's long-term level is brought to the model's training level, so the
+        /// colour does not depend on how hot the WAV was recorded.
+        #[arg(long)]
+        no_auto_level: bool,
         #[arg(long, default_value_t = GATE.default, allow_negative_numbers = true,
               value_parser = in_range(GATE),
               help = help("Gate threshold, dB: quieter or unvoiced input fades the output out (lowest = off)", GATE))]
@@ -242,6 +247,7 @@ fn run(cli: Cli) -> Result<()> {
             pitch_shift,
             octave,
             input_gain,
+            no_auto_level,
             gate,
             balance,
             brightness,
@@ -258,6 +264,7 @@ fn run(cli: Cli) -> Result<()> {
                 balance,
                 brightness,
                 morph: if morph.is_some() { amount } else { 0.0 },
+                auto_level: !no_auto_level,
             };
             let choice = StyleChoice { a: model, b: morph };
             let options = StyleOptions {
@@ -917,6 +924,7 @@ mod tests {
             balance,
             brightness,
             mix,
+            no_auto_level,
             ..
         } = cli.command
         else {
@@ -929,5 +937,6 @@ mod tests {
         assert_eq!(balance, BALANCE.default);
         assert_eq!(brightness, BRIGHTNESS.default);
         assert_eq!(mix, MIX.default);
+        assert_eq!(!no_auto_level, StyleSettings::default().auto_level);
     }
 }

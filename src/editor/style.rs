@@ -54,6 +54,15 @@ impl ModelCard {
             (features.loudness_min_db, features.loudness_max_db),
         ))
     }
+
+    /// Whether the model recorded its training level (Auto Level has something to match).
+    fn has_reference_level(&self) -> bool {
+        self.manifest
+            .as_ref()
+            .ok()
+            .and_then(|m| m.features.as_ref())
+            .is_some_and(|f| f.loudness_reference_db.is_some())
+    }
 }
 
 /// Every timbre model in `dirs` (first of each name), with its card or its problem.
@@ -239,9 +248,27 @@ impl StyleEditor {
             (None, _) => "no pitch".to_owned(),
         });
         trail_plot(ui, &self.trail, frames, ranges, inside == Some(true));
+        if self.params.auto_level.value() && self.chosen_has_reference_level() != Some(false) {
+            ui.small(format!(
+                "Auto Level: {:+.1} dB",
+                self.status.monitor.level_offset_db()
+            ));
+        }
+    }
+
+    /// Whether style A's card records its training level (`None`: no card for it).
+    fn chosen_has_reference_level(&mut self) -> Option<bool> {
+        let (chosen_a, _) = self.chosen_names();
+        let name = chosen_a?;
+        self.cards()
+            .iter()
+            .find(|card| card.name == name)
+            .map(ModelCard::has_reference_level)
     }
 
     fn controls(&mut self, ui: &mut egui::Ui, setter: &ParamSetter) {
+        let no_reference = (self.chosen_has_reference_level() == Some(false))
+            .then_some("the model did not record its training level");
         let p = &self.params;
         let no_model = style_models()
             .is_empty()
@@ -257,6 +284,7 @@ impl StyleEditor {
         param_row(ui, setter, &p.pitch_shift, style);
         param_row(ui, setter, &p.octave, style);
         param_row(ui, setter, &p.input_gain, style);
+        param_row(ui, setter, &p.auto_level, style.or(no_reference));
         param_row(ui, setter, &p.gate, style);
         ui.strong("Tone");
         param_row(ui, setter, &p.balance, style);

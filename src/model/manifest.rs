@@ -193,6 +193,12 @@ pub struct FeatureConfig {
     pub loudness_min_db: f32,
     /// Loudness mapped to 1.0 by the normalisation, dB.
     pub loudness_max_db: f32,
+    /// Mean loudness of the training audio's voiced frames, dB
+    /// (`crate::style::features::mean_level_db`): the level Continuo Style's Auto Level brings
+    /// a player to. Absent in models trained before it was recorded (Auto Level is then off;
+    /// `continuo-train reference-level` adds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness_reference_db: Option<f32>,
 }
 
 /// The harmonic-plus-noise synthesizer a timbre model drives (`dsp::synth`): the widths of
@@ -422,6 +428,16 @@ impl Manifest {
                 ));
             }
         }
+        if let Some(features) = &self.features {
+            if let Some(level) = features.loudness_reference_db {
+                let (min, max) = (features.loudness_min_db, features.loudness_max_db);
+                if !(level.is_finite() && level >= min && level <= max) {
+                    return Err(format!(
+                        "`features.loudness_reference_db` is {level}; it must lie in the loudness range [{min}, {max}] dB"
+                    ));
+                }
+            }
+        }
         if let Some(vocabulary) = &self.vocabulary {
             check_dim("vocabulary.size", vocabulary.size as usize)?;
         }
@@ -563,6 +579,7 @@ mod tests {
                 f0_max_hz: 2000.0,
                 loudness_min_db: -80.0,
                 loudness_max_db: 0.0,
+                loudness_reference_db: None,
             }),
             vocabulary: None,
             synth: None,
@@ -689,6 +706,36 @@ mod tests {
             let text = serde_json::to_string(&m).unwrap();
             let err = Manifest::from_json_str(&text, Path::new("x.json")).unwrap_err();
             assert!(err.to_string().contains("synth.max_hz"), "{band}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_reference_level_outside_the_loudness_range_is_refused() {
+        let mut m = sample();
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(
+            !text.contains("loudness_reference_db"),
+            "absent stays absent"
+        );
+        m.features.as_mut().unwrap().loudness_reference_db = Some(-31.5);
+        let text = serde_json::to_string(&m).unwrap();
+        let back = Manifest::from_json_str(&text, Path::new("x.json")).unwrap();
+        assert_eq!(back, m);
+        for level in [f32::NAN, 3.0, -200.0] {
+            m.features.as_mut().unwrap().loudness_reference_db = Some(level);
+            let mut v = serde_json::to_value(&m).unwrap();
+            // NaN is not JSON: write it as a string the parser refuses, like a hand-edited file.
+            if level.is_nan() {
+                v["features"]["loudness_reference_db"] = "NaN".into();
+            }
+            let err = Manifest::from_json_str(&v.to_string(), Path::new("x.json")).unwrap_err();
+            assert!(err.to_string().contains("x.json"), "{level}: {err}");
+            if !level.is_nan() {
+                assert!(
+                    err.to_string().contains("loudness_reference_db"),
+                    "{level}: {err}"
+                );
+            }
         }
     }
 

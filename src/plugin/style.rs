@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::Sender;
+use nice_plug::plugin::ParamValue;
 use nice_plug::prelude::*;
 
 use crate::editor::style::{EngineSlot, RunningEngine, StyleEditor};
@@ -74,6 +75,10 @@ pub struct StyleParams {
     /// Gain before analysis.
     #[id = "in_gain"]
     pub input_gain: FloatParam,
+    /// Bring the input's long-term level to the model's training level before the model hears
+    /// it. Off in sessions saved before it existed, so they sound as they did.
+    #[id = "auto_level"]
+    pub auto_level: BoolParam,
     /// Gate threshold (fully left = off).
     #[id = "gate"]
     pub gate: FloatParam,
@@ -228,6 +233,7 @@ impl Default for StyleParams {
                 },
             ),
             input_gain: float_param("Input Gain", INPUT_GAIN),
+            auto_level: BoolParam::new("Auto Level", StyleSettings::default().auto_level),
             // The unit is in the text (Off has none).
             gate: float_param("Gate", GATE)
                 .with_unit("")
@@ -254,6 +260,7 @@ impl StyleParams {
             balance: self.balance.value(),
             brightness: self.brightness.value(),
             morph: self.morph.value(),
+            auto_level: self.auto_level.value(),
         }
     }
 
@@ -511,6 +518,11 @@ impl Plugin for ContinuoStyle {
     }
 
     fn filter_state(state: &mut PluginState) {
+        // Sessions from before Auto Level played the input at its own level: keep them so.
+        state
+            .params
+            .entry("auto_level".to_owned())
+            .or_insert(ParamValue::Bool(false));
         style_a().restore(state, "style", "style-name", "Continuo Style");
         style_b().restore(state, "style_b", "style-b-name", "Continuo Style");
     }

@@ -133,6 +133,10 @@ pub struct StyleSettings {
     pub brightness: f32,
     /// 0 = style A, 1 = style B ([`MORPH`]).
     pub morph: f32,
+    /// Bring the player's long-term level to the model's training level before the model hears
+    /// it ([`crate::style::features::LevelMatcher`]), so the restyled colour does not depend on
+    /// how hot the input was recorded.
+    pub auto_level: bool,
 }
 
 impl Default for StyleSettings {
@@ -145,6 +149,7 @@ impl Default for StyleSettings {
             balance: BALANCE.default,
             brightness: BRIGHTNESS.default,
             morph: MORPH.default,
+            auto_level: true,
         }
     }
 }
@@ -166,7 +171,7 @@ impl StyleSettings {
 /// Settings shared between the plugin (writer) and the worker (reader), lock-free.
 #[derive(Debug)]
 pub struct SharedStyleSettings {
-    values: [AtomicF32; 7],
+    values: [AtomicF32; 8],
 }
 
 impl Default for SharedStyleSettings {
@@ -180,7 +185,7 @@ impl Default for SharedStyleSettings {
 }
 
 impl SharedStyleSettings {
-    /// Publishes new values (real-time safe: seven relaxed stores).
+    /// Publishes new values (real-time safe: eight relaxed stores).
     pub fn store(&self, s: &StyleSettings) {
         let values = [
             s.pitch_shift_st,
@@ -190,6 +195,7 @@ impl SharedStyleSettings {
             s.balance,
             s.brightness,
             s.morph,
+            if s.auto_level { 1.0 } else { 0.0 },
         ];
         for (slot, v) in self.values.iter().zip(values) {
             slot.store(v, Ordering::Relaxed);
@@ -207,6 +213,7 @@ impl SharedStyleSettings {
             balance: v(4),
             brightness: v(5),
             morph: v(6),
+            auto_level: v(7) >= 0.5,
         }
     }
 }
@@ -253,6 +260,7 @@ impl SettingsSmoother {
         glide(&mut current.morph, target.morph);
         current.octave = target.octave;
         current.gate_db = target.gate_db;
+        current.auto_level = target.auto_level;
         *current
     }
 }
@@ -268,6 +276,7 @@ fn sanitize(target: StyleSettings, fallback: StyleSettings) -> StyleSettings {
         balance: pick(target.balance, fallback.balance, BALANCE),
         brightness: pick(target.brightness, fallback.brightness, BRIGHTNESS),
         morph: pick(target.morph, fallback.morph, MORPH),
+        auto_level: target.auto_level,
     }
 }
 
@@ -447,9 +456,16 @@ mod tests {
             balance: 0.25,
             brightness: -0.5,
             morph: 0.75,
+            auto_level: false,
         };
         shared.store(&s);
         assert_eq!(shared.load(), s);
+        let on = StyleSettings {
+            auto_level: true,
+            ..s
+        };
+        shared.store(&on);
+        assert_eq!(shared.load(), on);
         assert!((s.pitch_ratio() - 2f32.powf(-8.5 / 12.0)).abs() < 1e-6);
     }
 
@@ -465,6 +481,7 @@ mod tests {
             balance: v,
             brightness: v,
             morph: v,
+            auto_level: true,
         };
         let specs = |s: StyleSettings| {
             [

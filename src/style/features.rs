@@ -45,13 +45,15 @@ pub fn timbre_analysis_config() -> AnalysisConfig {
     }
 }
 
-/// The feature normalisation written into every timbre manifest.
+/// The feature normalisation written into every timbre manifest (the trainer adds the
+/// training audio's level, `loudness_reference_db`).
 pub fn timbre_feature_config() -> FeatureConfig {
     FeatureConfig {
         f0_min_hz: F0_MIN_HZ,
         f0_max_hz: F0_MAX_HZ,
         loudness_min_db: LOUDNESS_MIN_DB,
         loudness_max_db: LOUDNESS_MAX_DB,
+        loudness_reference_db: None,
     }
 }
 
@@ -104,6 +106,92 @@ impl FeatureNormalizer {
     }
 }
 
+/// Frames quieter than this (A-weighted dB) say nothing about how loud a player plays: breath,
+/// room noise, the tails of notes.
+pub const LEVEL_FLOOR_DB: f32 = -60.0;
+/// The most Auto Level moves the model's loudness input, dB (the Input Gain's range).
+pub const MAX_LEVEL_OFFSET_DB: f32 = 24.0;
+/// Auto Level's memory: a plain running mean over the first this many counted frames (8 s),
+/// an exponential mean with this time constant after.
+const LEVEL_MEMORY_FRAMES: f32 = 8.0 * FRAME_RATE_HZ;
+/// Weight of the model's own level before the player has been heard (0.1 s of frames), so the
+/// first frames of a note (its attack, quieter than the note) cannot swing the offset.
+const LEVEL_PRIOR_FRAMES: f32 = 0.1 * FRAME_RATE_HZ;
+
+/// Whether a frame counts towards a player's level: voiced and above [`LEVEL_FLOOR_DB`].
+pub fn counts_for_level(voicing: f32, loudness_db: f32) -> bool {
+    voicing >= 0.5 && loudness_db >= LEVEL_FLOOR_DB
+}
+
+/// The mean loudness (dB) of the frames that [count](counts_for_level), `None` if none does:
+/// what the trainer records as a model's `loudness_reference_db`, and what [`LevelMatcher`]
+/// estimates live.
+pub fn mean_level_db(frames: impl IntoIterator<Item = (f32, f32)>) -> Option<f32> {
+    let (sum, count) = frames
+        .into_iter()
+        .filter(|&(voicing, loudness_db)| counts_for_level(voicing, loudness_db))
+        .fold((0.0f64, 0u64), |(sum, count), (_, l)| {
+            (sum + f64::from(l), count + 1)
+        });
+    (count > 0).then(|| (sum / count as f64) as f32)
+}
+
+/// Auto Level: how many dB to add to the loudness a model hears so that the player's level
+/// meets the level of the model's training audio. Timbre models learn how an instrument's
+/// colour changes with loudness, so without it a player recording 12 dB quieter than the
+/// training data would hear a darker, softer instrument, and a hotter one a brighter one.
+///
+/// It follows the player's mean level ([`mean_level_db`] over the frames heard so far: a plain
+/// mean for the first 8 s, then an exponential one), so dynamics within a phrase reach the
+/// model unchanged; only the long-term level is matched. Real-time safe (no allocation).
+#[derive(Debug, Clone, Copy)]
+pub struct LevelMatcher {
+    /// The training audio's mean level; `None` for a model that did not record it.
+    reference_db: Option<f32>,
+    estimate_db: f32,
+    frames: f32,
+}
+
+impl LevelMatcher {
+    /// A matcher towards `reference_db` (a manifest's `features.loudness_reference_db`).
+    pub fn new(reference_db: Option<f32>) -> Self {
+        let reference_db = reference_db.filter(|r| r.is_finite());
+        Self {
+            reference_db,
+            estimate_db: reference_db.unwrap_or(0.0),
+            frames: 0.0,
+        }
+    }
+
+    /// Whether the model recorded its training level (without it there is nothing to match).
+    pub fn is_available(&self) -> bool {
+        self.reference_db.is_some()
+    }
+
+    /// Forgets the player's level.
+    pub fn reset(&mut self) {
+        *self = Self::new(self.reference_db);
+    }
+
+    /// Hears one frame of the player's input (before any Input Gain).
+    pub fn observe(&mut self, voicing: f32, loudness_db: f32) {
+        if self.reference_db.is_none() || !counts_for_level(voicing, loudness_db) {
+            return;
+        }
+        self.frames = (self.frames + 1.0).min(LEVEL_MEMORY_FRAMES);
+        let weight = 1.0 / (self.frames + LEVEL_PRIOR_FRAMES).min(LEVEL_MEMORY_FRAMES);
+        self.estimate_db += weight * (loudness_db - self.estimate_db);
+    }
+
+    /// dB to add to the model's loudness input: the training level minus the player's, within
+    /// ±[`MAX_LEVEL_OFFSET_DB`]; 0 without a reference.
+    pub fn offset_db(&self) -> f32 {
+        self.reference_db.map_or(0.0, |r| {
+            (r - self.estimate_db).clamp(-MAX_LEVEL_OFFSET_DB, MAX_LEVEL_OFFSET_DB)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +214,54 @@ mod tests {
         assert!((x[0] - 69.0 / 127.0).abs() < 1e-6 && (x[1] - 0.5).abs() < 1e-6);
         let (_, f0) = n.push(&frame(100.0, 0.2, 10.0));
         assert_eq!(f0, 440.0);
+    }
+
+    #[test]
+    fn mean_level_counts_voiced_frames_above_the_floor() {
+        let frames = [(0.9, -20.0), (0.9, -30.0), (0.2, -5.0), (0.9, -70.0)];
+        assert_eq!(mean_level_db(frames), Some(-25.0));
+        assert_eq!(mean_level_db([(0.1, -20.0)]), None);
+    }
+
+    #[test]
+    fn auto_level_learns_a_quiet_players_level_and_keeps_their_dynamics() {
+        let mut matcher = LevelMatcher::new(Some(-30.0));
+        assert_eq!(matcher.offset_db(), 0.0, "nothing heard yet: no change");
+        // One second of a player 12 dB below the training level, swelling ±3 dB.
+        for i in 0..250 {
+            let swell = 3.0 * (i as f32 / 40.0).sin();
+            matcher.observe(0.9, -42.0 + swell);
+        }
+        let after_1s = matcher.offset_db();
+        assert!((after_1s - 12.0).abs() < 1.5, "{after_1s}");
+        // A minute later one loud note barely moves it: the offset is the long-term level.
+        for _ in 0..15_000 {
+            matcher.observe(0.9, -42.0);
+        }
+        let settled = matcher.offset_db();
+        assert!((settled - 12.0).abs() < 0.01, "{settled}");
+        for _ in 0..25 {
+            matcher.observe(0.9, -20.0);
+        }
+        assert!((matcher.offset_db() - settled).abs() < 0.5);
+        // Silence, breath and unvoiced frames are not the player's level.
+        let before = matcher.offset_db();
+        for _ in 0..1000 {
+            matcher.observe(0.9, -75.0);
+            matcher.observe(0.1, -30.0);
+        }
+        assert_eq!(matcher.offset_db(), before);
+        // Clamped to the Input Gain's range; nothing to match without a reference.
+        let mut whisper = LevelMatcher::new(Some(-20.0));
+        for _ in 0..5000 {
+            whisper.observe(0.9, -59.0);
+        }
+        assert_eq!(whisper.offset_db(), MAX_LEVEL_OFFSET_DB);
+        let mut old_model = LevelMatcher::new(None);
+        old_model.observe(0.9, -50.0);
+        assert!(!old_model.is_available());
+        assert_eq!(old_model.offset_db(), 0.0);
+        matcher.reset();
+        assert_eq!(matcher.offset_db(), 0.0);
     }
 }

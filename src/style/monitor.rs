@@ -26,6 +26,8 @@ pub struct StyleMonitor {
     open: AtomicBool,
     input_peak: AtomicF32,
     output_peak: AtomicF32,
+    /// dB Auto Level adds to what the model hears, latest frame.
+    level_offset_db: AtomicF32,
     /// Frames written so far; frame `i` is in `trail[i % TRAIL_FRAMES]`.
     written: AtomicU64,
     /// `f0_hz` bits (0 = unvoiced) in the high half, `loudness_db` bits in the low half, so a
@@ -39,6 +41,7 @@ impl Default for StyleMonitor {
             open: AtomicBool::new(false),
             input_peak: AtomicF32::new(0.0),
             output_peak: AtomicF32::new(0.0),
+            level_offset_db: AtomicF32::new(0.0),
             written: AtomicU64::new(0),
             trail: (0..TRAIL_FRAMES).map(|_| AtomicU64::new(0)).collect(),
         }
@@ -84,6 +87,18 @@ impl StyleMonitor {
         let index = self.written.load(Ordering::Relaxed);
         self.trail[(index % TRAIL_FRAMES as u64) as usize].store(packed, Ordering::Relaxed);
         self.written.store(index + 1, Ordering::Release);
+    }
+
+    /// Worker: the dB Auto Level adds now (only while an editor is open).
+    pub fn record_level_offset(&self, offset_db: f32) {
+        if self.is_open() {
+            self.level_offset_db.store(offset_db, Ordering::Relaxed);
+        }
+    }
+
+    /// Editor: the dB Auto Level added at the latest frame.
+    pub fn level_offset_db(&self) -> f32 {
+        self.level_offset_db.load(Ordering::Relaxed)
     }
 
     /// Editor: the last `count` frames (at most [`TRAIL_FRAMES`]), oldest first, into `out`.

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! input gain ─► pitch tracker ─┐ (frames aligned to the same centre)
-//!            └► loudness meter ┴► FeatureNormalizer ─► pitch shift ─► model A (and B)
+//!            └► loudness meter ┴► Auto Level ─► FeatureNormalizer ─► pitch shift ─► model A (and B)
 //!   ─► morph A↔B ─► balance, brightness, gate ─► VoiceFrame
 //! ```
 //! The analysis is the trainer's (`super::features`), run hop by hop. Each tracker reports its
@@ -26,7 +26,8 @@ use crate::dsp::synth::FrameControls;
 use super::controls::{SettingsSmoother, SharedStyleSettings, StyleSettings};
 use super::decoder::{DecoderState, ModelCalls, StyleDecoder, VoiceModels};
 use super::features::{
-    timbre_analysis_config, FeatureNormalizer, FRAME_RATE_HZ, HOP_SIZE, SAMPLE_RATE_HZ,
+    timbre_analysis_config, FeatureNormalizer, LevelMatcher, FRAME_RATE_HZ, HOP_SIZE,
+    SAMPLE_RATE_HZ,
 };
 use super::monitor::HeardFrame;
 use super::render::HostRenderer;
@@ -44,6 +45,10 @@ pub const GATE_OFF_DB: f32 = -100.0;
 const GATE_HOLD_FRAMES: u32 = 5;
 /// How fast the gate opens and closes per frame (≈ 8 ms time constant).
 const GATE_COEFFICIENT: f32 = 0.4;
+
+/// How far Auto Level's offset glides towards its target per frame (≈ 20 ms, like the other
+/// settings), so switching it on or off mid-note does not jump the model's loudness.
+const LEVEL_OFFSET_GLIDE: f32 = 0.2;
 
 /// Frames quieter than this (input loudness, dB) do not steer the follower.
 const FOLLOW_FLOOR_DB: f32 = -60.0;
@@ -244,6 +249,10 @@ pub struct TimbreVoice {
     analyzer: Analyzer,
     analysis: AnalysisConfig,
     normalizer: FeatureNormalizer,
+    /// Auto Level, towards style A's training level.
+    level: LevelMatcher,
+    /// The dB Auto Level adds now (glides to the matcher's offset, or to 0 when off).
+    level_offset_db: f32,
     models: VoiceModels,
     settings: Arc<SharedStyleSettings>,
     smoother: SettingsSmoother,
@@ -277,6 +286,8 @@ impl TimbreVoice {
             analyzer,
             analysis,
             normalizer: FeatureNormalizer::new(models.a.feature_config().clone()),
+            level: LevelMatcher::new(models.a.feature_config().loudness_reference_db),
+            level_offset_db: 0.0,
             decoder: StyleDecoder::new(
                 &models,
                 status.clone(),
@@ -333,6 +344,8 @@ impl TimbreVoice {
     pub fn reset(&mut self) {
         self.analyzer.reset();
         self.normalizer.reset();
+        self.level.reset();
+        self.level_offset_db = 0.0;
         self.state.reset();
         self.smoother.reset();
         self.gate_gain = 0.0;
@@ -358,12 +371,25 @@ impl TimbreVoice {
         let held_f0_hz = self.normalizer.hold(&frame);
         // Below 24 kHz: a shifted f0 must stay renderable at any host rate.
         self.f0_hz = (held_f0_hz * settings.pitch_ratio()).clamp(20.0, 20_000.0);
-        // What the model hears: the shifted pitch, the level after the input gain.
+        // The player's level is the input's own, so the Input Gain stays a trim on top.
+        self.level
+            .observe(frame.voicing, frame.loudness_db - settings.input_gain_db);
+        let target_db = if settings.auto_level {
+            self.level.offset_db()
+        } else {
+            0.0
+        };
+        self.level_offset_db += LEVEL_OFFSET_GLIDE * (target_db - self.level_offset_db);
+        let model_loudness_db = frame.loudness_db + self.level_offset_db;
+        // What the model hears: the shifted pitch, the level after input gain and Auto Level.
         self.status.monitor.record_frame(HeardFrame {
             f0_hz: (frame.voicing >= 0.5).then_some(self.f0_hz),
-            loudness_db: frame.loudness_db,
+            loudness_db: model_loudness_db,
         });
-        let features = self.normalizer.normalize(self.f0_hz, frame.loudness_db);
+        self.status
+            .monitor
+            .record_level_offset(self.level_offset_db);
+        let features = self.normalizer.normalize(self.f0_hz, model_loudness_db);
         let gate = self.gate(&frame, &settings);
 
         // When style A fails its controls are silent: the synth fades out under the dry
@@ -377,7 +403,10 @@ impl TimbreVoice {
         );
         let dry = calls == ModelCalls::StyleAFailed;
         let controls = self.decoder.controls();
-        controls.shape(&settings, gate);
+        // The model played louder or softer by Auto Level; its output comes back by as much,
+        // so the follower (which corrects at most 12 dB) still meets the input's own level.
+        let level_gain = 10f32.powf(-self.level_offset_db / 20.0);
+        controls.shape(&settings, gate * level_gain);
         Some(VoiceFrame {
             controls: controls.frame(self.f0_hz),
             steering_db,

@@ -612,14 +612,24 @@ fn eval_args(model: Model, data: &Path, base: &Path) -> Vec<Vec<OsString>> {
             .iter()
             .flat_map(|rate| {
                 let timbre = data.join("timbre");
-                [
-                    vec![
+                let paired = |extra: &[&str]| -> Vec<OsString> {
+                    let mut args: Vec<OsString> = vec![
                         "eval".into(),
                         with_suffix(base, ".json").into(),
                         timbre.join("pairs").join(model.pairs()).into(),
                         "--rate".into(),
                         (*rate).into(),
-                    ],
+                    ];
+                    args.extend(extra.iter().map(OsString::from));
+                    args
+                };
+                [
+                    paired(&[]),
+                    // Does the transfer depend on how loud the player records? With Auto Level
+                    // (the default) and, for comparison, without.
+                    paired(&["--input-db", "-42"]),
+                    paired(&["--input-db", "-24"]),
+                    paired(&["--input-db", "-42", "--no-auto-level"]),
                     // The model played as Continuo Voice on the held-out melodies.
                     vec![
                         "eval-voice".into(),

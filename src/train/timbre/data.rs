@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::dsp::analysis::analyze;
 use crate::dsp::resample::StreamingResampler;
 use crate::model::FeatureConfig;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 use super::{timbre_analysis_config, FeatureNormalizer, FRAME_RATE_HZ, SAMPLE_RATE_HZ};
 
@@ -33,6 +33,94 @@ pub struct Clip {
     pub voiced: Vec<bool>,
     /// Loudness per frame, dB.
     pub loudness_db: Vec<f32>,
+}
+
+/// The mean level of the voiced frames of `clips` (`crate::style::features::mean_level_db`):
+/// a model's `loudness_reference_db`.
+pub fn training_level_db(clips: &[&Clip]) -> Option<f32> {
+    crate::style::features::mean_level_db(clips.iter().flat_map(|clip| {
+        clip.voiced
+            .iter()
+            .zip(&clip.loudness_db)
+            .map(|(&voiced, &loudness)| (if voiced { 1.0 } else { 0.0 }, loudness))
+    }))
+}
+
+/// Measures the training level of the timbre model `manifest_path` on its data folder
+/// `data_dir` (the files its manifest lists as held out are left out, as in training) and
+/// writes it into the manifest as `features.loudness_reference_db`, keeping everything else
+/// as written (a v1 manifest stays v1). For models trained before the trainer recorded it.
+/// Returns the level and the number of files measured.
+///
+/// # Errors
+/// The manifest cannot be read, parsed or written, is not a timbre manifest, or no file of
+/// `data_dir` is usable.
+pub fn write_reference_level(manifest_path: &Path, data_dir: &Path) -> Result<(f32, usize)> {
+    let text = std::fs::read_to_string(manifest_path)
+        .with_context(|| format!("cannot read {}", manifest_path.display()))?;
+    let manifest = crate::model::Manifest::from_json_str(&text, manifest_path)?;
+    let features = manifest
+        .features
+        .with_context(|| format!("{}: not a timbre manifest", manifest_path.display()))?;
+    let heldout: Vec<String> = manifest
+        .training
+        .as_ref()
+        .and_then(|t| t.get("heldout_names"))
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let loaded = load_folder(data_dir, &features, SAMPLE_RATE_HZ, |_| {})?;
+    let train: Vec<&Clip> = loaded
+        .clips
+        .iter()
+        .filter(|clip| !heldout.contains(&clip.name))
+        .collect();
+    let level = training_level_db(&train).with_context(|| {
+        format!(
+            "{}: no voiced frame above {} dB in the training files",
+            data_dir.display(),
+            crate::style::features::LEVEL_FLOOR_DB
+        )
+    })?;
+    let text = with_reference_level(&text, level).with_context(|| {
+        format!(
+            "{}: no `\"features\": {{ … }}` block as the trainer writes it",
+            manifest_path.display()
+        )
+    })?;
+    // Written only if it still loads and says what was measured.
+    let written = crate::model::Manifest::from_json_str(&text, manifest_path)?;
+    ensure!(
+        written.features.and_then(|f| f.loudness_reference_db) == Some(level),
+        "{}: the level did not land in `features`",
+        manifest_path.display()
+    );
+    std::fs::write(manifest_path, text)
+        .with_context(|| format!("cannot write {}", manifest_path.display()))?;
+    Ok((level, train.len()))
+}
+
+/// `manifest_text` (pretty JSON as the trainer writes it) with `loudness_reference_db` set in
+/// its `features` block: the rest of the file stays byte for byte (key order, a v1 contract).
+fn with_reference_level(manifest_text: &str, level: f32) -> Option<String> {
+    const KEY: &str = "\"loudness_reference_db\"";
+    let open = manifest_text.find("\n  \"features\": {")?;
+    let close = open + manifest_text[open..].find("\n  }")?;
+    let block = &manifest_text[open..close];
+    let line = format!("{KEY}: {}", serde_json::to_string(&level).ok()?);
+    let block = match block.find(KEY) {
+        Some(at) => {
+            let end = block[at..]
+                .find(['\n', ','])
+                .map_or(block.len(), |e| at + e);
+            format!("{}{line}{}", &block[..at], &block[end..])
+        }
+        None => format!("{block},\n    {line}"),
+    };
+    Some(format!(
+        "{}{block}{}",
+        &manifest_text[..open],
+        &manifest_text[close..]
+    ))
 }
 
 impl Clip {
@@ -339,6 +427,23 @@ pub fn sample_windows(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reference_level_goes_into_the_features_block_and_nothing_else_moves() {
+        let text = "{\n  \"contract_version\": 1,\n  \"features\": {\n    \"f0_min_hz\": 100.0,\n    \"loudness_max_db\": 0.0\n  },\n  \"synth\": {\n    \"harmonics\": 32\n  }\n}\n";
+        let once = with_reference_level(text, -31.5).unwrap();
+        assert_eq!(
+            once,
+            text.replace(
+                "\"loudness_max_db\": 0.0\n",
+                "\"loudness_max_db\": 0.0,\n    \"loudness_reference_db\": -31.5\n"
+            )
+        );
+        // Measured again: replaced, not added twice.
+        let twice = with_reference_level(&once, -29.25).unwrap();
+        assert_eq!(twice, once.replace("-31.5", "-29.25"));
+        assert!(with_reference_level("{\"features\": {}}", -30.0).is_none());
+    }
 
     #[test]
     fn split_is_deterministic_and_non_empty() {

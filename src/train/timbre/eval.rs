@@ -39,6 +39,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::data::{analyse_clip, read_mono, wav_files, Clip};
+use super::voice_eval::gated_rms_db;
 use super::{timbre_analysis_config, SAMPLE_RATE_HZ};
 
 /// The non-neural baseline: an instrument's average harmonic distribution and a loudness →
@@ -172,6 +173,29 @@ pub struct PairResult {
     pub loudness_l1_voiced_db: f32,
 }
 
+/// How [`eval_timbre`] plays the sources to the plugin's processor.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TimbreEvalOptions {
+    /// Host rate the pairs are read and restyled at, Hz.
+    pub rate: u32,
+    /// Each source is played at this gated RMS level (dBFS) instead of its own, and the output
+    /// scaled back before it is compared: does the transfer depend on how loud the player
+    /// records? `None`: as rendered.
+    pub input_db: Option<f32>,
+    /// Style's Auto Level (the plugin's default: on).
+    pub auto_level: bool,
+}
+
+impl Default for TimbreEvalOptions {
+    fn default() -> Self {
+        Self {
+            rate: 48_000,
+            input_db: None,
+            auto_level: true,
+        }
+    }
+}
+
 /// Result of [`eval_timbre`].
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
@@ -181,6 +205,10 @@ pub struct EvalReport {
     pub paired_dir: PathBuf,
     /// Host rate the pairs were read and restyled at, Hz.
     pub rate: u32,
+    /// The source level and Auto Level setting (see [`TimbreEvalOptions`]).
+    pub input_db: Option<f32>,
+    /// Whether Auto Level was on.
+    pub auto_level: bool,
     /// Backend that ran the model.
     pub backend: String,
     /// One row per pair.
@@ -269,8 +297,17 @@ impl EvalReport {
     /// The report as Markdown (appended to `<model>.report.md` by the CLI).
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
+        let level = match self.input_db {
+            Some(db) => format!(", sources played at {db} dBFS"),
+            None => String::new(),
+        };
+        let auto_level = if self.auto_level {
+            ""
+        } else {
+            ", Auto Level off"
+        };
         s.push_str(&format!(
-            "## Paired evaluation at {} Hz: `{}` ({} pairs, {:.1} min, backend {})\n\n",
+            "## Paired evaluation at {} Hz{level}{auto_level}: `{}` ({} pairs, {:.1} min, backend {})\n\n",
             self.rate,
             self.paired_dir.display(),
             self.pairs.len(),
@@ -319,14 +356,19 @@ impl fmt::Display for EvalReport {
 }
 
 /// The plugin's processor for `model` as the evaluation runs it: mono, at `rate` Hz, quality
-/// mode, gate off, every other setting at its default.
+/// mode, gate off, Auto Level as given, every other setting at its default.
 ///
 /// # Errors
 /// The voice or the processor cannot be built for the model at this rate.
-pub fn evaluation_processor(model: TimbreModel, rate: u32) -> Result<StyleProcessor> {
+pub fn evaluation_processor(
+    model: TimbreModel,
+    rate: u32,
+    auto_level: bool,
+) -> Result<StyleProcessor> {
     let settings = Arc::new(SharedStyleSettings::default());
     settings.store(&StyleSettings {
         gate_db: GATE_OFF_DB,
+        auto_level,
         ..StyleSettings::default()
     });
     let voice = TimbreVoice::new(
@@ -375,12 +417,17 @@ fn advance_one_frame(mut audio: Vec<f32>, rate: u32, len: usize) -> Vec<f32> {
 ///
 /// # Errors
 /// The manifest does not load, is not a timbre model, or no pair is usable.
-pub fn eval_timbre(model_manifest: &Path, paired_dir: &Path, rate: u32) -> Result<EvalReport> {
+pub fn eval_timbre(
+    model_manifest: &Path,
+    paired_dir: &Path,
+    options: &TimbreEvalOptions,
+) -> Result<EvalReport> {
+    let rate = options.rate;
     let loaded = load_model(model_manifest, ModelKind::Timbre, BackendChoice::Auto)
         .with_context(|| format!("cannot load {}", model_manifest.display()))?;
     let manifest = loaded.manifest.clone();
     let backend = loaded.backend.to_string();
-    let mut processor = evaluation_processor(TimbreModel::new(loaded)?, rate)?;
+    let mut processor = evaluation_processor(TimbreModel::new(loaded)?, rate, options.auto_level)?;
     let features = manifest
         .features
         .clone()
@@ -396,6 +443,8 @@ pub fn eval_timbre(model_manifest: &Path, paired_dir: &Path, rate: u32) -> Resul
         model: model_manifest.to_path_buf(),
         paired_dir: paired_dir.to_path_buf(),
         rate,
+        input_db: options.input_db,
+        auto_level: options.auto_level,
         backend,
         pairs: Vec::new(),
         skipped: Vec::new(),
@@ -413,7 +462,14 @@ pub fn eval_timbre(model_manifest: &Path, paired_dir: &Path, rate: u32) -> Resul
             }
             let source = read_mono(&source_path, rate)?;
             let target = read_mono(&target_path, rate)?;
-            let clip = analyse_clip(&name, source, rate, &features)?;
+            // The player's level; what is compared is scaled back to the source's own.
+            let gain = options
+                .input_db
+                .map_or(1.0, |db| 10f32.powf((db - gated_rms_db(&source)) / 20.0));
+            let scaled_back =
+                |x: Vec<f32>| -> Vec<f32> { x.into_iter().map(|v| v / gain).collect() };
+            let played: Vec<f32> = source.iter().map(|&x| x * gain).collect();
+            let clip = analyse_clip(&name, played, rate, &features)?;
             let output = transfer(&mut processor, &clip.audio);
             let additive = match &profile {
                 Some(p) => Some(advance_one_frame(
@@ -443,9 +499,10 @@ pub fn eval_timbre(model_manifest: &Path, paired_dir: &Path, rate: u32) -> Resul
             Ok(PairResult {
                 name: name.clone(),
                 seconds: clip.audio.len() as f32 / rate as f32,
-                msd_model: multiscale_spectral_distance(&target, &output),
-                msd_source: multiscale_spectral_distance(&target, &clip.audio),
-                msd_additive: additive.map(|a| multiscale_spectral_distance(&target, &a)),
+                msd_model: multiscale_spectral_distance(&target, &scaled_back(output)),
+                msd_source: multiscale_spectral_distance(&target, &source),
+                msd_additive: additive
+                    .map(|a| multiscale_spectral_distance(&target, &scaled_back(a))),
                 rpa: raw_pitch_accuracy(&clip.raw_f0_hz, &clip.voiced, &out_f0),
                 loudness_l1_db: loudness_l1_db(&src_l, &out_l),
                 loudness_l1_voiced_db: loudness_l1_db(&src_lv, &out_lv),

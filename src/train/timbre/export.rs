@@ -21,8 +21,8 @@ use crate::dsp::synth::{NoiseBandSpacing, SynthConfig};
 use crate::model::manifest::sha256_bytes;
 use crate::model::onnx_writer::{GraphBuilder, GruWeights};
 use crate::model::{
-    load_model, BackendChoice, Dim, Dtype, Manifest, ModelKind, SynthSpec, TensorSpec, TensorView,
-    CONTRACT_VERSION,
+    load_model, BackendChoice, Dim, Dtype, FeatureConfig, Manifest, ModelKind, SynthSpec,
+    TensorSpec, TensorView, CONTRACT_VERSION,
 };
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
@@ -186,14 +186,17 @@ pub fn build_graph(model: &TimbreModel, name: &str, swap_gates: bool) -> GraphBu
     g
 }
 
-/// Writes `<out>.onnx` and `<out>.json` for `model` and returns the manifest path.
+/// Writes `<out>.onnx` and `<out>.json` for `model` (trained on `features`) and returns the
+/// manifest path.
 ///
 /// # Errors
 /// I/O errors naming the file.
+#[allow(clippy::too_many_arguments)]
 pub fn write_model(
     model: &TimbreModel,
     out: &Path,
     name: &str,
+    features: &FeatureConfig,
     synth: &SynthConfig,
     training: serde_json::Value,
     metrics: BTreeMap<String, f64>,
@@ -220,7 +223,7 @@ pub fn write_model(
         sample_rate: Some(SAMPLE_RATE_HZ),
         hop_size: Some(HOP_SIZE as u32),
         frame_rate_hz: Some(FRAME_RATE_HZ),
-        features: Some(timbre_feature_config()),
+        features: Some(features.clone()),
         vocabulary: None,
         synth: Some(SynthSpec {
             harmonics: n as u32,
@@ -391,6 +394,7 @@ pub fn negative_control(model: &TimbreModel, scratch_dir: &Path, seed: u64) -> R
         model,
         &out,
         "swapped-gates",
+        &timbre_feature_config(),
         &SynthConfig::new(SAMPLE_RATE_HZ as f32, HOP_SIZE, 1, 0),
         serde_json::json!({"negative_control": true}),
         BTreeMap::new(),

@@ -38,5 +38,5 @@ pub mod training;
 pub mod voice_eval;
 
 pub use crate::style::features::*;
-pub use eval::{eval_timbre, EvalReport};
+pub use eval::{eval_timbre, EvalReport, TimbreEvalOptions};
 pub use training::{train_timbre, TimbreTrainArgs, TimbreTrainOutcome, TimbreTrainingConfig};

@@ -17,6 +17,7 @@ use std::sync::Once;
 use std::time::Instant;
 
 use crate::dsp::synth::{NoiseBandSpacing, SynthConfig};
+use crate::model::FeatureConfig;
 use anyhow::{bail, ensure, Context, Result};
 use burn::config::Config;
 use burn::grad_clipping::GradientClippingConfig;
@@ -27,8 +28,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::data::{
-    load_folder, sample_windows, split_by_file, timbre_rng, Clip, SkippedFile, SplitMix,
-    WindowBatch,
+    load_folder, sample_windows, split_by_file, timbre_rng, training_level_db, Clip, SkippedFile,
+    SplitMix, WindowBatch,
 };
 use super::eval::HarmonicProfile;
 use super::export::{negative_control, to_vec, verify, write_model, Verification};
@@ -503,6 +504,11 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         "config": serde_json::from_str::<serde_json::Value>(&config.to_string()).unwrap_or_default(),
         "baseline_harmonic_profile": profile,
     });
+    // What Style's Auto Level brings a player's level to.
+    let trained_features = FeatureConfig {
+        loudness_reference_db: training_level_db(&train),
+        ..features
+    };
     let mut metrics = BTreeMap::new();
     metrics.insert("train_loss".to_owned(), f64::from(final_train_loss));
     if let Some(v) = final_valid_loss {
@@ -512,6 +518,7 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         &model.valid(),
         &args.out,
         &name,
+        &trained_features,
         &config.synth_config(),
         training.clone(),
         metrics.clone(),
@@ -540,6 +547,7 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         &model.valid(),
         &args.out,
         &name,
+        &trained_features,
         &config.synth_config(),
         training,
         metrics,

@@ -308,8 +308,9 @@ fn midi_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// RMS level (dB) over the blocks within [`GATE_RANGE_DB`] of the loudest.
-fn gated_rms_db(x: &[f32]) -> f32 {
+/// RMS level (dB) over the blocks within [`GATE_RANGE_DB`] of the loudest: how
+/// `render_pairs.py` measures the level it normalises every render to.
+pub(crate) fn gated_rms_db(x: &[f32]) -> f32 {
     let powers: Vec<f32> = x
         .chunks(GATE_BLOCK)
         .map(|b| b.iter().map(|v| v * v).sum::<f32>() / b.len() as f32)
