@@ -174,7 +174,7 @@ pub struct PairResult {
 }
 
 /// How [`eval_timbre`] plays the sources to the plugin's processor.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy)]
 pub struct TimbreEvalOptions {
     /// Host rate the pairs are read and restyled at, Hz.
     pub rate: u32,
@@ -184,16 +184,6 @@ pub struct TimbreEvalOptions {
     pub input_db: Option<f32>,
     /// Style's Auto Level (the plugin's default: on).
     pub auto_level: bool,
-}
-
-impl Default for TimbreEvalOptions {
-    fn default() -> Self {
-        Self {
-            rate: 48_000,
-            input_db: None,
-            auto_level: true,
-        }
-    }
 }
 
 /// Result of [`eval_timbre`].
