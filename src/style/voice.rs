@@ -26,8 +26,8 @@ use crate::dsp::synth::FrameControls;
 use super::controls::{SettingsSmoother, SharedStyleSettings, StyleSettings};
 use super::decoder::{DecoderState, ModelCalls, StyleDecoder, VoiceModels};
 use super::features::{
-    timbre_analysis_config, FeatureNormalizer, LevelMatcher, FRAME_RATE_HZ, HOP_SIZE,
-    SAMPLE_RATE_HZ,
+    counts_for_level, timbre_analysis_config, FeatureNormalizer, LevelMatcher, FRAME_RATE_HZ,
+    HOP_SIZE, SAMPLE_RATE_HZ,
 };
 use super::monitor::HeardFrame;
 use super::render::HostRenderer;
@@ -49,9 +49,6 @@ const GATE_COEFFICIENT: f32 = 0.4;
 /// How far Auto Level's offset glides towards its target per frame (≈ 20 ms, like the other
 /// settings), so switching it on or off mid-note does not jump the model's loudness.
 const LEVEL_OFFSET_GLIDE: f32 = 0.2;
-
-/// Frames quieter than this (input loudness, dB) do not steer the follower.
-const FOLLOW_FLOOR_DB: f32 = -60.0;
 
 /// Analysis look-ahead versus fidelity to the training features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -366,8 +363,9 @@ impl TimbreVoice {
             *s = x * gain;
         }
         let frame = self.analyzer.process_hop(&self.scaled)?;
-        let steering_db = (frame.voicing >= 0.5 && frame.loudness_db >= FOLLOW_FLOOR_DB)
-            .then_some(frame.loudness_db);
+        // Unvoiced or quiet frames (what Auto Level ignores too) do not steer the follower.
+        let steering_db =
+            counts_for_level(frame.voicing, frame.loudness_db).then_some(frame.loudness_db);
         let held_f0_hz = self.normalizer.hold(&frame);
         // Below 24 kHz: a shifted f0 must stay renderable at any host rate.
         self.f0_hz = (held_f0_hz * settings.pitch_ratio()).clamp(20.0, 20_000.0);
