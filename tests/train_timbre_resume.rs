@@ -1,8 +1,10 @@
 #![cfg(feature = "train")]
-//! A run stopped and resumed from its checkpoint repeats the uninterrupted run exactly.
+//! A run stopped and resumed from its checkpoint repeats the uninterrupted run exactly, under
+//! the continuation trainer's rules (`continuo::train::run`).
 
 mod timbre_support;
 
+use continuo::train::run::checkpoint_exists;
 use continuo::train::timbre::export::gru_weights;
 use continuo::train::timbre::{train_timbre, TimbreTrainArgs};
 
@@ -10,26 +12,28 @@ use continuo::train::timbre::{train_timbre, TimbreTrainArgs};
 fn resume_reproduces_the_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     timbre_support::tone_folder(&dir.path().join("data"), 2);
-    let args = |out: &str, resume: bool, stop_after: Option<usize>| TimbreTrainArgs {
-        data_dir: dir.path().join("data"),
-        out: dir.path().join(out),
-        config: timbre_support::tiny_config(6),
+    let args = |out: &str, resume: bool, stop_at_step: Option<usize>| TimbreTrainArgs {
         resume,
-        progress: false,
-        stop_after,
+        stop_at_step,
         skip_export: true,
+        ..TimbreTrainArgs::new(
+            dir.path().join("data"),
+            dir.path().join(out),
+            timbre_support::tiny_config(6),
+        )
     };
     let straight = train_timbre(&args("straight", false, None)).unwrap();
     let first = train_timbre(&args("split", false, Some(3))).unwrap();
     assert_eq!(first.state.step, 3);
-    // The continuation trainer's folder name: one convention for both trainers.
-    assert!(dir.path().join("split.ckpt/state.json").is_file());
+    assert!(first.interrupted, "a stop is reported as one");
+    assert!(checkpoint_exists(&dir.path().join("split.ckpt")));
     let resumed = train_timbre(&args("split", true, None)).unwrap();
     assert_eq!(resumed.state.step, 6);
-    assert_eq!(straight.state.train_loss, resumed.state.train_loss);
+    assert!(!resumed.interrupted);
+    assert_eq!(straight.state.history, resumed.state.history);
     let w = |o: &continuo::train::timbre::TimbreTrainOutcome| gru_weights(&o.model, false).r;
     assert_eq!(w(&straight), w(&resumed));
-    // As the continuation trainer: --resume without a checkpoint starts from step 0.
+    // --resume without a checkpoint starts from step 0.
     let fresh = train_timbre(&args("fresh", true, Some(2))).unwrap();
     assert_eq!(fresh.state.step, 2);
 }

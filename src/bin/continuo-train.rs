@@ -6,8 +6,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use continuo::midi::tokenizer::vocab_size;
@@ -457,19 +455,7 @@ fn continuation(args: ContinuationArgs) -> anyhow::Result<ExitCode> {
     config.checkpoint_every = args.checkpoint_every;
     config.eval_every = args.eval_every;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                eprintln!("\ninterrupted again: exiting without a checkpoint");
-                std::process::exit(130);
-            }
-            eprintln!(
-                "\ninterrupt: saving a checkpoint after this step (Ctrl-C again to quit now)"
-            );
-        })?;
-    }
+    let stop = continuo::train::run::stop_on_ctrl_c()?;
     let job = ContinuationJob {
         data_dir: args.dir,
         out: args.out,
@@ -590,22 +576,29 @@ fn timbre(args: TimbreArgs) -> anyhow::Result<ExitCode> {
         .with_batch_size(args.batch_size)
         .with_seed(args.seed)
         .with_max_minutes(args.max_minutes);
+    let out = args.out.clone();
     let outcome = train_timbre(&TimbreTrainArgs {
-        data_dir: args.dir,
-        out: args.out,
-        config,
         resume: args.resume,
         progress: true,
-        stop_after: None,
-        skip_export: false,
+        stop: continuo::train::run::stop_on_ctrl_c()?,
+        ..TimbreTrainArgs::new(args.dir, args.out, config)
     })?;
+    if outcome.interrupted {
+        eprintln!(
+            "stopped at step {}; checkpoint saved in {}. Continue with the same command and \
+             --resume.",
+            outcome.state.step,
+            continuo::train::run::checkpoint_dir(&out).display()
+        );
+        return Ok(ExitCode::from(130));
+    }
     for skipped in &outcome.skipped {
         println!("skipped {}: {}", skipped.path.display(), skipped.reason);
     }
     println!(
         "{} steps in {:.1} min; final training loss {:.4}{}",
         outcome.state.step,
-        outcome.state.train_seconds / 60.0,
+        outcome.state.elapsed_secs / 60.0,
         outcome.final_train_loss,
         if outcome.time_limited {
             " (time budget reached)"

@@ -16,10 +16,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::data::{load_corpus, Corpus, CorpusOptions, Split};
 use super::eval::{baselines, evaluate_session, HeldOut};
 use super::export::{export_verified, session_for_bytes, step_specs, Verification};
-use super::report::{plot_loss, write_report, ReportInputs};
-use super::training::{
-    checkpoint_exists, load_checkpoint_config, train, RunOptions, TrainOutcome, TrainingConfig,
-};
+use super::plot::plot_loss;
+use super::report::{write_report, ReportInputs};
+use super::run::{checkpoint_dir, RunOptions};
+use super::training::{train, TrainOutcome, TrainingConfig};
 
 /// Files written for model `models/NAME`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +53,7 @@ impl ModelFiles {
             manifest: with(".json"),
             report: with(".report.md"),
             plot: with(".loss.png"),
-            checkpoint: with(".ckpt"),
+            checkpoint: checkpoint_dir(&stem),
         }
     }
 
@@ -185,25 +185,14 @@ pub fn run_continuation(job: &ContinuationJob) -> Result<ContinuationResult> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    let mut config = job.config.clone();
-    if job.resume && checkpoint_exists(&files.checkpoint) {
-        config = load_checkpoint_config(&files.checkpoint)?;
-        say(
-            job.progress,
-            format!(
-                "resuming from {} (its saved config is used)",
-                files.checkpoint.display()
-            ),
-        );
-    } else if job.resume {
-        say(
-            job.progress,
-            format!(
-                "no checkpoint in {}; starting from scratch",
-                files.checkpoint.display()
-            ),
-        );
-    }
+    let run = RunOptions {
+        checkpoint_dir: files.checkpoint.clone(),
+        resume: job.resume,
+        stop: job.stop.clone(),
+        progress: job.progress,
+        stop_at_step: job.stop_at_step,
+    };
+    let config = run.config(&job.config)?;
     let corpus = load_corpus_verbose(&job.data_dir, &config.corpus_options(), job.progress)?;
     let train_files = corpus.split(Split::Train).count();
     let valid_files = corpus.split(Split::Valid).count();
@@ -239,13 +228,6 @@ pub fn run_continuation(job: &ContinuationJob) -> Result<ContinuationResult> {
         ),
     );
 
-    let run = RunOptions {
-        checkpoint_dir: files.checkpoint.clone(),
-        resume: job.resume,
-        stop: job.stop.clone(),
-        progress: job.progress,
-        stop_at_step: job.stop_at_step,
-    };
     let outcome = train(&config, &corpus, &run)?;
     let mut result = ContinuationResult {
         files: files.clone(),
@@ -401,7 +383,7 @@ pub fn run_continuation(job: &ContinuationJob) -> Result<ContinuationResult> {
     let axes = plot_loss(
         &files.plot,
         &outcome.state.history,
-        held_out.four_gram.nats_per_token(),
+        Some(held_out.four_gram.nats_per_token()),
     )?;
     let skipped: Vec<(String, String)> = corpus
         .skipped

@@ -1,95 +1,16 @@
-//! The training report: `NAME.report.md` (metrics, baselines, data, recipe, verification) and
-//! `NAME.loss.png` (loss curve).
-//!
-//! The PNG is drawn with plotters' bitmap backend only and contains **no text**, so it needs no
-//! system fonts (plotters' text rendering would pull in fontconfig); the report's Markdown
-//! gives the axes, ranges and colours instead.
+//! The continuation model's training report: `NAME.report.md` (metrics, baselines, data,
+//! recipe, verification), with the loss curve drawn by [`super::plot`].
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use plotters::prelude::*;
 
 use super::eval::{HeldOut, QUALITY_BAR};
 use super::export::Verification;
 use super::model::Architecture;
-use super::training::LossPoint;
-
-/// Plot size in pixels.
-const SIZE: (u32, u32) = (900, 500);
-
-/// What the loss plot shows, for the report's caption.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PlotAxes {
-    /// Last step on the x axis (the x axis starts at 0).
-    pub max_step: usize,
-    /// y axis range, nats/token.
-    pub y_range: (f64, f64),
-}
-
-/// Draws the loss curve: training loss (blue), held-out loss (red dots and line), 4-gram
-/// held-out cross-entropy (green horizontal line), light grey grid lines every tenth of each
-/// axis.
-///
-/// # Errors
-/// If the PNG cannot be written.
-pub fn plot_loss(path: &Path, history: &[LossPoint], four_gram_nats: f64) -> Result<PlotAxes> {
-    let max_step = history.last().map(|p| p.step).unwrap_or(1).max(1);
-    let values = history
-        .iter()
-        .flat_map(|p| std::iter::once(p.train).chain(p.valid))
-        .chain(std::iter::once(four_gram_nats))
-        .filter(|v| v.is_finite());
-    let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    let (low, high) = if low.is_finite() && high > low {
-        let pad = 0.05 * (high - low);
-        ((low - pad).max(0.0), high + pad)
-    } else {
-        (0.0, 1.0)
-    };
-    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
-        let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(20)
-            .build_cartesian_2d(0f64..max_step as f64, low..high)?;
-        let grey = RGBColor(220, 220, 220);
-        for i in 0..=10 {
-            let x = max_step as f64 * f64::from(i) / 10.0;
-            let y = low + (high - low) * f64::from(i) / 10.0;
-            chart.draw_series(LineSeries::new([(x, low), (x, high)], grey))?;
-            chart.draw_series(LineSeries::new([(0.0, y), (max_step as f64, y)], grey))?;
-        }
-        chart.draw_series(LineSeries::new(
-            [(0.0, four_gram_nats), (max_step as f64, four_gram_nats)],
-            GREEN.stroke_width(2),
-        ))?;
-        chart.draw_series(LineSeries::new(
-            history.iter().map(|p| (p.step as f64, p.train)),
-            BLUE.stroke_width(2),
-        ))?;
-        let valid: Vec<(f64, f64)> = history
-            .iter()
-            .filter_map(|p| p.valid.map(|v| (p.step as f64, v)))
-            .collect();
-        chart.draw_series(LineSeries::new(valid.iter().copied(), RED.stroke_width(2)))?;
-        chart.draw_series(
-            valid
-                .iter()
-                .map(|&(x, y)| Circle::new((x, y), 4, RED.filled())),
-        )?;
-        root.present()?;
-        Ok(())
-    };
-    draw().map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))?;
-    Ok(PlotAxes {
-        max_step,
-        y_range: (low, high),
-    })
-}
+use super::plot::PlotAxes;
+use super::run::LossPoint;
 
 /// Everything the report shows.
 #[derive(Debug, Clone)]
@@ -108,7 +29,7 @@ pub struct ReportInputs<'a> {
     pub speed: &'a [(String, f64)],
     /// Loss curve.
     pub history: &'a [LossPoint],
-    /// The loss plot's axes (from [`plot_loss`]).
+    /// The loss plot's axes (from [`super::plot::plot_loss`]).
     pub axes: PlotAxes,
     /// File name of the PNG, relative to the report.
     pub plot_file: &'a str,
@@ -192,11 +113,12 @@ pub fn write_report(path: &Path, r: &ReportInputs<'_>) -> Result<()> {
     let _ = writeln!(md, "\n## Loss curve\n");
     let _ = writeln!(
         md,
-        "![loss]({})\n\nx: optimiser steps 0–{}; y: cross-entropy in nats/token, {:.3}–{:.3}. \
-         Blue: training loss (mean per logging interval); red: held-out loss (burn forward \
-         pass); green: the 4-gram's held-out cross-entropy. Grid lines at tenths of each axis. \
-         (The image has no text so that it needs no fonts.)\n",
-        r.plot_file, r.axes.max_step, r.axes.y_range.0, r.axes.y_range.1
+        "{}",
+        r.axes.caption(
+            r.plot_file,
+            "cross-entropy in nats/token",
+            Some("the 4-gram's held-out cross-entropy")
+        )
     );
     if let Some(last) = r.history.iter().rev().find(|p| p.valid.is_some()) {
         let _ = writeln!(

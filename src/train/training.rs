@@ -7,13 +7,11 @@
 //! position in the epoch and the hidden state carried between batches, so resuming from it
 //! continues bit for bit as if the run had never stopped (tested in `tests/trainer.rs`).
 //!
-//! **Checkpoint folder** (written to a temporary folder, then renamed into place):
-//! `config.json` (this [`TrainingConfig`]), `model.bpk` and `optim.bpk` (burnpack records),
-//! `state.json` ([`TrainState`]) and `carried.bin` (little-endian f32 `[L, B, S]`, the state; see [`super::model`]).
+//! **Checkpoint**: the trainers' shared folder and rules ([`super::run`]), plus `carried.bin`
+//! (little-endian f32 `[L, B, S]`, the recurrent state carried between batches; see
+//! [`super::model`]).
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Instant;
 
 use crate::midi::ngram::Evaluation;
@@ -24,11 +22,16 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
 
 use super::data::{epoch_batches, padded_groups, Corpus, CorpusOptions, Split};
 use super::model::{ContinuationModel, ContinuationModelConfig};
+use super::run::{
+    load_checkpoint, load_checkpoint_config, load_checkpoint_weights, save_checkpoint,
+};
+pub use super::run::{LossPoint, RunOptions, TrainState};
+
+/// The continuation trainer's own checkpoint file: the recurrent state between batches.
+const CARRIED_FILE: &str = "carried.bin";
 
 /// Everything that decides a training run. Saved as `config.json` in every checkpoint and
 /// summarised in the manifest.
@@ -112,64 +115,6 @@ impl TrainingConfig {
     }
 }
 
-/// One point of the loss curve.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LossPoint {
-    /// Optimiser steps done.
-    pub step: usize,
-    /// Mean training cross-entropy (nats/token) since the previous point.
-    pub train: f64,
-    /// Held-out cross-entropy (nats/token), when evaluated at this step.
-    pub valid: Option<f64>,
-}
-
-/// Where a run is; saved in checkpoints.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TrainState {
-    /// Optimiser steps done.
-    pub step: usize,
-    /// Current epoch (0-based).
-    pub epoch: usize,
-    /// Batches of the current epoch already done.
-    pub batch_in_epoch: usize,
-    /// The loss curve so far.
-    pub history: Vec<LossPoint>,
-    /// Training tokens consumed.
-    pub tokens_seen: u64,
-    /// Wall time spent training before this session (seconds), for resumed runs.
-    pub elapsed_secs: f64,
-    /// Sum and count of training losses since the last history point.
-    pub pending_loss: (f64, usize),
-}
-
-/// How to run (not part of the recipe).
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// Checkpoint folder.
-    pub checkpoint_dir: PathBuf,
-    /// Continue from the checkpoint if there is one.
-    pub resume: bool,
-    /// Set (e.g. by a Ctrl-C handler) to save a checkpoint and stop after the current step.
-    pub stop: Arc<AtomicBool>,
-    /// Show a progress bar.
-    pub progress: bool,
-    /// Behave as if `stop` were set after this many total steps (tests).
-    pub stop_at_step: Option<usize>,
-}
-
-impl RunOptions {
-    /// Options with a checkpoint folder, no resume, no progress bar.
-    pub fn new(checkpoint_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            checkpoint_dir: checkpoint_dir.into(),
-            resume: false,
-            stop: Arc::new(AtomicBool::new(false)),
-            progress: false,
-            stop_at_step: None,
-        }
-    }
-}
-
 /// The result of [`train`].
 #[derive(Debug)]
 pub struct TrainOutcome {
@@ -232,80 +177,10 @@ fn tensor_f32(t: Tensor<3>) -> Vec<f32> {
         .expect("float tensors hold f32")
 }
 
-/// Paths inside a checkpoint folder.
-struct CheckpointPaths {
-    dir: PathBuf,
-}
-
-impl CheckpointPaths {
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-}
-
-/// Whether `dir` holds a complete checkpoint.
-pub fn checkpoint_exists(dir: &Path) -> bool {
-    ["config.json", "model.bpk", "optim.bpk", "state.json"]
-        .iter()
-        .all(|f| dir.join(f).is_file())
-}
-
-fn save_checkpoint(
-    dir: &Path,
-    config: &TrainingConfig,
-    model: &ContinuationModel,
-    optim: &burn::optim::ModuleOptimizer,
-    state: &TrainState,
-    carried: Option<&Tensor<3>>,
-) -> Result<()> {
-    let tmp = dir.with_extension("tmp");
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
-    }
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let paths = CheckpointPaths { dir: tmp.clone() };
-    config
-        .save(paths.file("config.json"))
-        .with_context(|| format!("writing {}", paths.file("config.json").display()))?;
-    model
-        .clone()
-        .save_file(paths.file("model.bpk"))
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", paths.file("model.bpk").display()))?;
-    optim
-        .save(paths.file("optim.bpk"))
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", paths.file("optim.bpk").display()))?;
-    std::fs::write(
-        paths.file("state.json"),
-        serde_json::to_string_pretty(state)?,
-    )?;
-    if let Some(carried) = carried {
-        let bytes: Vec<u8> = tensor_f32(carried.clone())
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        std::fs::write(paths.file("carried.bin"), bytes)?;
-    }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
-    }
-    std::fs::rename(&tmp, dir).with_context(|| format!("renaming to {}", dir.display()))?;
-    Ok(())
-}
-
-/// Reads the training config saved in a checkpoint.
-///
-/// # Errors
-/// If the file is missing or does not parse.
-pub fn load_checkpoint_config(dir: &Path) -> Result<TrainingConfig> {
-    let path = dir.join("config.json");
-    TrainingConfig::load(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))
-}
-
 /// Trains a continuation model on the training split of `corpus`.
 ///
-/// With `run.resume` and a checkpoint in `run.checkpoint_dir`, the checkpoint's config must
-/// equal `config` (the binary loads it from there) and training continues exactly where it
-/// stopped.
+/// When `run` [resumes](RunOptions::resumes), the checkpoint's config must equal `config`
+/// (take it from [`RunOptions::config`]) and training continues exactly where it stopped.
 ///
 /// # Errors
 /// No training files, unreadable or mismatched checkpoints, or I/O errors writing checkpoints.
@@ -340,9 +215,9 @@ pub fn train(config: &TrainingConfig, corpus: &Corpus, run: &RunOptions) -> Resu
     let mut state = TrainState::default();
     let mut carried: Option<Tensor<3>> = None;
     let mut resumed_from = None;
-    if run.resume && checkpoint_exists(&run.checkpoint_dir) {
+    if run.resumes() {
         let dir = &run.checkpoint_dir;
-        let saved = load_checkpoint_config(dir)?;
+        let saved: TrainingConfig = load_checkpoint_config(dir)?;
         if saved.to_string() != config.to_string() {
             bail!(
                 "the checkpoint in {} was made with a different config; resume with its own \
@@ -350,18 +225,11 @@ pub fn train(config: &TrainingConfig, corpus: &Corpus, run: &RunOptions) -> Resu
                 dir.display()
             );
         }
-        model = model
-            .try_load_file(dir.join("model.bpk"))
-            .map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.join("model.bpk").display()))?;
-        optim = optim
-            .load(dir.join("optim.bpk"))
-            .map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.join("optim.bpk").display()))?;
-        let text = std::fs::read_to_string(dir.join("state.json"))?;
-        state = serde_json::from_str(&text)
-            .with_context(|| format!("parsing {}", dir.join("state.json").display()))?;
-        let carried_path = dir.join("carried.bin");
+        (model, optim, state) = load_checkpoint(dir, model, optim)?;
+        let carried_path = dir.join(CARRIED_FILE);
         if state.batch_in_epoch > 0 && carried_path.is_file() {
-            let bytes = std::fs::read(&carried_path)?;
+            let bytes = std::fs::read(&carried_path)
+                .with_context(|| format!("reading {}", carried_path.display()))?;
             let values: Vec<f32> = bytes
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -375,18 +243,7 @@ pub fn train(config: &TrainingConfig, corpus: &Corpus, run: &RunOptions) -> Resu
         resumed_from = Some(state.step);
     }
 
-    let bar = if run.progress {
-        let bar = ProgressBar::new(total_steps as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} training [{elapsed_precise}] {wide_bar} {pos}/{len} steps, ETA {eta} {msg}",
-            )
-            .expect("valid template"),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = run.bar(total_steps as u64, "training");
     bar.set_position(state.step as u64);
 
     let session_start = Instant::now();
@@ -394,10 +251,19 @@ pub fn train(config: &TrainingConfig, corpus: &Corpus, run: &RunOptions) -> Resu
     let mut interrupted = false;
     let save = |model: &ContinuationModel,
                 optim: &burn::optim::ModuleOptimizer,
-                state: &mut TrainState,
+                state: &TrainState,
                 carried: Option<&Tensor<3>>| {
-        state.elapsed_secs = elapsed_before + session_start.elapsed().as_secs_f64();
-        save_checkpoint(&run.checkpoint_dir, config, model, optim, state, carried)
+        let extra: Vec<(&str, Vec<u8>)> = carried
+            .map(|carried| {
+                let bytes = tensor_f32(carried.clone())
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect();
+                (CARRIED_FILE, bytes)
+            })
+            .into_iter()
+            .collect();
+        save_checkpoint(&run.checkpoint_dir, config, model, optim, state, &extra)
     };
 
     'epochs: while state.step < total_steps {
@@ -435,31 +301,23 @@ pub fn train(config: &TrainingConfig, corpus: &Corpus, run: &RunOptions) -> Resu
             state.step += 1;
             state.batch_in_epoch = index + 1;
             state.tokens_seen += (batch.batch_size * batch.seq_len) as u64;
-            state.pending_loss.0 += loss_value;
-            state.pending_loss.1 += 1;
+            state.elapsed_secs = elapsed_before + session_start.elapsed().as_secs_f64();
+            state.add_loss(loss_value);
             let eval_now = config.eval_every > 0 && state.step % config.eval_every == 0;
             if state.step % config.log_every.max(1) == 0 || eval_now || state.step == total_steps {
-                let (sum, n) = state.pending_loss;
                 let valid_loss = (eval_now || state.step == total_steps) && !valid.is_empty();
                 let valid_loss = valid_loss
                     .then(|| evaluate_model(&model.valid(), &valid, &plain).nats_per_token());
-                state.history.push(LossPoint {
-                    step: state.step,
-                    train: sum / n.max(1) as f64,
-                    valid: valid_loss,
-                });
-                state.pending_loss = (0.0, 0);
-                bar.set_message(match valid_loss {
-                    Some(v) => format!("loss {:.3}, held-out {v:.3}", sum / n.max(1) as f64),
-                    None => format!("loss {:.3}", sum / n.max(1) as f64),
-                });
+                state.push_point(valid_loss);
+                bar.set_message(state.message());
             }
             bar.set_position(state.step as u64);
+            run.log(&state, total_steps);
 
-            let stop = run.stop.load(Ordering::SeqCst) || run.stop_at_step == Some(state.step);
+            let stop = run.should_stop(state.step);
             let periodic = config.checkpoint_every > 0 && state.step % config.checkpoint_every == 0;
             if stop || periodic || state.step == total_steps {
-                save(&model, &optim, &mut state, carried.as_ref())?;
+                save(&model, &optim, &state, carried.as_ref())?;
             }
             if stop {
                 interrupted = true;
@@ -489,11 +347,7 @@ pub fn train(config: &TrainingConfig, corpus: &Corpus, run: &RunOptions) -> Resu
 /// # Errors
 /// Missing or unreadable checkpoint.
 pub fn load_checkpoint_model(dir: &Path) -> Result<(TrainingConfig, ContinuationModel)> {
-    let config = load_checkpoint_config(dir)?;
-    let model = config
-        .model
-        .init(&cpu_device())
-        .try_load_file(dir.join("model.bpk"))
-        .map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.join("model.bpk").display()))?;
+    let config: TrainingConfig = load_checkpoint_config(dir)?;
+    let model = load_checkpoint_weights(dir, config.model.init(&cpu_device()))?;
     Ok((config, model))
 }

@@ -32,7 +32,6 @@ pub mod eval;
 pub mod export;
 pub mod loss;
 pub mod model;
-pub mod plot;
 pub mod synth;
 pub mod training;
 pub mod voice_eval;

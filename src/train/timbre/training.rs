@@ -6,14 +6,13 @@
 //! step `s` (window choice, synth noise) comes from `SplitMix(seed, s)`, so a run resumed from
 //! a checkpoint repeats the uninterrupted run step for step.
 //!
-//! Checkpoint folder `<out>.ckpt/`, with the continuation trainer's file names and rules:
-//! `config.json` (written first), `model.bpk`, `optim.bpk`, `state.json` (step, loss history)
-//! written last, so a half-written checkpoint is never mistaken for a complete one.
+//! Checkpoints, `--resume`, Ctrl-C, the loss history and the progress shown are the
+//! continuation trainer's ([`crate::train::run`]).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::dsp::synth::{NoiseBandSpacing, SynthConfig};
@@ -24,8 +23,10 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
+
+use crate::train::pipeline::ModelFiles;
+use crate::train::plot::{plot_loss, PlotAxes};
+use crate::train::run::{load_checkpoint, save_checkpoint, RunOptions, TrainState};
 
 use super::data::{
     load_folder, sample_windows, split_by_file, timbre_rng, training_level_db, Clip, SkippedFile,
@@ -70,6 +71,9 @@ pub struct TimbreTrainingConfig {
     /// Validation period, steps (0 = only at the end).
     #[config(default = 500)]
     pub validate_every: usize,
+    /// Record the mean training loss every this many steps.
+    #[config(default = 10)]
+    pub log_every: usize,
     /// Fraction of files held out for validation (split by file name hash).
     #[config(default = 0.1)]
     pub heldout_fraction: f64,
@@ -121,47 +125,60 @@ impl TimbreTrainingConfig {
 pub struct TimbreTrainArgs {
     /// Folder of WAV files of one instrument.
     pub data_dir: PathBuf,
-    /// Output base: writes `<out>.onnx`, `.json`, `.report.md`, `.loss.png`.
+    /// Output base: writes `<out>.onnx`, `.json`, `.report.md`, `.loss.png`, checkpoints in
+    /// `<out>.ckpt/`.
     pub out: PathBuf,
-    /// Run configuration (ignored with `resume`: the checkpoint's config wins).
+    /// Run configuration (with `resume`, the checkpoint's config is used instead).
     pub config: TimbreTrainingConfig,
     /// Continue from `<out>.ckpt/` if it holds a complete checkpoint.
     pub resume: bool,
-    /// Show progress bars.
+    /// Progress bars and messages on stderr.
     pub progress: bool,
-    /// Stop after this many steps of *this* invocation (tests; `None` = run to the end).
-    pub stop_after: Option<usize>,
+    /// Stop flag (Ctrl-C).
+    pub stop: Arc<AtomicBool>,
+    /// Stop as if interrupted after this many steps (tests).
+    pub stop_at_step: Option<usize>,
     /// Skip export, verification and report (tests of the loop itself).
     pub skip_export: bool,
 }
 
-/// Loss history and position, saved in every checkpoint.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct TrainState {
-    /// Steps completed.
-    pub step: usize,
-    /// Training loss per step.
-    pub train_loss: Vec<f32>,
-    /// (step, validation loss).
-    pub valid_loss: Vec<(usize, f32)>,
-    /// Seconds spent training over all invocations.
-    pub train_seconds: f64,
+impl TimbreTrainArgs {
+    /// A run of `config` on `data_dir` into `out`: no resume, no progress, no stop.
+    pub fn new(
+        data_dir: impl Into<PathBuf>,
+        out: impl Into<PathBuf>,
+        config: TimbreTrainingConfig,
+    ) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            out: out.into(),
+            config,
+            resume: false,
+            progress: false,
+            stop: Arc::new(AtomicBool::new(false)),
+            stop_at_step: None,
+            skip_export: false,
+        }
+    }
 }
+
+/// The final training loss is the mean over this many last steps.
+const FINAL_LOSS_STEPS: usize = 50;
 
 /// What [`train_timbre`] did.
 #[derive(Debug, Clone)]
 pub struct TimbreTrainOutcome {
     /// `<out>.json`, when exported.
     pub manifest: Option<PathBuf>,
-    /// Loss history.
+    /// Loss history and position.
     pub state: TrainState,
-    /// Mean training loss over the last 50 steps.
-    pub final_train_loss: f32,
+    /// Mean training loss over the last [`FINAL_LOSS_STEPS`] steps.
+    pub final_train_loss: f64,
     /// Last validation loss.
-    pub final_valid_loss: Option<f32>,
+    pub final_valid_loss: Option<f64>,
     /// Files skipped while loading, with reasons.
     pub skipped: Vec<SkippedFile>,
-    /// Stopped by Ctrl-C (a checkpoint was written; rerun with `--resume`).
+    /// Stopped by the stop flag (a checkpoint was written; rerun with `--resume`).
     pub interrupted: bool,
     /// Stopped by the time budget.
     pub time_limited: bool,
@@ -169,54 +186,6 @@ pub struct TimbreTrainOutcome {
     pub verification: Option<Verification>,
     /// Final trained model (for tests).
     pub model: TimbreModel,
-}
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-static HANDLER: Once = Once::new();
-
-fn install_interrupt_handler() {
-    HANDLER.call_once(|| {
-        if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)) {
-            eprintln!(
-                "warning: cannot install the Ctrl-C handler ({e}); Ctrl-C will not checkpoint"
-            );
-        }
-    });
-}
-
-/// The checkpoint folder of an output base: `models/NAME.ckpt/`, as the continuation
-/// trainer's.
-pub fn checkpoint_dir(out: &Path) -> PathBuf {
-    let mut name = out
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".ckpt");
-    out.with_file_name(name)
-}
-
-fn save_checkpoint(
-    dir: &Path,
-    config: &TimbreTrainingConfig,
-    model: &TimbreModel,
-    optim: &burn::optim::ModuleOptimizer,
-    state: &TrainState,
-) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let _ = std::fs::remove_file(dir.join("state.json"));
-    config
-        .save(dir.join("config.json"))
-        .with_context(|| format!("cannot write {}", dir.join("config.json").display()))?;
-    model
-        .clone()
-        .save_file(dir.join("model.bpk"))
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e:?}", dir.join("model.bpk").display()))?;
-    optim
-        .save(dir.join("optim.bpk"))
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e:?}", dir.join("optim.bpk").display()))?;
-    std::fs::write(dir.join("state.json"), serde_json::to_string(state)?)
-        .with_context(|| format!("cannot write {}", dir.join("state.json").display()))?;
-    Ok(())
 }
 
 fn batch_tensors(batch: &WindowBatch, hop: usize, device: &Device) -> (Tensor<3>, Tensor<2>) {
@@ -256,45 +225,21 @@ fn noise_for(rng: &mut SplitMix, batch: &WindowBatch, hop: usize) -> Vec<f32> {
         .collect()
 }
 
-fn bar(progress: bool, len: u64, what: &str) -> ProgressBar {
-    if !progress {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{what} {{bar:30}} {{pos}}/{{len}} [{{elapsed_precise}} < {{eta_precise}}] {{msg}}"
-        ))
-        .expect("valid template"),
-    );
-    bar
-}
-
 /// Trains a timbre model on a folder of WAVs, exports it, verifies the export on ONNX Runtime
 /// and tract, and writes `<out>.{onnx,json,report.md,loss.png}`.
 ///
 /// # Errors
 /// No usable audio, bad checkpoint on `--resume`, I/O errors, export verification failure.
 pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
-    install_interrupt_handler();
-    INTERRUPTED.store(false, Ordering::SeqCst);
-    let ckpt = checkpoint_dir(&args.out);
-    // As the continuation trainer: --resume continues from a complete checkpoint if there is
-    // one, and otherwise starts from step 0 (saying so).
-    let resuming = args.resume && crate::train::training::checkpoint_exists(&ckpt);
-    if args.resume && !resuming {
-        eprintln!(
-            "--resume: no complete checkpoint in {}; starting from step 0",
-            ckpt.display()
-        );
-    }
-    let config = if resuming {
-        let path = ckpt.join("config.json");
-        TimbreTrainingConfig::load(&path)
-            .map_err(|e| anyhow::anyhow!("--resume: cannot read {}: {e}", path.display()))?
-    } else {
-        args.config.clone()
+    let files = ModelFiles::new(&args.out);
+    let run = RunOptions {
+        checkpoint_dir: files.checkpoint.clone(),
+        resume: args.resume,
+        stop: args.stop.clone(),
+        progress: args.progress,
+        stop_at_step: args.stop_at_step,
     };
+    let config = run.config(&args.config)?;
     ensure!(
         config.frames_per_example >= 16,
         "frames_per_example must be at least 16"
@@ -314,8 +259,8 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
 
     // Data.
     let features = timbre_feature_config();
-    let files = super::data::wav_files(&args.data_dir)?;
-    let load_bar = bar(args.progress, files.len() as u64, "analysing");
+    let wavs = super::data::wav_files(&args.data_dir)?;
+    let load_bar = run.bar(wavs.len() as u64, "analysing");
     let loaded = load_folder(&args.data_dir, &features, config.synth_rate_hz, |_| {
         load_bar.inc(1)
     })?;
@@ -345,22 +290,8 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip_norm)))
         .init();
     let mut state = TrainState::default();
-    if resuming {
-        let state_path = ckpt.join("state.json");
-        let text = std::fs::read_to_string(&state_path).with_context(|| {
-            format!(
-                "--resume: {} missing (no complete checkpoint)",
-                state_path.display()
-            )
-        })?;
-        state = serde_json::from_str(&text)
-            .with_context(|| format!("--resume: cannot parse {}", state_path.display()))?;
-        model = model
-            .try_load_file(ckpt.join("model.bpk"))
-            .map_err(|e| anyhow::anyhow!("--resume: cannot load model.bpk: {e:?}"))?;
-        optim = optim
-            .load(ckpt.join("optim.bpk"))
-            .map_err(|e| anyhow::anyhow!("--resume: cannot load optim.bpk: {e:?}"))?;
+    if run.resumes() {
+        (model, optim, state) = load_checkpoint(&run.checkpoint_dir, model, optim)?;
     }
     let synth = DiffSynth::new(config.synth_config(), &device);
     let loss_fn = SpectralLoss::new(&device);
@@ -392,27 +323,17 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         to_vec(l)[0]
     };
 
-    let start_step = state.step;
-    let end_step = match args.stop_after {
-        Some(n) => (start_step + n).min(config.steps),
-        None => config.steps,
-    };
-    let train_bar = bar(args.progress, config.steps as u64, "training");
-    train_bar.set_position(start_step as u64);
+    let train_bar = run.bar(config.steps as u64, "training");
+    train_bar.set_position(state.step as u64);
     let started = Instant::now();
-    let seconds_before = state.train_seconds;
+    let seconds_before = state.elapsed_secs;
     let (mut interrupted, mut time_limited) = (false, false);
-    // indicatif draws nothing when stderr is not a terminal: log plain lines instead.
-    let log_is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    for step in start_step..end_step {
-        if INTERRUPTED.load(Ordering::SeqCst) {
-            interrupted = true;
-            break;
-        }
+    while state.step < config.steps {
         if seconds_before + started.elapsed().as_secs_f64() > config.max_minutes * 60.0 {
             time_limited = true;
             break;
         }
+        let step = state.step;
         let mut rng = timbre_rng(config.seed, step as u64);
         let batch = sample_windows(
             &train,
@@ -426,39 +347,45 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         ensure!(value.is_finite(), "loss became {value} at step {step}");
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(config.learning_rate_at(step), model, grads);
-        state.train_loss.push(value);
         state.step = step + 1;
-        state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
-        if config.validate_every > 0 && state.step % config.validate_every == 0 {
-            state.valid_loss.push((state.step, validate(&model)));
+        state.elapsed_secs = seconds_before + started.elapsed().as_secs_f64();
+        state.add_loss(f64::from(value));
+        let validate_now = config.validate_every > 0 && state.step % config.validate_every == 0
+            || state.step == config.steps;
+        if state.step % config.log_every.max(1) == 0 || validate_now {
+            let valid_loss = validate_now.then(|| f64::from(validate(&model)));
+            state.push_point(valid_loss);
+            train_bar.set_message(state.message());
         }
-        if config.checkpoint_every > 0 && state.step % config.checkpoint_every == 0 {
-            save_checkpoint(&ckpt, &config, &model, &optim, &state)?;
-        }
-        let recent = &state.train_loss[state.train_loss.len().saturating_sub(50)..];
-        train_bar.set_message(format!(
-            "loss {:.4}",
-            recent.iter().sum::<f32>() / recent.len() as f32
-        ));
         train_bar.set_position(state.step as u64);
-        if args.progress && !log_is_terminal && state.step % 100 == 0 {
-            eprintln!(
-                "step {}/{} loss {:.4} ({:.1} min)",
-                state.step,
-                config.steps,
-                recent.iter().sum::<f32>() / recent.len() as f32,
-                state.train_seconds / 60.0
-            );
+        run.log(&state, config.steps);
+        let stop = run.should_stop(state.step);
+        if stop || config.checkpoint_every > 0 && state.step % config.checkpoint_every == 0 {
+            save_checkpoint(&run.checkpoint_dir, &config, &model, &optim, &state, &[])?;
+        }
+        if stop {
+            interrupted = true;
+            break;
         }
     }
     train_bar.finish_and_clear();
-    if state.valid_loss.last().map(|v| v.0) != Some(state.step) && state.step > 0 {
-        state.valid_loss.push((state.step, validate(&model)));
+    // A run stopped by the time budget: its last steps get a point, and the model as
+    // exported gets a held-out loss.
+    if time_limited && state.step > 0 {
+        let valid_loss = Some(f64::from(validate(&model)));
+        if state.pending_loss.1 > 0 {
+            state.push_point(valid_loss);
+        } else if let Some(last) = state.history.last_mut() {
+            last.valid = valid_loss;
+        }
     }
-    save_checkpoint(&ckpt, &config, &model, &optim, &state)?;
-    let recent = &state.train_loss[state.train_loss.len().saturating_sub(50)..];
-    let final_train_loss = recent.iter().sum::<f32>() / recent.len().max(1) as f32;
-    let final_valid_loss = state.valid_loss.last().map(|v| v.1);
+    if !interrupted {
+        save_checkpoint(&run.checkpoint_dir, &config, &model, &optim, &state, &[])?;
+    }
+    let final_train_loss = state
+        .recent_train_loss(FINAL_LOSS_STEPS.div_ceil(config.log_every.max(1)))
+        .unwrap_or(f64::NAN);
+    let final_valid_loss = state.last_valid_loss();
     let mut outcome = TimbreTrainOutcome {
         manifest: None,
         state: state.clone(),
@@ -470,15 +397,7 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         verification: None,
         model: model.clone(),
     };
-    if interrupted {
-        eprintln!(
-            "interrupted at step {}: checkpoint written to {}; rerun with --resume",
-            state.step,
-            ckpt.display()
-        );
-        return Ok(outcome);
-    }
-    if args.skip_export || state.step < config.steps && args.stop_after.is_some() {
+    if interrupted || args.skip_export {
         return Ok(outcome);
     }
 
@@ -499,7 +418,7 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         "train_minutes": train_minutes,
         "skipped_files": loaded.skipped.len(),
         "steps": state.step,
-        "train_seconds": state.train_seconds,
+        "train_seconds": state.elapsed_secs,
         "time_limited": time_limited,
         "config": serde_json::from_str::<serde_json::Value>(&config.to_string()).unwrap_or_default(),
         "baseline_harmonic_profile": profile,
@@ -510,9 +429,9 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         ..features
     };
     let mut metrics = BTreeMap::new();
-    metrics.insert("train_loss".to_owned(), f64::from(final_train_loss));
+    metrics.insert("train_loss".to_owned(), final_train_loss);
     if let Some(v) = final_valid_loss {
-        metrics.insert("valid_spectral_distance".to_owned(), f64::from(v));
+        metrics.insert("valid_spectral_distance".to_owned(), v);
     }
     let manifest_path = write_model(
         &model.valid(),
@@ -553,9 +472,11 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         metrics,
         false,
     )?;
-    super::plot::loss_png(&args.out.with_extension("loss.png"), &state)?;
+    let axes = plot_loss(&files.plot, &state.history, None)?;
     write_report(
         args,
+        &files,
+        axes,
         &config,
         &outcome,
         &state,
@@ -572,6 +493,8 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
 #[allow(clippy::too_many_arguments)]
 fn write_report(
     args: &TimbreTrainArgs,
+    files: &ModelFiles,
+    axes: PlotAxes,
     config: &TimbreTrainingConfig,
     outcome: &TimbreTrainOutcome,
     state: &TrainState,
@@ -650,9 +573,18 @@ fn write_report(
         writeln!(r)?;
     }
     writeln!(r, "## Training\n")?;
-    writeln!(r, "- {} steps × batch {} × {} frames ({:.2} s windows), Adam lr {} → {}, clip {}; {:.1} min wall time{}.", state.step, config.batch_size, config.frames_per_example, config.frames_per_example as f32 / 250.0, config.learning_rate, config.learning_rate * config.final_lr_fraction, config.grad_clip_norm, state.train_seconds / 60.0, if outcome.time_limited { " (stopped by the time budget)" } else { "" })?;
-    writeln!(r, "- Final training loss (mean of last 50 steps): {:.4}; held-out multi-scale spectral distance: {}.", outcome.final_train_loss, outcome.final_valid_loss.map_or("n/a".into(), |v| format!("{v:.4}")))?;
-    writeln!(r, "- Loss curve: `{name}.loss.png`.\n")?;
+    writeln!(r, "- {} steps × batch {} × {} frames ({:.2} s windows), Adam lr {} → {}, clip {}; {:.1} min wall time{}.", state.step, config.batch_size, config.frames_per_example, config.frames_per_example as f32 / 250.0, config.learning_rate, config.learning_rate * config.final_lr_fraction, config.grad_clip_norm, state.elapsed_secs / 60.0, if outcome.time_limited { " (stopped by the time budget)" } else { "" })?;
+    writeln!(r, "- Final training loss (mean of the last {FINAL_LOSS_STEPS} steps): {:.4}; held-out multi-scale spectral distance: {}.\n", outcome.final_train_loss, outcome.final_valid_loss.map_or("n/a".into(), |v| format!("{v:.4}")))?;
+    let plot_file = files
+        .plot
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    writeln!(
+        r,
+        "## Loss curve\n\n{}",
+        axes.caption(&plot_file, "multi-scale spectral distance", None)
+    )?;
     writeln!(r, "## Export verification (burn forward vs `crate::model`, 23 random frames in two streamed calls)\n")?;
     writeln!(r, "| backend | max abs error | T=4 call median | p99 |")?;
     writeln!(r, "| --- | --- | --- | --- |")?;
@@ -667,11 +599,7 @@ fn write_report(
         r,
         "\nNegative control (z/r gates swapped) failed as required: `{negative}`\n"
     )?;
-    std::fs::write(args.out.with_extension("report.md"), r).with_context(|| {
-        format!(
-            "cannot write {}",
-            args.out.with_extension("report.md").display()
-        )
-    })?;
+    std::fs::write(&files.report, r)
+        .with_context(|| format!("cannot write {}", files.report.display()))?;
     Ok(())
 }
