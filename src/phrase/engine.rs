@@ -22,8 +22,9 @@
 //! machine is (bounded: a worker that misses [`OFFLINE_WAIT_LIMIT`] is not waited for again
 //! until it answers).
 //!
-//! The model is loaded on the worker, never on the audio thread; its status and problems are
-//! reported through [`PhraseShared`] and a status callback (the plugin logs it).
+//! The first model is loaded by [`start`] (the plugin's activate), later ones on the worker,
+//! never on the audio thread; its status and problems are reported through [`PhraseShared`]
+//! and a status callback (the plugin logs it).
 //!
 //! Switching models ([`PhraseRequest::Model`]) goes through the same request ring as Generate,
 //! so the worker handles it in order: a generation already asked for finishes with the old
@@ -178,7 +179,7 @@ pub enum PhraseCommand {
 pub struct ModelSource {
     /// Model names or manifest paths that [`PhraseRequest::Model`] picks from by index.
     pub choices: Vec<String>,
-    /// The choice loaded when the worker starts.
+    /// The choice loaded by [`start`].
     pub initial: usize,
     /// Directories to look in.
     pub dirs: ModelDirs,
@@ -189,7 +190,8 @@ pub struct ModelSource {
 /// Receives status lines from the worker (the plugin logs them).
 pub type StatusCallback = Box<dyn Fn(&str) + Send>;
 
-/// Starts the phrase engine: the audio-thread half, the worker, and the shared values.
+/// Starts the phrase engine: loads the initial model (a failure is reported, not returned),
+/// then the audio-thread half, the worker, and the shared values.
 ///
 /// # Errors
 /// When the worker thread cannot be created.
@@ -226,7 +228,7 @@ pub fn start(
         status: Mutex::new(String::new()),
     });
     let listener = Listener::new(sample_rate);
-    let worker = PhraseWorker {
+    let mut worker = PhraseWorker {
         events: events_out,
         audio: audio_out,
         heard: heard_in,
@@ -242,7 +244,6 @@ pub fn start(
         events_taken: 0,
         drops_reported: 0,
         last_drop_report: None,
-        pending_initial: true,
         source: model,
         model: None,
         on_status,
@@ -252,6 +253,11 @@ pub fn start(
         generation: 0,
         rng: Rng::new(0),
     };
+    // The initial model is loaded here, on the caller's thread (the plugin's activate, as
+    // Style's), not on the worker's first poll: a host that deactivates right away would
+    // otherwise wait in the worker's join for a load that it may or may not have started, so
+    // how long activate–deactivate takes would depend on thread scheduling.
+    worker.load_model(worker.source.initial);
     let handle = WorkerHandle::spawn("continuo-phrase-worker", worker)?;
     let realtime = PhraseRealtime {
         events: events_in,
@@ -549,8 +555,6 @@ struct PhraseWorker {
     /// Lost events and notes already reported.
     drops_reported: u64,
     last_drop_report: Option<Instant>,
-    /// The initial model is loaded on the first poll (off the plugin's activation path).
-    pending_initial: bool,
     source: ModelSource,
     model: Option<ModelSet>,
     on_status: StatusCallback,
@@ -908,9 +912,6 @@ impl Worker for PhraseWorker {
     }
 
     fn poll(&mut self) -> bool {
-        if std::mem::take(&mut self.pending_initial) {
-            self.load_model(self.source.initial);
-        }
         self.history
             .set_length_beats(self.shared.history_beats.load(Ordering::Relaxed));
         let mut worked = false;
