@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 
 use continuo::midi::tokenizer::vocab_size;
 use continuo::midi::{file, Note};
@@ -21,6 +22,14 @@ use continuo::train::export::{
 use continuo::train::model::{Architecture, ContinuationModel};
 use continuo::train::pipeline::{run_continuation, run_eval, ContinuationJob};
 use continuo::train::training::{cpu_device, train, RunOptions, TrainingConfig};
+
+/// burn's device seed is process-wide: the tests that build or train models here run one at
+/// a time, or one's random draws would interleave with another's and the seeded runs could
+/// not repeat each other.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The ONNX Runtime library; fails the test with instructions when it is not configured.
 fn ort_search() -> RuntimeSearch {
@@ -113,6 +122,7 @@ fn corpus_dir(count: usize, bars: usize) -> (tempfile::TempDir, continuo::train:
 
 #[test]
 fn loss_decreases_on_a_repetitive_corpus() {
+    let _serial = one_at_a_time();
     let (_dir, corpus) = corpus_dir(10, 8);
     for mut config in [tiny_config(1), tiny_transformer_config(2)] {
         config.max_steps = Some(80);
@@ -156,6 +166,7 @@ fn assert_caught(wrong: &[u8], model: &ContinuationModel, search: &RuntimeSearch
 
 #[test]
 fn export_matches_burn_on_both_backends_and_swapped_gates_fail() {
+    let _serial = one_at_a_time();
     let search = ort_search();
     let device = cpu_device();
     device.seed(3);
@@ -192,6 +203,7 @@ fn export_matches_burn_on_both_backends_and_swapped_gates_fail() {
 
 #[test]
 fn transformer_export_matches_burn_on_both_backends_and_reversed_distances_fail() {
+    let _serial = one_at_a_time();
     let search = ort_search();
     let device = cpu_device();
     device.seed(5);
@@ -235,6 +247,7 @@ fn transformer_export_matches_burn_on_both_backends_and_reversed_distances_fail(
 /// chunks) is what Phrase computes (one token per call, the window in the state).
 #[test]
 fn transformer_sequence_forward_equals_token_by_token() {
+    let _serial = one_at_a_time();
     use burn::tensor::{Int, Tensor, TensorData};
     let device = cpu_device();
     device.seed(9);
@@ -273,8 +286,36 @@ fn transformer_sequence_forward_equals_token_by_token() {
     assert!(state_error < 1e-4, "largest state difference {state_error}");
 }
 
+/// The time budget ends a run normally (evaluated, not interrupted) and belongs to the run,
+/// not the recipe: resumed with more time, the run goes on.
+#[test]
+fn the_time_budget_ends_a_run_and_a_resume_may_extend_it() {
+    let _serial = one_at_a_time();
+    let (_dir, corpus) = corpus_dir(6, 4);
+    let mut config = tiny_config(1);
+    config.max_steps = Some(8);
+    let dirs = tempfile::tempdir().unwrap();
+    let mut options = RunOptions::new(dirs.path().join("c"));
+    options.max_minutes = Some(0.0);
+    let short = train(&config, &corpus, &options).unwrap();
+    assert!(short.time_limited && !short.interrupted);
+    assert_eq!(short.state.step, 1, "at least one step, then the budget");
+    assert!(
+        short.state.last_valid_loss().is_some(),
+        "the last step is evaluated"
+    );
+
+    options.resume = true;
+    options.max_minutes = None;
+    let extended = train(&config, &corpus, &options).unwrap();
+    assert_eq!(extended.resumed_from, Some(1));
+    assert!(!extended.time_limited);
+    assert_eq!(extended.state.step, 8);
+}
+
 #[test]
 fn resume_reproduces_an_uninterrupted_run() {
+    let _serial = one_at_a_time();
     let (_dir, corpus) = corpus_dir(6, 4);
     let mut config = tiny_config(2);
     config.max_steps = Some(24);
@@ -357,6 +398,7 @@ fn bad_files_are_reported_and_skipped() {
 
 #[test]
 fn continuation_pipeline_writes_a_loadable_evaluated_model() {
+    let _serial = one_at_a_time();
     for config in [tiny_config(1), tiny_transformer_config(2)] {
         pipeline_writes_a_loadable_evaluated_model(config);
     }
@@ -379,6 +421,7 @@ fn pipeline_writes_a_loadable_evaluated_model(mut config: TrainingConfig) {
         progress: false,
         stop: Default::default(),
         stop_at_step: None,
+        max_minutes: None,
         runtime: search.clone(),
         require_onnx_runtime: true,
         description: Some("tiny test tunes".into()),

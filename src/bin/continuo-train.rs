@@ -196,6 +196,9 @@ struct ContinuationArgs {
     /// Continue from models/NAME.ckpt (uses the checkpoint's saved settings).
     #[arg(long)]
     resume: bool,
+    /// Stop (and export) after this many minutes of training, counted across resumes.
+    #[arg(long)]
+    max_minutes: Option<f64>,
     /// Fail if ONNX Runtime cannot be loaded (default: verify on tract only and say so).
     #[arg(long)]
     require_ort: bool,
@@ -464,6 +467,7 @@ fn continuation(args: ContinuationArgs) -> anyhow::Result<ExitCode> {
         progress: !args.quiet,
         stop,
         stop_at_step: None,
+        max_minutes: args.max_minutes,
         runtime: RuntimeSearch::default(),
         require_onnx_runtime: args.require_ort,
         description: args.description,
@@ -484,11 +488,16 @@ fn continuation(args: ContinuationArgs) -> anyhow::Result<ExitCode> {
     }
     let state = &result.outcome.state;
     println!(
-        "trained {} steps ({} epochs, {} tokens) in {:.1} min",
+        "trained {} steps ({} epochs, {} tokens) in {:.1} min{}",
         state.step,
         state.epoch,
         state.tokens_seen,
-        state.elapsed_secs / 60.0
+        state.elapsed_secs / 60.0,
+        if result.outcome.time_limited {
+            " (time budget reached)"
+        } else {
+            ""
+        }
     );
     for v in &result.verifications {
         println!(
@@ -536,7 +545,8 @@ struct TimbreArgs {
     /// Windows per batch.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
-    /// Stop (and export) after this many minutes of training, counted across resumes.
+    /// Stop (and export) after this many minutes of training, counted across resumes (a
+    /// resumed run takes the value given now, not the checkpoint's).
     #[arg(long, default_value_t = 14.0)]
     max_minutes: f64,
     /// Frames per training window (250 = 1 s).
@@ -574,13 +584,13 @@ fn timbre(args: TimbreArgs) -> anyhow::Result<ExitCode> {
         .with_mel_noise_bands(args.mel_noise_bands)
         .with_steps(args.steps)
         .with_batch_size(args.batch_size)
-        .with_seed(args.seed)
-        .with_max_minutes(args.max_minutes);
+        .with_seed(args.seed);
     let out = args.out.clone();
     let outcome = train_timbre(&TimbreTrainArgs {
         resume: args.resume,
         progress: true,
         stop: continuo::train::run::stop_on_ctrl_c()?,
+        max_minutes: Some(args.max_minutes),
         ..TimbreTrainArgs::new(args.dir, args.out, config)
     })?;
     if outcome.interrupted {

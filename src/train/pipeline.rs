@@ -83,6 +83,8 @@ pub struct ContinuationJob {
     pub stop: Arc<AtomicBool>,
     /// Stop as if interrupted after this many steps (tests).
     pub stop_at_step: Option<usize>,
+    /// Time budget in minutes, counted across resumes (`None` = none).
+    pub max_minutes: Option<f64>,
     /// Where ONNX Runtime may be found.
     pub runtime: RuntimeSearch,
     /// Fail if ONNX Runtime cannot be loaded (otherwise verify and evaluate on tract only).
@@ -191,6 +193,7 @@ pub fn run_continuation(job: &ContinuationJob) -> Result<ContinuationResult> {
         stop: job.stop.clone(),
         progress: job.progress,
         stop_at_step: job.stop_at_step,
+        max_minutes: job.max_minutes,
     };
     let config = run.config(&job.config)?;
     let corpus = load_corpus_verbose(&job.data_dir, &config.corpus_options(), job.progress)?;
@@ -320,6 +323,7 @@ pub fn run_continuation(job: &ContinuationJob) -> Result<ContinuationResult> {
         "wall_time_secs": (outcome.state.elapsed_secs * 10.0).round() / 10.0,
         "steps_per_second": (steps_per_second * 100.0).round() / 100.0,
         "resumed_from_step": outcome.resumed_from,
+        "time_limited": outcome.time_limited,
         "tokenizer": VOCAB_VERSION,
         "framework": "burn 0.22.1 (flex CPU backend)",
         "config": serde_json::from_str::<serde_json::Value>(&config.to_string()).unwrap_or_default(),

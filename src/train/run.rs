@@ -13,7 +13,8 @@
 //! without one it says so and starts from step 0 ([`RunOptions::resumes`]).
 //!
 //! **Stop**: the stop flag ([`stop_on_ctrl_c`]) saves a checkpoint after the current step;
-//! a second Ctrl-C exits at once.
+//! a second Ctrl-C exits at once. The time budget (`--max-minutes`, counted across resumes)
+//! ends a run early but normally: the model is exported, and says so.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -131,6 +132,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Behave as if `stop` were set once this many steps are done in total (tests).
     pub stop_at_step: Option<usize>,
+    /// Wall-clock budget in minutes, counted across resumes (`None` = none). A run option,
+    /// not part of the recipe: `--resume --max-minutes 30` gives a resumed run more time.
+    pub max_minutes: Option<f64>,
 }
 
 impl RunOptions {
@@ -142,6 +146,7 @@ impl RunOptions {
             stop: Arc::new(AtomicBool::new(false)),
             progress: false,
             stop_at_step: None,
+            max_minutes: None,
         }
     }
 
@@ -179,6 +184,12 @@ impl RunOptions {
     /// Whether to save and stop now, with `step` steps done.
     pub fn should_stop(&self, step: usize) -> bool {
         self.stop.load(Ordering::SeqCst) || self.stop_at_step == Some(step)
+    }
+
+    /// Whether the run has used its time budget.
+    pub fn out_of_time(&self, state: &TrainState) -> bool {
+        self.max_minutes
+            .is_some_and(|minutes| state.elapsed_secs >= minutes * 60.0)
     }
 
     /// A progress bar over `len` steps (hidden without progress). indicatif draws nothing

@@ -126,6 +126,8 @@ pub struct TrainOutcome {
     pub total_steps: usize,
     /// Stopped early by the stop flag (a checkpoint was saved).
     pub interrupted: bool,
+    /// Ended early by the time budget (a normal end: the model is exported).
+    pub time_limited: bool,
     /// Whether this run started from a checkpoint.
     pub resumed_from: Option<usize>,
 }
@@ -248,7 +250,7 @@ pub fn train(config: &TrainingConfig, corpus: &Corpus, run: &RunOptions) -> Resu
 
     let session_start = Instant::now();
     let elapsed_before = state.elapsed_secs;
-    let mut interrupted = false;
+    let (mut interrupted, mut time_limited) = (false, false);
     let save = |model: &ContinuationModel,
                 optim: &burn::optim::ModuleOptimizer,
                 state: &TrainState,
@@ -303,9 +305,11 @@ pub fn train(config: &TrainingConfig, corpus: &Corpus, run: &RunOptions) -> Resu
             state.tokens_seen += (batch.batch_size * batch.seq_len) as u64;
             state.elapsed_secs = elapsed_before + session_start.elapsed().as_secs_f64();
             state.add_loss(loss_value);
+            let out_of_time = run.out_of_time(&state);
+            let last = state.step == total_steps || out_of_time;
             let eval_now = config.eval_every > 0 && state.step % config.eval_every == 0;
-            if state.step % config.log_every.max(1) == 0 || eval_now || state.step == total_steps {
-                let valid_loss = (eval_now || state.step == total_steps) && !valid.is_empty();
+            if state.step % config.log_every.max(1) == 0 || eval_now || last {
+                let valid_loss = (eval_now || last) && !valid.is_empty();
                 let valid_loss = valid_loss
                     .then(|| evaluate_model(&model.valid(), &valid, &plain).nats_per_token());
                 state.push_point(valid_loss);
@@ -316,11 +320,15 @@ pub fn train(config: &TrainingConfig, corpus: &Corpus, run: &RunOptions) -> Resu
 
             let stop = run.should_stop(state.step);
             let periodic = config.checkpoint_every > 0 && state.step % config.checkpoint_every == 0;
-            if stop || periodic || state.step == total_steps {
+            if stop || periodic || last {
                 save(&model, &optim, &state, carried.as_ref())?;
             }
             if stop {
                 interrupted = true;
+                break 'epochs;
+            }
+            if out_of_time {
+                time_limited = true;
                 break 'epochs;
             }
         }
@@ -337,6 +345,7 @@ pub fn train(config: &TrainingConfig, corpus: &Corpus, run: &RunOptions) -> Resu
         state,
         total_steps,
         interrupted,
+        time_limited,
         resumed_from,
     })
 }

@@ -77,9 +77,6 @@ pub struct TimbreTrainingConfig {
     /// Fraction of files held out for validation (split by file name hash).
     #[config(default = 0.1)]
     pub heldout_fraction: f64,
-    /// Wall-clock budget; training stops early (and says so) when it is exceeded.
-    #[config(default = 14.0)]
-    pub max_minutes: f64,
     /// Rate the synthesiser runs at in training, Hz: the model learns to fill the band up to
     /// half of it (16 000 → 8 kHz, 48 000 → 24 kHz). A whole number of samples per frame.
     #[config(default = 16000)]
@@ -138,6 +135,8 @@ pub struct TimbreTrainArgs {
     pub stop: Arc<AtomicBool>,
     /// Stop as if interrupted after this many steps (tests).
     pub stop_at_step: Option<usize>,
+    /// Time budget in minutes, counted across resumes (`None` = none).
+    pub max_minutes: Option<f64>,
     /// Skip export, verification and report (tests of the loop itself).
     pub skip_export: bool,
 }
@@ -157,6 +156,7 @@ impl TimbreTrainArgs {
             progress: false,
             stop: Arc::new(AtomicBool::new(false)),
             stop_at_step: None,
+            max_minutes: None,
             skip_export: false,
         }
     }
@@ -238,6 +238,7 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         stop: args.stop.clone(),
         progress: args.progress,
         stop_at_step: args.stop_at_step,
+        max_minutes: args.max_minutes,
     };
     let config = run.config(&args.config)?;
     ensure!(
@@ -329,10 +330,6 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
     let seconds_before = state.elapsed_secs;
     let (mut interrupted, mut time_limited) = (false, false);
     while state.step < config.steps {
-        if seconds_before + started.elapsed().as_secs_f64() > config.max_minutes * 60.0 {
-            time_limited = true;
-            break;
-        }
         let step = state.step;
         let mut rng = timbre_rng(config.seed, step as u64);
         let batch = sample_windows(
@@ -350,8 +347,10 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         state.step = step + 1;
         state.elapsed_secs = seconds_before + started.elapsed().as_secs_f64();
         state.add_loss(f64::from(value));
+        let out_of_time = run.out_of_time(&state);
         let validate_now = config.validate_every > 0 && state.step % config.validate_every == 0
-            || state.step == config.steps;
+            || state.step == config.steps
+            || out_of_time;
         if state.step % config.log_every.max(1) == 0 || validate_now {
             let valid_loss = validate_now.then(|| f64::from(validate(&model)));
             state.push_point(valid_loss);
@@ -367,18 +366,12 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
             interrupted = true;
             break;
         }
-    }
-    train_bar.finish_and_clear();
-    // A run stopped by the time budget: its last steps get a point, and the model as
-    // exported gets a held-out loss.
-    if time_limited && state.step > 0 {
-        let valid_loss = Some(f64::from(validate(&model)));
-        if state.pending_loss.1 > 0 {
-            state.push_point(valid_loss);
-        } else if let Some(last) = state.history.last_mut() {
-            last.valid = valid_loss;
+        if out_of_time {
+            time_limited = true;
+            break;
         }
     }
+    train_bar.finish_and_clear();
     if !interrupted {
         save_checkpoint(&run.checkpoint_dir, &config, &model, &optim, &state, &[])?;
     }
@@ -420,6 +413,7 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         "steps": state.step,
         "train_seconds": state.elapsed_secs,
         "time_limited": time_limited,
+        "max_minutes": args.max_minutes,
         "config": serde_json::from_str::<serde_json::Value>(&config.to_string()).unwrap_or_default(),
         "baseline_harmonic_profile": profile,
     });
