@@ -305,7 +305,12 @@ fn the_time_budget_ends_a_run_and_a_resume_may_extend_it() {
         "the last step is evaluated"
     );
 
+    // Resumed with its budget spent, a run trains no further.
     options.resume = true;
+    let again = train(&config, &corpus, &options).unwrap();
+    assert!(again.time_limited);
+    assert_eq!(again.state.step, 1);
+
     options.max_minutes = None;
     let extended = train(&config, &corpus, &options).unwrap();
     assert_eq!(extended.resumed_from, Some(1));

@@ -71,6 +71,10 @@ fn the_time_budget_ends_a_run_and_a_resume_may_extend_it() {
         short.final_valid_loss.is_some(),
         "the last step is validated"
     );
+    // Resumed with its budget spent, a run trains no further.
+    let again = train_timbre(&args(true, Some(0.0))).unwrap();
+    assert!(again.time_limited);
+    assert_eq!(again.state.step, 1);
     let extended = train_timbre(&args(true, None)).unwrap();
     assert!(!extended.time_limited);
     assert_eq!(extended.state.step, 6);

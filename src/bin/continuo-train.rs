@@ -196,7 +196,8 @@ struct ContinuationArgs {
     /// Continue from models/NAME.ckpt (uses the checkpoint's saved settings).
     #[arg(long)]
     resume: bool,
-    /// Stop (and export) after this many minutes of training, counted across resumes.
+    /// Stop (and export) after this many minutes of training, counted across resumes (a
+    /// resumed run takes the value given now, not the checkpoint's).
     #[arg(long)]
     max_minutes: Option<f64>,
     /// Fail if ONNX Runtime cannot be loaded (default: verify on tract only and say so).
@@ -598,7 +599,7 @@ fn timbre(args: TimbreArgs) -> anyhow::Result<ExitCode> {
             "stopped at step {}; checkpoint saved in {}. Continue with the same command and \
              --resume.",
             outcome.state.step,
-            continuo::train::run::checkpoint_dir(&out).display()
+            ModelFiles::new(&out).checkpoint.display()
         );
         return Ok(ExitCode::from(130));
     }

@@ -187,7 +187,7 @@ pub struct ModelSource {
     pub backend: BackendChoice,
 }
 
-/// Receives status lines from the worker (the plugin logs them).
+/// Receives status lines from [`start`] and the worker (the plugin logs them).
 pub type StatusCallback = Box<dyn Fn(&str) + Send>;
 
 /// Starts the phrase engine: loads the initial model (a failure is reported, not returned),

@@ -18,53 +18,9 @@ use super::eval::{baselines, evaluate_session, HeldOut};
 use super::export::{export_verified, session_for_bytes, step_specs, Verification};
 use super::plot::plot_loss;
 use super::report::{write_report, ReportInputs};
-use super::run::{checkpoint_dir, RunOptions};
+pub use super::run::ModelFiles;
+use super::run::RunOptions;
 use super::training::{train, TrainOutcome, TrainingConfig};
-
-/// Files written for model `models/NAME`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelFiles {
-    /// `models/NAME.onnx`
-    pub onnx: PathBuf,
-    /// `models/NAME.json`
-    pub manifest: PathBuf,
-    /// `models/NAME.report.md`
-    pub report: PathBuf,
-    /// `models/NAME.loss.png`
-    pub plot: PathBuf,
-    /// `models/NAME.ckpt/` (checkpoint folder)
-    pub checkpoint: PathBuf,
-}
-
-impl ModelFiles {
-    /// Paths for `out` = `models/NAME` (an `.onnx` or `.json` extension is ignored).
-    pub fn new(out: &Path) -> Self {
-        let stem = match out.extension().and_then(|e| e.to_str()) {
-            Some("onnx" | "json") => out.with_extension(""),
-            _ => out.to_path_buf(),
-        };
-        let with = |suffix: &str| {
-            let mut name = stem.as_os_str().to_owned();
-            name.push(suffix);
-            PathBuf::from(name)
-        };
-        Self {
-            onnx: with(".onnx"),
-            manifest: with(".json"),
-            report: with(".report.md"),
-            plot: with(".loss.png"),
-            checkpoint: checkpoint_dir(&stem),
-        }
-    }
-
-    /// The model's name (file stem).
-    pub fn name(&self) -> String {
-        self.manifest
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "model".into())
-    }
-}
 
 /// A `continuo-train continuation` run.
 #[derive(Debug, Clone)]
@@ -324,6 +280,7 @@ pub fn run_continuation(job: &ContinuationJob) -> Result<ContinuationResult> {
         "steps_per_second": (steps_per_second * 100.0).round() / 100.0,
         "resumed_from_step": outcome.resumed_from,
         "time_limited": outcome.time_limited,
+        "max_minutes": job.max_minutes,
         "tokenizer": VOCAB_VERSION,
         "framework": "burn 0.22.1 (flex CPU backend)",
         "config": serde_json::from_str::<serde_json::Value>(&config.to_string()).unwrap_or_default(),

@@ -27,6 +27,51 @@ use burn::optim::ModuleOptimizer;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+/// Files written for model `models/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelFiles {
+    /// `models/NAME.onnx`
+    pub onnx: PathBuf,
+    /// `models/NAME.json`
+    pub manifest: PathBuf,
+    /// `models/NAME.report.md`
+    pub report: PathBuf,
+    /// `models/NAME.loss.png`
+    pub plot: PathBuf,
+    /// `models/NAME.ckpt/` (checkpoint folder)
+    pub checkpoint: PathBuf,
+}
+
+impl ModelFiles {
+    /// Paths for `out` = `models/NAME` (an `.onnx` or `.json` extension is ignored).
+    pub fn new(out: &Path) -> Self {
+        let stem = match out.extension().and_then(|e| e.to_str()) {
+            Some("onnx" | "json") => out.with_extension(""),
+            _ => out.to_path_buf(),
+        };
+        let with = |suffix: &str| {
+            let mut name = stem.as_os_str().to_owned();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        Self {
+            onnx: with(".onnx"),
+            manifest: with(".json"),
+            report: with(".report.md"),
+            plot: with(".loss.png"),
+            checkpoint: checkpoint_dir(&stem),
+        }
+    }
+
+    /// The model's name (file stem).
+    pub fn name(&self) -> String {
+        self.manifest
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into())
+    }
+}
+
 /// The files every complete checkpoint holds (`state.json` is renamed into place last).
 const CHECKPOINT_FILES: [&str; 4] = ["config.json", "model.bpk", "optim.bpk", "state.json"];
 
@@ -93,11 +138,20 @@ impl TrainState {
         point
     }
 
-    /// The mean training loss of the last `points` history points.
-    pub fn recent_train_loss(&self, points: usize) -> Option<f64> {
-        let recent = &self.history[self.history.len().saturating_sub(points)..];
-        (!recent.is_empty())
-            .then(|| recent.iter().map(|p| p.train).sum::<f64>() / recent.len() as f64)
+    /// The mean training loss over (about) the last `steps` steps: the history points that
+    /// end within them, each weighted by the steps it averages.
+    pub fn recent_train_loss(&self, steps: usize) -> Option<f64> {
+        let from = self.step.saturating_sub(steps);
+        let (mut sum, mut count, mut previous) = (0.0, 0, 0);
+        for point in &self.history {
+            let covered = point.step - previous;
+            previous = point.step;
+            if point.step > from {
+                sum += point.train * covered as f64;
+                count += covered;
+            }
+        }
+        (count > 0).then(|| sum / count as f64)
     }
 
     /// The last held-out loss recorded.
@@ -276,10 +330,20 @@ pub fn save_checkpoint<M: Module>(
     }
     std::fs::write(file("state.json"), serde_json::to_string(state)?)
         .with_context(|| format!("writing {}", file("state.json").display()))?;
+    // The previous checkpoint is moved aside, not deleted, before the new one takes its
+    // place: between the two renames (not during a slow delete) is the only moment a second
+    // Ctrl-C could leave no complete checkpoint behind.
+    let old = dir.with_extension("ckpt.old");
+    if old.exists() {
+        std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+    }
     if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+        std::fs::rename(dir, &old).with_context(|| format!("renaming {}", dir.display()))?;
     }
     std::fs::rename(&tmp, dir).with_context(|| format!("renaming to {}", dir.display()))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+    }
     Ok(())
 }
 
@@ -302,7 +366,10 @@ pub fn load_checkpoint<M: Module>(
     model: M,
     optim: ModuleOptimizer,
 ) -> Result<(M, ModuleOptimizer, TrainState)> {
-    let model = load_checkpoint_weights(dir, model)?;
+    let path = dir.join("model.bpk");
+    let model = model
+        .try_load_file(&path)
+        .map_err(|e| anyhow!("reading {}: {e:?}", path.display()))?;
     let path = dir.join("optim.bpk");
     let optim = optim
         .load(&path)
@@ -318,17 +385,6 @@ pub fn load_checkpoint<M: Module>(
         )
     })?;
     Ok((model, optim, state))
-}
-
-/// Loads a checkpoint's weights into `model` (export or evaluation of a stopped run).
-///
-/// # Errors
-/// A missing or mismatched `model.bpk`, naming it.
-pub fn load_checkpoint_weights<M: Module>(dir: &Path, model: M) -> Result<M> {
-    let path = dir.join("model.bpk");
-    model
-        .try_load_file(&path)
-        .map_err(|e| anyhow!("reading {}: {e:?}", path.display()))
 }
 
 #[cfg(test)]
@@ -361,7 +417,9 @@ mod tests {
         let point = state.push_point(Some(0.5));
         assert_eq!((point.step, point.train, point.valid), (3, 1.0, Some(0.5)));
         assert_eq!(state.pending_loss, (0.0, 0));
-        assert_eq!(state.recent_train_loss(2), Some(2.0));
+        // Steps 1–2 at 3.0 and step 3 at 1.0: weighted by the steps each point covers.
+        assert_eq!(state.recent_train_loss(3), Some(7.0 / 3.0));
+        assert_eq!(state.recent_train_loss(1), Some(1.0));
         assert_eq!(state.last_valid_loss(), Some(0.5));
         assert_eq!(state.message(), "loss 1.0000, held-out 0.5000");
     }

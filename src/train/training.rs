@@ -5,13 +5,14 @@
 //! **Determinism.** Weights come from the seeded device; batches from `(seed, epoch)`; the
 //! learning rate from the step number. A checkpoint holds the weights, Adam's state, the
 //! position in the epoch and the hidden state carried between batches, so resuming from it
-//! continues bit for bit as if the run had never stopped (tested in `tests/trainer.rs`).
+//! continues bit for bit as if the run had never stopped (tested in
+//! `tests/train_continuation.rs`; a run ended by the time budget resumes with the same weights,
+//! its loss history has one point more).
 //!
 //! **Checkpoint**: the trainers' shared folder and rules ([`super::run`]), plus `carried.bin`
 //! (little-endian f32 `[L, B, S]`, the recurrent state carried between batches; see
 //! [`super::model`]).
 
-use std::path::Path;
 use std::time::Instant;
 
 use crate::midi::ngram::Evaluation;
@@ -25,9 +26,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::data::{epoch_batches, padded_groups, Corpus, CorpusOptions, Split};
 use super::model::{ContinuationModel, ContinuationModelConfig};
-use super::run::{
-    load_checkpoint, load_checkpoint_config, load_checkpoint_weights, save_checkpoint,
-};
+use super::run::{load_checkpoint, load_checkpoint_config, save_checkpoint};
 pub use super::run::{LossPoint, RunOptions, TrainState};
 
 /// The continuation trainer's own checkpoint file: the recurrent state between batches.
@@ -250,7 +249,10 @@ pub fn train(config: &TrainingConfig, corpus: &Corpus, run: &RunOptions) -> Resu
 
     let session_start = Instant::now();
     let elapsed_before = state.elapsed_secs;
-    let (mut interrupted, mut time_limited) = (false, false);
+    let mut interrupted = false;
+    // A run resumed after its budget ran out trains no further (and is exported again).
+    let mut time_limited =
+        resumed_from.is_some() && state.step < total_steps && run.out_of_time(&state);
     let save = |model: &ContinuationModel,
                 optim: &burn::optim::ModuleOptimizer,
                 state: &TrainState,
@@ -268,7 +270,7 @@ pub fn train(config: &TrainingConfig, corpus: &Corpus, run: &RunOptions) -> Resu
         save_checkpoint(&run.checkpoint_dir, config, model, optim, state, &extra)
     };
 
-    'epochs: while state.step < total_steps {
+    'epochs: while state.step < total_steps && !time_limited {
         let batches = epoch_batches(&files, batch_size, seq_len, config.seed, state.epoch);
         if state.batch_in_epoch >= batches.len() {
             state.epoch += 1;
@@ -348,15 +350,4 @@ pub fn train(config: &TrainingConfig, corpus: &Corpus, run: &RunOptions) -> Resu
         time_limited,
         resumed_from,
     })
-}
-
-/// Loads the model weights of a checkpoint onto the plain CPU device (for export/eval of an
-/// interrupted run).
-///
-/// # Errors
-/// Missing or unreadable checkpoint.
-pub fn load_checkpoint_model(dir: &Path) -> Result<(TrainingConfig, ContinuationModel)> {
-    let config: TrainingConfig = load_checkpoint_config(dir)?;
-    let model = load_checkpoint_weights(dir, config.model.init(&cpu_device()))?;
-    Ok((config, model))
 }

@@ -204,8 +204,8 @@ pub fn write_model(
 ) -> Result<PathBuf> {
     let graph = build_graph(model, name, swap_gates);
     let bytes = graph.to_bytes();
-    let onnx_path = out.with_extension("onnx");
-    let manifest_path = out.with_extension("json");
+    let files = crate::train::run::ModelFiles::new(out);
+    let (onnx_path, manifest_path) = (files.onnx, files.manifest);
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

@@ -6,8 +6,8 @@
 //! step `s` (window choice, synth noise) comes from `SplitMix(seed, s)`, so a run resumed from
 //! a checkpoint repeats the uninterrupted run step for step.
 //!
-//! Checkpoints, `--resume`, Ctrl-C, the loss history and the progress shown are the
-//! continuation trainer's ([`crate::train::run`]).
+//! Checkpoints, `--resume`, Ctrl-C, the time budget, the loss history and the progress shown
+//! are shared with the continuation trainer ([`crate::train::run`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,9 +24,8 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::train::pipeline::ModelFiles;
 use crate::train::plot::{plot_loss, PlotAxes};
-use crate::train::run::{load_checkpoint, save_checkpoint, RunOptions, TrainState};
+use crate::train::run::{load_checkpoint, save_checkpoint, ModelFiles, RunOptions, TrainState};
 
 use super::data::{
     load_folder, sample_windows, split_by_file, timbre_rng, training_level_db, Clip, SkippedFile,
@@ -328,8 +327,10 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
     train_bar.set_position(state.step as u64);
     let started = Instant::now();
     let seconds_before = state.elapsed_secs;
-    let (mut interrupted, mut time_limited) = (false, false);
-    while state.step < config.steps {
+    let mut interrupted = false;
+    // A run resumed after its budget ran out trains no further (and is exported again).
+    let mut time_limited = state.step > 0 && state.step < config.steps && run.out_of_time(&state);
+    while state.step < config.steps && !time_limited {
         let step = state.step;
         let mut rng = timbre_rng(config.seed, step as u64);
         let batch = sample_windows(
@@ -348,9 +349,9 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         state.elapsed_secs = seconds_before + started.elapsed().as_secs_f64();
         state.add_loss(f64::from(value));
         let out_of_time = run.out_of_time(&state);
-        let validate_now = config.validate_every > 0 && state.step % config.validate_every == 0
-            || state.step == config.steps
-            || out_of_time;
+        let last = state.step == config.steps || out_of_time;
+        let validate_now =
+            config.validate_every > 0 && state.step % config.validate_every == 0 || last;
         if state.step % config.log_every.max(1) == 0 || validate_now {
             let valid_loss = validate_now.then(|| f64::from(validate(&model)));
             state.push_point(valid_loss);
@@ -359,7 +360,8 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         train_bar.set_position(state.step as u64);
         run.log(&state, config.steps);
         let stop = run.should_stop(state.step);
-        if stop || config.checkpoint_every > 0 && state.step % config.checkpoint_every == 0 {
+        let periodic = config.checkpoint_every > 0 && state.step % config.checkpoint_every == 0;
+        if stop || periodic || last {
             save_checkpoint(&run.checkpoint_dir, &config, &model, &optim, &state, &[])?;
         }
         if stop {
@@ -372,11 +374,8 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         }
     }
     train_bar.finish_and_clear();
-    if !interrupted {
-        save_checkpoint(&run.checkpoint_dir, &config, &model, &optim, &state, &[])?;
-    }
     let final_train_loss = state
-        .recent_train_loss(FINAL_LOSS_STEPS.div_ceil(config.log_every.max(1)))
+        .recent_train_loss(FINAL_LOSS_STEPS)
         .unwrap_or(f64::NAN);
     let final_valid_loss = state.last_valid_loss();
     let mut outcome = TimbreTrainOutcome {
@@ -396,11 +395,7 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
 
     // Export, verify, report.
     let profile = HarmonicProfile::measure(&train, config.model.harmonics);
-    let name = args
-        .out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "timbre".into());
+    let name = files.name();
     let train_minutes: f32 =
         train.iter().map(|c| c.frames() as f32).sum::<f32>() / FRAME_RATE_HZ / 60.0;
     let training = serde_json::json!({
