@@ -267,6 +267,7 @@ fn phrase() -> Result<PhraseEditor> {
         initial: 0,
         dirs: ModelDirs::standard(&[]),
         backend: BackendChoice::Auto,
+        shelf: Default::default(),
     };
     let (mut realtime, worker, shared) =
         phrase_engine::start(RATE, 32.0, model, roll.clone(), Box::new(|_| {}))?;

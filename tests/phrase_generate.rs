@@ -213,8 +213,8 @@ mod model_switch {
 
     use continuo::model::ModelDirs;
     use continuo::phrase::engine::{
-        start, KeyLock, ModelSource, PhraseCommand, PhraseRealtime, PhraseRequest, PhraseShared,
-        TransportInfo,
+        start, KeyLock, ModelShelf, ModelSource, PhraseCommand, PhraseRealtime, PhraseRequest,
+        PhraseShared, TransportInfo,
     };
     use continuo::phrase::generate::{
         continuation_choices, AUTO_MODEL, DEFAULT_MODEL, MELODY_MODEL,
@@ -332,6 +332,7 @@ mod model_switch {
             initial: 3,
             dirs,
             backend: BackendChoice::Tract,
+            shelf: Default::default(),
         };
         let (mut realtime, worker, shared) =
             start(RATE, 64.0, source, Default::default(), report).expect("start");
@@ -426,6 +427,34 @@ mod model_switch {
         assert!(generated.len() >= 2 && generated[1].contains("notes as a melody with beta"));
     }
 
+    /// A re-activation with the same choice keeps the model the last one loaded (it still
+    /// plays after its file is gone, so it was not loaded again); another choice loads.
+    #[test]
+    fn a_reactivation_keeps_the_loaded_model() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let alpha = common::random_continuation_model(dir.path(), "alpha", 1, 32);
+        let shelf = ModelShelf::default();
+        let activate = |initial: usize| {
+            let source = ModelSource {
+                choices: vec![alpha.display().to_string(), "no-such-model".into()],
+                initial,
+                dirs: ModelDirs::new(Vec::<PathBuf>::new()),
+                backend: BackendChoice::Tract,
+                shelf: shelf.clone(),
+            };
+            let (_realtime, worker, shared) =
+                start(RATE, 64.0, source, Default::default(), Box::new(|_| {})).expect("start");
+            let ready = shared.model_ready.load(Ordering::Relaxed);
+            drop(worker);
+            ready
+        };
+        assert!(activate(0), "the first activation loads alpha");
+        std::fs::remove_file(&alpha).expect("remove alpha's manifest");
+        assert!(activate(0), "the second keeps alpha without loading it");
+        assert!(!activate(1), "another choice is loaded, and here fails");
+        assert!(!activate(0), "the shelf was emptied by the other choice");
+    }
+
     /// A continuation's prompt is what was played before its trigger (not what the worker
     /// happened to have received when it got to it), it starts at the host's next bar line and
     /// lasts the host's bars, also when a bar is longer than the model's 8 beats (12/4 here),
@@ -443,6 +472,7 @@ mod model_switch {
             initial: 0,
             dirs: ModelDirs::new(Vec::<PathBuf>::new()),
             backend: BackendChoice::Tract,
+            shelf: Default::default(),
         };
         let (mut realtime, _worker, shared) =
             start(RATE, 64.0, source, Default::default(), report).expect("start");

@@ -22,8 +22,8 @@
 //! machine is (bounded: a worker that misses [`OFFLINE_WAIT_LIMIT`] is not waited for again
 //! until it answers).
 //!
-//! The first model is loaded by [`start`] (the plugin's activate), later ones on the worker,
-//! never on the audio thread; its status and problems are reported through [`PhraseShared`]
+//! The first model is loaded by [`start`] (the plugin's activate; a re-activation takes it
+//! back from the [`ModelShelf`] instead), later ones on the worker, never on the audio thread; its status and problems are reported through [`PhraseShared`]
 //! and a status callback (the plugin logs it).
 //!
 //! Switching models ([`PhraseRequest::Model`]) goes through the same request ring as Generate,
@@ -174,6 +174,43 @@ pub enum PhraseCommand {
     Clear,
 }
 
+/// A loaded model kept between activations: the worker leaves it here when it stops, and the
+/// next [`start`] with the same choice takes it instead of loading again, so re-activating (a
+/// new sample rate or block size) costs no model load.
+#[derive(Clone, Default)]
+pub struct ModelShelf(Arc<Mutex<Option<ShelvedModel>>>);
+
+struct ShelvedModel {
+    index: usize,
+    model: ModelSet,
+    status: String,
+}
+
+impl ModelShelf {
+    fn put(&self, shelved: ShelvedModel) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(shelved);
+        }
+    }
+
+    /// The shelved model if it is choice `index` (the shelf is emptied either way).
+    fn take(&self, index: usize) -> Option<ShelvedModel> {
+        let shelved = self.0.lock().ok()?.take()?;
+        (shelved.index == index).then_some(shelved)
+    }
+}
+
+impl std::fmt::Debug for ModelShelf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|slot| slot.as_ref().map(|s| s.index));
+        f.debug_tuple("ModelShelf").field(&held).finish()
+    }
+}
+
 /// Where the worker finds its continuation models.
 #[derive(Debug, Clone)]
 pub struct ModelSource {
@@ -185,6 +222,8 @@ pub struct ModelSource {
     pub dirs: ModelDirs,
     /// Inference backend.
     pub backend: BackendChoice,
+    /// The model kept from the previous activation, if any.
+    pub shelf: ModelShelf,
 }
 
 /// Receives status lines from [`start`] and the worker (the plugin logs them).
@@ -246,6 +285,7 @@ pub fn start(
         last_drop_report: None,
         source: model,
         model: None,
+        model_status: String::new(),
         on_status,
         variations: Vec::new(),
         selected: 0,
@@ -257,7 +297,10 @@ pub fn start(
     // Style's), not on the worker's first poll: a host that deactivates right away would
     // otherwise wait in the worker's join for a load that it may or may not have started, so
     // how long activate–deactivate takes would depend on thread scheduling.
-    worker.load_model(worker.source.initial);
+    match worker.source.shelf.take(worker.source.initial) {
+        Some(shelved) => worker.adopt_model(shelved),
+        None => worker.load_model(worker.source.initial),
+    }
     let handle = WorkerHandle::spawn("continuo-phrase-worker", worker)?;
     let realtime = PhraseRealtime {
         events: events_in,
@@ -557,6 +600,8 @@ struct PhraseWorker {
     last_drop_report: Option<Instant>,
     source: ModelSource,
     model: Option<ModelSet>,
+    /// The status line the current model was loaded with (kept with it on the shelf).
+    model_status: String,
     on_status: StatusCallback,
     /// The variations of the latest continuation.
     variations: Vec<Vec<crate::midi::Note>>,
@@ -568,12 +613,36 @@ struct PhraseWorker {
     rng: Rng,
 }
 
+impl Drop for PhraseWorker {
+    /// Leaves the model on the shelf for the next activation.
+    fn drop(&mut self) {
+        if let Some(model) = self.model.take() {
+            self.source.shelf.put(ShelvedModel {
+                index: self.shared.model_choice.load(Ordering::Relaxed),
+                model,
+                status: std::mem::take(&mut self.model_status),
+            });
+        }
+    }
+}
+
 impl PhraseWorker {
     fn report(&self, status: String) {
         (self.on_status)(&status);
         if let Ok(mut current) = self.shared.status.lock() {
             *current = status;
         }
+    }
+
+    /// Makes `shelved` the current model, choice `shelved.index`.
+    fn adopt_model(&mut self, shelved: ShelvedModel) {
+        self.model = Some(shelved.model);
+        self.model_status = shelved.status.clone();
+        self.shared
+            .model_choice
+            .store(shelved.index, Ordering::Relaxed);
+        self.shared.model_ready.store(true, Ordering::Relaxed);
+        self.report(shelved.status);
     }
 
     /// Loads choice `index`; on failure the current model (if any) stays.
@@ -597,10 +666,11 @@ impl PhraseWorker {
                         chain_message(&missing)
                     );
                 }
-                self.model = Some(model);
-                self.shared.model_choice.store(index, Ordering::Relaxed);
-                self.shared.model_ready.store(true, Ordering::Relaxed);
-                self.report(status);
+                self.adopt_model(ShelvedModel {
+                    index,
+                    model,
+                    status,
+                });
             }
             Err(error) => {
                 let status = match &self.model {
@@ -961,6 +1031,7 @@ mod tests {
             initial: 0,
             dirs: ModelDirs::new(Vec::new()),
             backend: BackendChoice::Tract,
+            shelf: ModelShelf::default(),
         };
         start(48_000.0, 32.0, no_model, Arc::default(), report).expect("worker")
     }

@@ -27,8 +27,8 @@ use crate::engine::audio::Timing;
 use crate::engine::worker::WorkerHandle;
 use crate::model::{BackendChoice, ModelDirs};
 use crate::phrase::engine::{
-    self, ModelSource, PhraseCommand, PhraseRealtime, PhraseRequest, PhraseShared, TransportInfo,
-    HEARD_CHANNEL,
+    self, ModelShelf, ModelSource, PhraseCommand, PhraseRealtime, PhraseRequest, PhraseShared,
+    TransportInfo, HEARD_CHANNEL,
 };
 use crate::phrase::generate::GenerationSettings;
 use crate::phrase::metre::Metre;
@@ -65,6 +65,8 @@ pub struct ContinuoPhrase {
     /// The engine the editor reports on, its piano roll and its Generate button.
     editor_shared: SharedSlot,
     roll: Arc<RollFeed>,
+    /// The continuation model kept between activations.
+    model_shelf: ModelShelf,
     generate_clicked: Arc<AtomicBool>,
     /// Present between `activate` and `deactivate`.
     running: Option<Running>,
@@ -84,6 +86,7 @@ impl Default for ContinuoPhrase {
             params: Arc::default(),
             editor_shared: SharedSlot::default(),
             roll,
+            model_shelf: ModelShelf::default(),
             generate_clicked: Arc::default(),
             running: None,
             left_sounding: Vec::new(),
@@ -167,6 +170,7 @@ impl Plugin for ContinuoPhrase {
             initial,
             dirs: ModelDirs::standard(&[]),
             backend: BackendChoice::Auto,
+            shelf: self.model_shelf.clone(),
         };
         let report = Box::new(|status: &str| nice_log!("Continuo Phrase: {status}"));
         match engine::start(
