@@ -277,6 +277,66 @@ fn latency_mode_switch_asks_for_a_restart_and_changes_latency_only_in_activate()
     assert!(recorded(&plugin, |r| &r.latency_changed_in_activate) >= 1);
 }
 
+/// A model trained from a lower f0 floor (the cello, 64 Hz, for its C2) needs a longer pitch
+/// frame, hence another latency, which may change only in `activate`. Chosen while Style runs,
+/// it plays at once from the running analysis, and Style asks the host for a restart; after
+/// it, the cello's latency (one 4 ms frame more) is reported. Back to the violin: again.
+#[test]
+fn a_model_trained_from_a_lower_f0_floor_asks_for_a_restart_and_reports_its_latency() {
+    let entry = load_bundle(&built_bundle());
+    let mut plugin = recording_instance(&entry, STYLE_ID);
+    let style = param_id(&mut plugin, "Style");
+    let cello = param_value_of_text(&mut plugin, style, "continuo-cello");
+    let violin = param_value_of_text(&mut plugin, style, "continuo-violin");
+    let config = config(48_000.0, 256);
+    let processor = activate_recorded(&mut plugin, config);
+    run_main_thread_callback(&mut plugin);
+    let violin_latency = latency(&mut plugin);
+    let restarts =
+        |plugin: &PluginInstance<RecordingHost>| recorded(plugin, |r| &r.restart_requests);
+
+    // Chooses `value` and plays (roughly in real time, so the loader gets its turn) until the
+    // loaded model asks for a restart; a host that does not restart keeps the old latency.
+    let choose = |plugin: &mut PluginInstance<RecordingHost>, processor, value| {
+        let before = restarts(plugin);
+        let set = vec![ParamValueEvent::new(0, style, Pckn::match_all(), value)];
+        let (mut processor, _) = play(processor, &tone(256, 48_000.0), 256, |_| set.clone());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while restarts(plugin) == before {
+            assert!(std::time::Instant::now() < deadline, "no restart requested");
+            (processor, _) = play(processor, &tone(10 * 256, 48_000.0), 256, |_| Vec::new());
+            run_main_thread_callback(plugin);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(restarts(plugin), before + 1, "one request");
+        assert_eq!(latency(plugin), violin_latency, "the running latency stays");
+        processor
+    };
+    let processor = choose(&mut plugin, processor, cello);
+    plugin.deactivate(processor);
+    run_main_thread_callback(&mut plugin);
+    let processor = activate_recorded(&mut plugin, config);
+    run_main_thread_callback(&mut plugin);
+    assert_eq!(
+        latency(&mut plugin),
+        violin_latency + 192,
+        "the cello's analysis"
+    );
+
+    let processor = choose(&mut plugin, processor, violin);
+    plugin.deactivate(processor);
+    run_main_thread_callback(&mut plugin);
+    let processor = activate_recorded(&mut plugin, config);
+    run_main_thread_callback(&mut plugin);
+    assert_eq!(latency(&mut plugin), violin_latency);
+    plugin.deactivate(processor);
+    assert_eq!(
+        recorded(&plugin, |r| &r.latency_changed_outside_activate),
+        0,
+        "host_latency.changed outside activate"
+    );
+}
+
 /// clap-validator `process-varying-sample-rates`, Steinberg's validator at 1234.5678 Hz:
 /// activation never fails. Where Style cannot resample, it passes audio through untouched
 /// with no latency.

@@ -21,6 +21,7 @@ fn changing_style_hot_swaps_the_model_while_audio_runs() {
     let entry = load_bundle(&built_bundle());
     let mut plugin = instance(&entry, STYLE_ID);
     let style = param_id(&mut plugin, "Style");
+    let flute = param_value_of_text(&mut plugin, style, "continuo-flute");
     let sample_rate = 48_000.0;
     let block = 256usize;
     let config = PluginAudioConfiguration {
@@ -54,7 +55,7 @@ fn changing_style_hot_swaps_the_model_while_audio_runs() {
                         })
                         .collect();
                     let events: Vec<ParamValueEvent> = if n == 0 {
-                        vec![ParamValueEvent::new(0, style, Pckn::match_all(), 1.0)]
+                        vec![ParamValueEvent::new(0, style, Pckn::match_all(), flute)]
                     } else {
                         Vec::new()
                     };

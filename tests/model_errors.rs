@@ -765,6 +765,67 @@ fn style_models_with_unusable_synth_counts_are_refused_naming_the_field() {
 }
 
 #[test]
+fn style_models_with_an_f0_floor_style_cannot_track_are_refused_naming_the_field() {
+    // The analysis is sized by the floor (two periods of it): 1 Hz would ask for a 2 s pitch
+    // frame. Style tracks from 50 Hz to 1000 Hz floors.
+    let dir = tempfile::tempdir().unwrap();
+    for floor in [1.0, 49.0, 1500.0, -100.0] {
+        let p = copy_shipped(dir.path(), "continuo-violin", "BROKEN", |v| {
+            v["features"]["f0_min_hz"] = floor.into()
+        });
+        let e = TimbreModel::load(
+            p.to_str().unwrap(),
+            &ModelDirs::new([]),
+            BackendChoice::Tract,
+        )
+        .expect_err("refused");
+        let text = chain_message(&e);
+        assert!(
+            text.contains("BROKEN.json") && text.contains("`features.f0_min_hz`"),
+            "{floor}: {text}"
+        );
+    }
+}
+
+#[test]
+fn a_model_trained_from_a_lower_f0_floor_is_analysed_from_it_and_costs_one_frame() {
+    // The shipped violin declared as trained from 64 Hz (a cello's floor): its quality-mode
+    // analysis needs one more 4 ms frame of look-ahead, and a running plugin can keep it on
+    // the 100 Hz analysis (and latency) it reported until the host restarts it.
+    let dir = tempfile::tempdir().unwrap();
+    let violin = copy_shipped(dir.path(), "continuo-violin", "violin", |_| {});
+    let low = copy_shipped(dir.path(), "continuo-violin", "low", |v| {
+        v["features"]["f0_min_hz"] = 64.0.into()
+    });
+    let latency = |voice: TimbreVoice| {
+        StyleProcessor::new(48_000.0, 1, LatencyMode::Quality, Some(voice))
+            .expect("processor")
+            .latency_samples()
+    };
+    let (violin_voice, _) = voice(&violin, None, 0.0);
+    assert_eq!(violin_voice.models_f0_floor_hz(), 100.0);
+    let (low_voice, _) = voice(&low, None, 0.0);
+    assert_eq!(low_voice.models_f0_floor_hz(), 64.0);
+    assert_eq!(low_voice.f0_floor_hz(), 64.0);
+    let violin_latency = latency(violin_voice);
+    assert_eq!(
+        latency(low_voice),
+        violin_latency + 192,
+        "one frame at 48 kHz"
+    );
+    // Morphing with it: the lower floor of the two.
+    let (morph, _) = voice(&violin, Some(&low), 0.5);
+    assert_eq!(morph.models_f0_floor_hz(), 64.0);
+    let (mut kept, _) = voice(&low, None, 0.0);
+    kept.set_f0_floor(100.0).expect("floor");
+    assert_eq!(
+        latency(kept),
+        violin_latency,
+        "the running analysis keeps its latency"
+    );
+}
+
+#[test]
 fn a_refused_style_b_leaves_style_a_playing_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let a = copy_shipped(dir.path(), "continuo-violin", "violin", |_| {});

@@ -14,7 +14,7 @@ use continuo::engine::audio::{
 use continuo::engine::offline;
 use continuo::engine::worker::WorkerHandle;
 use continuo::model::{BackendChoice, ModelDirs};
-use continuo::style::features::timbre_analysis_config;
+use continuo::style::features::{timbre_analysis_config, F0_MIN_HZ};
 use continuo::style::voice::GATE_OFF_DB;
 use continuo::style::{
     load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleProcessor, StyleSettings,
@@ -197,7 +197,7 @@ fn restyled_melody_keeps_its_pitch_and_pitch_shift_moves_it() {
     let rate = 48_000.0;
     let input = melody_at(rate);
     let median_f0 = |signal: &[f32]| {
-        let a = analyze(signal, rate, &timbre_analysis_config()).expect("analysis");
+        let a = analyze(signal, rate, &timbre_analysis_config(F0_MIN_HZ)).expect("analysis");
         let mut f0: Vec<f32> = a
             .frames
             .iter()

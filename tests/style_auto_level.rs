@@ -42,7 +42,7 @@ fn a_quieter_recording_is_restyled_alike_with_auto_level_and_unlike_without() {
     for auto_level in [true, false] {
         let loaded = load_model(&manifest, ModelKind::Timbre, BackendChoice::Auto).expect("loads");
         let model = TimbreModel::new(loaded).expect("a timbre model");
-        let mut processor = evaluation_processor(model, RATE, auto_level).expect("processor");
+        let mut processor = evaluation_processor(model, RATE, auto_level, 0).expect("processor");
         let as_recorded = transfer(&mut processor, &source);
         let quieter: Vec<f32> = transfer(&mut processor, &quiet)
             .into_iter()

@@ -37,7 +37,7 @@ fn cli_style_equals_the_evaluated_transfer() {
 
     let loaded = load_model(&manifest, ModelKind::Timbre, BackendChoice::Auto).expect("loads");
     let model = TimbreModel::new(loaded).expect("a timbre model");
-    let mut processor = evaluation_processor(model, 16_000, true).expect("processor");
+    let mut processor = evaluation_processor(model, 16_000, true, 0).expect("processor");
     let audio = read_mono(&input, 16_000).expect("fixture");
     let evaluated = transfer(&mut processor, &audio);
 

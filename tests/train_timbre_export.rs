@@ -34,7 +34,7 @@ fn export_verifies_on_both_backends_and_negative_control_fails() {
         &model,
         &dir.path().join("tiny"),
         "tiny",
-        &continuo::style::features::timbre_feature_config(),
+        &continuo::style::features::timbre_feature_config(continuo::style::features::F0_MIN_HZ),
         &full_band,
         serde_json::json!({}),
         BTreeMap::new(),

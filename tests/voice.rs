@@ -13,7 +13,7 @@ use continuo::instrument::{
     SharedVoiceSettings, VoiceBank, VoiceSettings,
 };
 use continuo::model::{BackendChoice, ModelDirs};
-use continuo::style::features::timbre_analysis_config;
+use continuo::style::features::{timbre_analysis_config, F0_MIN_HZ};
 use continuo::style::{StyleChoice, StyleStatus};
 
 const RATE: u32 = 48_000;
@@ -85,8 +85,12 @@ fn median_f0(x: &[f32], from: f32, to: f32) -> f32 {
 /// [`median_f0`] of audio at `rate` Hz.
 fn median_f0_at(x: &[f32], rate: u32, from: f32, to: f32) -> f32 {
     let at = |s: f32| (s * rate as f32) as usize;
-    let analysis =
-        analyze(&x[at(from)..at(to)], rate as f32, &timbre_analysis_config()).expect("analysis");
+    let analysis = analyze(
+        &x[at(from)..at(to)],
+        rate as f32,
+        &timbre_analysis_config(F0_MIN_HZ),
+    )
+    .expect("analysis");
     let mut f0: Vec<f32> = analysis
         .frames
         .iter()

@@ -74,6 +74,11 @@ enum Command {
         /// Evaluate with Style's Auto Level off (the model hears the input's own level).
         #[arg(long)]
         no_auto_level: bool,
+        /// Style's Octave (-2..2), for pairs whose target plays in another octave than the
+        /// source (flute → cello: -1).
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true,
+              value_parser = clap::value_parser!(i32).range(-2..=2))]
+        octave: i32,
     },
     /// Measures a timbre model's training level on its data folder (its held-out files left
     /// out) and writes it into the manifest as `features.loudness_reference_db`, for models
@@ -252,6 +257,7 @@ fn main() -> ExitCode {
             rate,
             input_db,
             no_auto_level,
+            octave,
         } => eval(
             &model,
             &dir,
@@ -261,6 +267,7 @@ fn main() -> ExitCode {
                 rate,
                 input_db,
                 auto_level: !no_auto_level,
+                octave,
             },
         ),
         Command::ReferenceLevel { model, data } => {
@@ -567,6 +574,10 @@ struct TimbreArgs {
     /// Spread the noise bands on the mel scale (finer at the bottom; for full-band models).
     #[arg(long)]
     mel_noise_bands: bool,
+    /// Lowest f0 tracked, Hz (50–1000): lower it for instruments that play below 100 Hz (a
+    /// cello's C2 is 65 Hz). Style's quality-mode latency grows with it (two periods of it).
+    #[arg(long, default_value_t = 100.0)]
+    f0_min_hz: f32,
     /// Continue from OUT.ckpt if it holds a checkpoint (uses its saved settings).
     #[arg(long)]
     resume: bool,
@@ -583,6 +594,7 @@ fn timbre(args: TimbreArgs) -> anyhow::Result<ExitCode> {
         .with_frames_per_example(args.frames)
         .with_synth_rate_hz(args.synth_rate)
         .with_mel_noise_bands(args.mel_noise_bands)
+        .with_f0_min_hz(args.f0_min_hz)
         .with_steps(args.steps)
         .with_batch_size(args.batch_size)
         .with_seed(args.seed);

@@ -116,7 +116,8 @@ impl VoiceBank {
         status: Arc<StyleStatus>,
     ) -> Result<Self, StyleError> {
         let a = &models.a;
-        let analysis = timbre_analysis_config();
+        // The renderer's loudness follower measures as the analysis does (its window).
+        let analysis = timbre_analysis_config(a.feature_config().f0_min_hz);
         let voices = (0..MAX_POLYPHONY + SPARE_VOICES)
             .map(|_| {
                 let renderer =

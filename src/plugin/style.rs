@@ -7,7 +7,7 @@
 //! paths and hot-swaps a new processor in (crossfaded by the engine).
 
 use std::num::NonZeroU32;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::Sender;
@@ -29,7 +29,7 @@ use crate::style::monitor::peak;
 use crate::style::voice::GATE_OFF_DB;
 use crate::style::{
     available_styles, load_voice, LatencyMode, SharedStyleSettings, StyleChoice, StyleProcessor,
-    StyleSettings, StyleStatus,
+    StyleSettings, StyleStatus, TimbreVoice,
 };
 
 /// Latency mode as a parameter.
@@ -299,6 +299,13 @@ struct BuildContext {
     dirs: ModelDirs,
     settings: Arc<SharedStyleSettings>,
     status: Arc<StyleStatus>,
+    /// The f0 floor of the analysis whose latency the host was told (`None` while activate
+    /// builds the first processor, which analyses from its models' own floor). A model chosen
+    /// later that was trained from another floor (a cello's 60 Hz) would have another latency,
+    /// which may change only in `activate`: it is analysed from this floor until the host
+    /// restarts Style, and `floor_differs` says a restart is wanted.
+    f0_floor_hz: Option<f32>,
+    floor_differs: Arc<AtomicBool>,
 }
 
 impl BuildContext {
@@ -321,11 +328,15 @@ impl BuildContext {
                 self.settings.clone(),
                 self.status.clone(),
             ) {
-                Ok(voice) => {
+                Ok(mut voice) => {
                     // A refused style B plays A alone; the log says so, not "A ↔ B".
-                    match self.status.style_b_refused() {
-                        Some(why) => self.report(format!("playing {} ({why})", choice.a)),
-                        None => self.report(format!("playing {}", describe(choice))),
+                    let playing = match self.status.style_b_refused() {
+                        Some(why) => format!("playing {} ({why})", choice.a),
+                        None => format!("playing {}", describe(choice)),
+                    };
+                    match self.keep_running_floor(&mut voice) {
+                        Some(note) => self.report(format!("{playing}; {note}")),
+                        None => self.report(playing),
                     }
                     Some(voice)
                 }
@@ -341,6 +352,28 @@ impl BuildContext {
             },
         };
         StyleProcessor::new(self.sample_rate, self.channels, self.mode, voice).map_err(cannot_run)
+    }
+
+    /// Makes `voice` analyse from the running floor when its models want another one, and
+    /// says so (`None` when they fit, or while activate is choosing the floor).
+    fn keep_running_floor(&self, voice: &mut TimbreVoice) -> Option<String> {
+        let running = self.f0_floor_hz?;
+        let wanted = voice.models_f0_floor_hz();
+        let floor = |hz| self.mode.analysis_config(hz).min_f0_hz;
+        let differs = floor(wanted) != floor(running);
+        self.floor_differs.store(differs, Ordering::Relaxed);
+        if !differs {
+            return None;
+        }
+        if let Err(e) = voice.set_f0_floor(running) {
+            return Some(format!("cannot keep the running analysis: {e}"));
+        }
+        Some(format!(
+            "tracking f0 from {} Hz until the host restarts Style (the model was trained from \
+             {} Hz, which changes the latency)",
+            floor(running),
+            floor(wanted)
+        ))
     }
 
     fn report(&self, message: String) {
@@ -394,8 +427,12 @@ struct Running {
     mode: ModeParam,
     /// `process` has asked the host to restart the plugin in the other mode (`activate` builds
     /// it and reports its latency: CLAP and VST3 allow latency changes only there). Cleared when
-    /// the parameter returns to `mode`, so switching again asks again.
+    /// the parameter returns to `mode` and the models fit the running analysis, so switching
+    /// again asks again.
     restart_requested: bool,
+    /// The chosen models were trained from another f0 floor than the running analysis (see
+    /// [`BuildContext::f0_floor_hz`]): another latency, so a restart is wanted too.
+    floor_differs: Arc<AtomicBool>,
 }
 
 /// The Continuo Style plugin.
@@ -443,18 +480,22 @@ impl ContinuoStyle {
             max_block_size: buffer_config.max_buffer_size as usize,
         };
         let mode = self.params.mode.value();
-        let build = BuildContext {
+        let floor_differs = Arc::new(AtomicBool::new(false));
+        let mut build = BuildContext {
             sample_rate: buffer_config.sample_rate,
             channels,
             mode: mode.into(),
             dirs: ModelDirs::standard(&[]),
             settings: self.settings.clone(),
             status: self.status.clone(),
+            f0_floor_hz: None,
+            floor_differs: floor_differs.clone(),
         };
         // Activation may block: the first models load here, so an offline bounce is wet from
-        // its first sample.
+        // its first sample. Their analysis sets the latency reported to the host.
         let choice = self.params.choice();
         let processor = build.build(choice.as_ref())?;
+        build.f0_floor_hz = Some(processor.f0_floor_hz());
         let (engine, worker) = audio::start(config, processor)
             .map_err(|e| format!("cannot start the worker thread: {e}"))?;
         let timing = match buffer_config.process_mode {
@@ -471,6 +512,7 @@ impl ContinuoStyle {
             timing,
             mode,
             restart_requested: false,
+            floor_differs,
         })
     }
 }
@@ -588,12 +630,15 @@ impl Plugin for ContinuoStyle {
             }
             return ProcessStatus::Normal;
         };
-        if self.params.mode.value() == running.mode {
+        let latency_differs = self.params.mode.value() != running.mode
+            || running.floor_differs.load(Ordering::Relaxed);
+        if !latency_differs {
             running.restart_requested = false;
         } else if !running.restart_requested {
-            // The other mode has another latency, which may change only in `activate`: ask the
-            // host to restart the plugin (CLAP request_restart, VST3 restartComponent). Until
-            // it does, this mode plays on and its latency stays the reported one.
+            // The other mode (or a model trained from another f0 floor) has another latency,
+            // which may change only in `activate`: ask the host to restart the plugin (CLAP
+            // request_restart, VST3 restartComponent). Until it does, the running analysis
+            // plays on and its latency stays the reported one.
             context.request_restart();
             running.restart_requested = true;
         }

@@ -18,9 +18,13 @@ pub const HOP_SIZE: usize = 64;
 /// Model frames per second.
 pub const FRAME_RATE_HZ: f32 = SAMPLE_RATE_HZ as f32 / HOP_SIZE as f32;
 
-/// Lowest f0 searched, Hz. 100 Hz keeps the pitch tracker's look-ahead at 161 samples
-/// (10 ms at 16 kHz): its frame must hold two periods of the lowest f0.
+/// Lowest f0 searched unless a model was trained lower, Hz. 100 Hz keeps the pitch tracker's
+/// look-ahead at 161 samples (10 ms at 16 kHz): its frame must hold two periods of the lowest f0.
 pub const F0_MIN_HZ: f32 = 100.0;
+/// The lowest f0 floor a model may be trained with (`continuo-train timbre --f0-min-hz`), Hz:
+/// a cello's C2 is 65 Hz. Each halving of the floor doubles the tracker's look-ahead (50 Hz:
+/// 20 ms), so only models that need it pay it.
+pub const F0_FLOOR_LIMIT_HZ: f32 = 50.0;
 /// Highest f0 searched, Hz (below the tracker's limit of a quarter of 16 kHz).
 pub const F0_MAX_HZ: f32 = 2000.0;
 /// Loudness mapped to 0 (A-weighted dB re a full-scale 1 kHz sine).
@@ -31,13 +35,13 @@ pub const LOUDNESS_MAX_DB: f32 = 0.0;
 /// latency budget, long enough to average over a period at [`F0_MIN_HZ`].
 pub const LOUDNESS_WINDOW: usize = 256;
 
-/// The analysis settings of timbre models: the plugin must analyse its (16 kHz) input with
-/// exactly these. Hop 64, f0 100–2000 Hz, YIN threshold 0.15, 256-sample loudness window, no
-/// onsets.
-pub fn timbre_analysis_config() -> AnalysisConfig {
+/// The analysis settings of a timbre model trained down to `f0_floor_hz` (its manifest's
+/// `features.f0_min_hz`): the plugin must analyse its (16 kHz) input with exactly these. Hop 64,
+/// f0 `f0_floor_hz`–2000 Hz, YIN threshold 0.15, 256-sample loudness window, no onsets.
+pub fn timbre_analysis_config(f0_floor_hz: f32) -> AnalysisConfig {
     AnalysisConfig {
         hop_size: HOP_SIZE,
-        min_f0_hz: F0_MIN_HZ,
+        min_f0_hz: f0_floor_hz,
         max_f0_hz: F0_MAX_HZ,
         pitch_threshold: 0.15,
         loudness_window_size: Some(LOUDNESS_WINDOW),
@@ -45,16 +49,22 @@ pub fn timbre_analysis_config() -> AnalysisConfig {
     }
 }
 
-/// The feature normalisation written into every timbre manifest (the trainer adds the
-/// training audio's level, `loudness_reference_db`).
-pub fn timbre_feature_config() -> FeatureConfig {
+/// The feature normalisation written into the manifest of a timbre model trained down to
+/// `f0_floor_hz` (the trainer adds the training audio's level, `loudness_reference_db`).
+pub fn timbre_feature_config(f0_floor_hz: f32) -> FeatureConfig {
     FeatureConfig {
-        f0_min_hz: F0_MIN_HZ,
+        f0_min_hz: f0_floor_hz,
         f0_max_hz: F0_MAX_HZ,
         loudness_min_db: LOUDNESS_MIN_DB,
         loudness_max_db: LOUDNESS_MAX_DB,
         loudness_reference_db: None,
     }
+}
+
+/// Whether `f0_floor_hz` is a floor models may be trained with and Style can track:
+/// [`F0_FLOOR_LIMIT_HZ`] up to an octave below [`F0_MAX_HZ`].
+pub fn is_valid_f0_floor(f0_floor_hz: f32) -> bool {
+    (F0_FLOOR_LIMIT_HZ..=F0_MAX_HZ / 2.0).contains(&f0_floor_hz)
 }
 
 pub use crate::dsp::hz_to_midi;
@@ -198,7 +208,7 @@ mod tests {
 
     #[test]
     fn normaliser_holds_f0_and_clamps_loudness() {
-        let mut n = FeatureNormalizer::new(timbre_feature_config());
+        let mut n = FeatureNormalizer::new(timbre_feature_config(F0_MIN_HZ));
         let frame = |f0_hz, voicing, loudness_db| FrameFeatures {
             time_s: 0.0,
             f0_hz,

@@ -18,7 +18,7 @@ use crate::model::{
     ModelKind, Session, TensorView,
 };
 
-use super::features::{HOP_SIZE, SAMPLE_RATE_HZ};
+use super::features::{is_valid_f0_floor, F0_FLOOR_LIMIT_HZ, F0_MAX_HZ, HOP_SIZE, SAMPLE_RATE_HZ};
 use super::StyleError;
 
 /// Synthesiser controls for a run of frames, frame-major.
@@ -119,6 +119,16 @@ impl TimbreModel {
             .synth
             .clone()
             .ok_or_else(|| unsupported("no `synth` section".into()))?;
+        // The analysis is built from this floor (its look-ahead is two periods of it): an
+        // absurd one must not size the pitch tracker.
+        if !is_valid_f0_floor(features.f0_min_hz) {
+            return Err(unsupported(format!(
+                "`features.f0_min_hz` is {}; Continuo Style tracks f0 from {F0_FLOOR_LIMIT_HZ} Hz \
+                 to {} Hz",
+                features.f0_min_hz,
+                F0_MAX_HZ / 2.0
+            )));
+        }
         let spacing = match synth.noise_band_spacing.as_str() {
             "linear" => NoiseBandSpacing::Linear,
             "mel" => NoiseBandSpacing::Mel,

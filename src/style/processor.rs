@@ -26,7 +26,7 @@ use crate::dsp::resample::{chunk_period, StreamingResampler};
 use crate::engine::audio::HopProcessor;
 use crate::engine::delay::DelayLine;
 
-use super::features::{FRAME_RATE_HZ, HOP_SIZE, SAMPLE_RATE_HZ};
+use super::features::{F0_MIN_HZ, FRAME_RATE_HZ, HOP_SIZE, SAMPLE_RATE_HZ};
 use super::render::{hop_length, max_hop_length, HostRenderer};
 use super::voice::{LatencyMode, TimbreVoice};
 use super::StyleError;
@@ -243,7 +243,9 @@ impl StyleProcessor {
         let host_rate = Self::supported_rate(sample_rate)?;
         let delay_frames = match &voice {
             Some(v) => v.latency_frames(),
-            None => mode.voice_latency_frames()?,
+            // The latency a voice of models trained down to the default floor will have, so
+            // that such a voice can be swapped in later.
+            None => mode.voice_latency_frames(F0_MIN_HZ)?,
         };
         let (prime, latency) = calibrate(host_rate, mode, delay_frames)?;
         let chain = DownChain::new(host_rate, mode)?;
@@ -295,8 +297,16 @@ impl StyleProcessor {
         Ok(host_rate as u32)
     }
 
-    /// `(hop, latency)` a processor in `mode` at `sample_rate` will have, without a model (the
-    /// plugin uses it to tell the host the latency of the other mode before switching).
+    /// The f0 floor this processor analyses from: its voice's, or [`F0_MIN_HZ`] without one
+    /// (the floor its latency was computed for).
+    pub fn f0_floor_hz(&self) -> f32 {
+        self.voice
+            .as_ref()
+            .map_or(F0_MIN_HZ, |path| path.voice.f0_floor_hz())
+    }
+
+    /// `(hop, latency)` a processor in `mode` at `sample_rate` will have without a model, or
+    /// with models trained down to the default f0 floor ([`F0_MIN_HZ`]).
     ///
     /// # Errors
     /// As [`StyleProcessor::new`].
@@ -404,7 +414,7 @@ mod tests {
     fn the_prime_is_what_the_fifo_needs_and_the_latency_covers_the_voice() {
         for rate in [44_100u32, 48_000, 96_000] {
             for mode in [LatencyMode::LowLatency, LatencyMode::Quality] {
-                let frames = mode.voice_latency_frames().unwrap();
+                let frames = mode.voice_latency_frames(F0_MIN_HZ).unwrap();
                 let (prime, latency) = calibrate(rate, mode, frames).unwrap();
                 let voice_host = frames as f32 * rate as f32 / FRAME_RATE_HZ;
                 assert!(latency as f32 >= voice_host, "{rate} {mode:?}: {latency}");

@@ -12,8 +12,10 @@
 //! later one's. A frame describing input sample `i·64` is ready after hop `i + D − 1` (`D` the
 //! larger tracker delay in hops); the synth reaches it at the end of the next hop. So the voice's
 //! latency is exactly `D` frames (`D · 4 ms`): 192 samples at 16 kHz (12 ms) with the training
-//! analysis ([`LatencyMode::Quality`]), 128 (8 ms) with the shorter [`LatencyMode::LowLatency`]
-//! analysis.
+//! analysis ([`LatencyMode::Quality`]) of a model trained down to 100 Hz, 128 (8 ms) with the
+//! shorter [`LatencyMode::LowLatency`] analysis. A model trained lower (a cello, `features.f0_min_hz`)
+//! needs a longer pitch frame in quality mode, hence a larger `D`: each model's analysis is its
+//! own.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -33,8 +35,9 @@ use super::monitor::HeardFrame;
 use super::render::HostRenderer;
 use super::{StyleError, StyleStatus};
 
-/// Lowest f0 tracked in low-latency mode: the tracker's frame (two periods) shrinks from 20 ms
-/// to 10.5 ms; 190 Hz still covers a violin's open G (196 Hz) and every flute note.
+/// Lowest f0 tracked in low-latency mode (or the model's own floor, if higher): the tracker's
+/// frame (two periods) shrinks from 20 ms to 10.5 ms; 190 Hz still covers a violin's open G
+/// (196 Hz) and every flute note, not a cello's lowest octave.
 pub const LOW_LATENCY_F0_MIN_HZ: f32 = 190.0;
 /// Loudness window in low-latency mode (8 ms instead of 16 ms).
 pub const LOW_LATENCY_LOUDNESS_WINDOW: usize = 128;
@@ -53,33 +56,37 @@ const LEVEL_OFFSET_GLIDE: f32 = 0.2;
 /// Analysis look-ahead versus fidelity to the training features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LatencyMode {
-    /// The shorter analysis (f0 ≥ 190 Hz, 8 ms loudness window): 4 ms less look-ahead.
+    /// The shorter analysis (f0 ≥ 190 Hz, 8 ms loudness window): 4 ms less look-ahead (more
+    /// for models trained below 100 Hz).
     LowLatency,
-    /// Exactly the analysis the model was trained with (f0 ≥ 100 Hz, 16 ms loudness window).
+    /// Exactly the analysis the model was trained with (f0 down to its `features.f0_min_hz`,
+    /// 16 ms loudness window).
     #[default]
     Quality,
 }
 
 impl LatencyMode {
-    /// The analysis settings of this mode.
-    pub fn analysis_config(self) -> AnalysisConfig {
-        let training = timbre_analysis_config();
+    /// The analysis settings of this mode for models trained down to `f0_floor_hz`.
+    pub fn analysis_config(self, f0_floor_hz: f32) -> AnalysisConfig {
+        let training = timbre_analysis_config(f0_floor_hz);
         match self {
             Self::Quality => training,
             Self::LowLatency => AnalysisConfig {
-                min_f0_hz: LOW_LATENCY_F0_MIN_HZ,
+                min_f0_hz: LOW_LATENCY_F0_MIN_HZ.max(f0_floor_hz),
                 loudness_window_size: Some(LOW_LATENCY_LOUDNESS_WINDOW),
                 ..training
             },
         }
     }
 
-    /// The voice's latency in frames in this mode, `D` (see the [module docs](self)).
+    /// The voice's latency in frames in this mode for models trained down to `f0_floor_hz`,
+    /// `D` (see the [module docs](self)).
     ///
     /// # Errors
-    /// Only if the analysis settings were invalid (they are constants).
-    pub fn voice_latency_frames(self) -> Result<usize, StyleError> {
-        Ok(Analyzer::new(self.analysis_config())?.delay_hops)
+    /// A floor the pitch tracker cannot search from (models are checked at load, see
+    /// [`super::features::is_valid_f0_floor`]).
+    pub fn voice_latency_frames(self, f0_floor_hz: f32) -> Result<usize, StyleError> {
+        Ok(Analyzer::new(self.analysis_config(f0_floor_hz))?.delay_hops)
     }
 }
 
@@ -230,6 +237,15 @@ impl PadDelay {
     }
 }
 
+/// The lowest f0 the models were trained with: the floor their analysis wants.
+fn models_f0_floor_hz(models: &VoiceModels) -> f32 {
+    let a = models.a.feature_config().f0_min_hz;
+    models
+        .b
+        .as_ref()
+        .map_or(a, |b| a.min(b.feature_config().f0_min_hz))
+}
+
 /// What one hop of a voice gives the renderer.
 #[derive(Debug, Clone, Copy)]
 pub struct VoiceFrame<'a> {
@@ -245,6 +261,9 @@ pub struct VoiceFrame<'a> {
 pub struct TimbreVoice {
     analyzer: Analyzer,
     analysis: AnalysisConfig,
+    mode: LatencyMode,
+    /// The f0 floor the analysis was built for (see [`TimbreVoice::set_f0_floor`]).
+    f0_floor_hz: f32,
     normalizer: FeatureNormalizer,
     /// Auto Level, towards style A's training level.
     level: LevelMatcher,
@@ -267,21 +286,26 @@ pub struct TimbreVoice {
 
 impl TimbreVoice {
     /// A voice for `models` in `mode`, reading `settings` every frame and counting model
-    /// failures in `status`.
+    /// failures in `status`. It tracks f0 down to the models' own floor
+    /// ([`models_f0_floor_hz`](Self::models_f0_floor_hz)) unless
+    /// [`set_f0_floor`](Self::set_f0_floor) says otherwise.
     ///
     /// # Errors
-    /// The analysis cannot be built (its settings are constants, so only on a bug).
+    /// The analysis cannot be built (the models' floors were checked at load, so only on a bug).
     pub fn new(
         models: VoiceModels,
         mode: LatencyMode,
         settings: Arc<SharedStyleSettings>,
         status: Arc<StyleStatus>,
     ) -> Result<Self, StyleError> {
-        let analysis = mode.analysis_config();
+        let f0_floor_hz = models_f0_floor_hz(&models);
+        let analysis = mode.analysis_config(f0_floor_hz);
         let analyzer = Analyzer::new(analysis)?;
         Ok(Self {
             analyzer,
             analysis,
+            mode,
+            f0_floor_hz,
             normalizer: FeatureNormalizer::new(models.a.feature_config().clone()),
             level: LevelMatcher::new(models.a.feature_config().loudness_reference_db),
             level_offset_db: 0.0,
@@ -316,6 +340,32 @@ impl TimbreVoice {
             a.band(),
             &self.analysis,
         )
+    }
+
+    /// The lowest f0 styles A and B were trained with (`features.f0_min_hz`): the floor their
+    /// analysis wants.
+    pub fn models_f0_floor_hz(&self) -> f32 {
+        models_f0_floor_hz(&self.models)
+    }
+
+    /// The f0 floor this voice's analysis was built for.
+    pub fn f0_floor_hz(&self) -> f32 {
+        self.f0_floor_hz
+    }
+
+    /// Analyses from `f0_floor_hz` instead of the models' own floor: a running plugin keeps
+    /// the analysis (hence the latency) it reported to the host until the host restarts it, so
+    /// a model trained lower is tracked from the running floor meanwhile. Call before
+    /// [`renderer`](Self::renderer).
+    ///
+    /// # Errors
+    /// A floor the pitch tracker cannot search from.
+    pub fn set_f0_floor(&mut self, f0_floor_hz: f32) -> Result<(), StyleError> {
+        let analysis = self.mode.analysis_config(f0_floor_hz);
+        self.analyzer = Analyzer::new(analysis)?;
+        self.analysis = analysis;
+        self.f0_floor_hz = f0_floor_hz;
+        Ok(())
     }
 
     /// Why the chosen style B was refused at load (the voice plays A alone), handed over once.
@@ -433,17 +483,39 @@ impl TimbreVoice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::style::features::F0_MIN_HZ;
 
     #[test]
     fn voice_latency_per_mode() {
-        assert_eq!(LatencyMode::Quality.voice_latency_frames().unwrap(), 3);
-        assert_eq!(LatencyMode::LowLatency.voice_latency_frames().unwrap(), 2);
+        assert_eq!(
+            LatencyMode::Quality
+                .voice_latency_frames(F0_MIN_HZ)
+                .unwrap(),
+            3
+        );
+        assert_eq!(
+            LatencyMode::LowLatency
+                .voice_latency_frames(F0_MIN_HZ)
+                .unwrap(),
+            2
+        );
+        // A cello model (trained from 64 Hz, for its C2 at 65.4 Hz) needs a frame of two
+        // 15.6 ms periods in quality mode: one frame more. 60 Hz would need two more, 50 Hz
+        // three. Low latency mode tracks from 190 Hz whatever the model.
+        assert_eq!(LatencyMode::Quality.voice_latency_frames(64.0).unwrap(), 4);
+        assert_eq!(LatencyMode::Quality.voice_latency_frames(60.0).unwrap(), 5);
+        assert_eq!(LatencyMode::Quality.voice_latency_frames(50.0).unwrap(), 6);
+        assert_eq!(
+            LatencyMode::LowLatency.voice_latency_frames(64.0).unwrap(),
+            2
+        );
     }
 
     #[test]
     fn streaming_analysis_matches_the_offline_analysis_frame_for_frame() {
         // The plugin must see exactly the offline analysis (the trainer's, in quality mode), and
-        // each mode's latency must be where its frames really are.
+        // each mode's latency must be where its frames really are, for the default floor and a
+        // cello's.
         let sr = SAMPLE_RATE_HZ as f32;
         let signal: Vec<f32> = (0..16_000)
             .map(|n| {
@@ -451,12 +523,18 @@ mod tests {
                 0.3 * (std::f32::consts::TAU * (220.0 + 40.0 * t) * t).sin() * (t * 3.0).min(1.0)
             })
             .collect();
-        for mode in [LatencyMode::Quality, LatencyMode::LowLatency] {
-            let config = mode.analysis_config();
+        let cases = [
+            (LatencyMode::Quality, F0_MIN_HZ),
+            (LatencyMode::LowLatency, F0_MIN_HZ),
+            (LatencyMode::Quality, 64.0),
+            (LatencyMode::Quality, 50.0),
+        ];
+        for (mode, floor) in cases {
+            let config = mode.analysis_config(floor);
             let offline = crate::dsp::analysis::analyze(&signal, sr, &config).unwrap();
             let mut analyzer = Analyzer::new(config).unwrap();
             let d = analyzer.delay_hops;
-            assert_eq!(d, mode.voice_latency_frames().unwrap());
+            assert_eq!(d, mode.voice_latency_frames(floor).unwrap());
             let mut streamed = Vec::new();
             let padded_len = signal.len() + d * HOP_SIZE;
             for start in (0..padded_len).step_by(HOP_SIZE) {

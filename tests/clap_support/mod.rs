@@ -195,6 +195,20 @@ pub fn param_id<H: HostHandlers>(plugin: &mut PluginInstance<H>, name: &str) -> 
         .unwrap_or_else(|| panic!("no parameter named {name}"))
 }
 
+/// The value a parameter takes for `text` (e.g. a model's name), through the params extension.
+pub fn param_value_of_text<H: HostHandlers>(
+    plugin: &mut PluginInstance<H>,
+    id: ClapId,
+    text: &str,
+) -> f64 {
+    let handle = plugin.plugin_handle();
+    let params: PluginParams = handle.get_extension().expect("params extension");
+    let text = std::ffi::CString::new(text).expect("no NUL in parameter text");
+    params
+        .text_to_value(&handle, id, &text)
+        .unwrap_or_else(|| panic!("no value for {text:?}"))
+}
+
 /// A transport event at `beat` and `tempo`, playing or stopped.
 pub fn transport(tempo: f64, beat: f64, playing: bool) -> TransportEvent {
     let playing_flag = if playing {

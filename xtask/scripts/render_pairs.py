@@ -41,7 +41,25 @@ import sys
 import time
 import wave
 
-INSTRUMENTS = {"violin": 40, "flute": 73}
+# name: (GM program, octave the melody is played in, relative to the soprano line). Each
+# instrument plays in its own range: the cello an octave down (its singing register, reaching
+# E2 = 82 Hz on the lowest transposed notes), the others where the sopranos sing.
+INSTRUMENTS = {
+    "violin": (40, 0),
+    "flute": (73, 0),
+    "cello": (42, -1),
+    "trumpet": (56, 0),
+    "clarinet": (71, 0),
+}
+# Evaluation pairs (source, target): the same held-out melodies, the target played in its own
+# octave (a flute → cello transfer is evaluated with Style's Octave at -1).
+PAIRS = [
+    ("flute", "violin"),
+    ("violin", "flute"),
+    ("flute", "cello"),
+    ("violin", "trumpet"),
+    ("flute", "clarinet"),
+]
 SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 SAMPLE_RATE = 16000
 # Level every render is normalised to by default: RMS over the 64 ms blocks within 40 dB of the
@@ -53,7 +71,8 @@ GATE_RANGE_DB = 40.0
 
 
 def soprano_midi(score, program, transpose, velocities, target):
-    """Writes the first part (soprano) of `score` as a one-instrument MIDI file."""
+    """Writes the first part (soprano) of `score`, transposed by `transpose` semitones, as a
+    one-instrument MIDI file."""
     from music21 import instrument, stream, tempo
 
     part = score.parts[0].flatten().notesAndRests.stream()
@@ -182,6 +201,11 @@ def main() -> int:
     parser.add_argument("--soundfont", default=SOUNDFONT,
                         help="GM SoundFont to render with (another sample set than the training "
                              "one, e.g. TimGM6mb, tests transfer to instruments never heard)")
+    parser.add_argument("--instruments", default=",".join(INSTRUMENTS),
+                        type=lambda text: [name.strip() for name in text.split(",")],
+                        help="comma-separated instruments to render (default: all of "
+                             + ", ".join(INSTRUMENTS) + "); the melodies, transpositions and "
+                             "split are the same whichever are chosen")
     parser.add_argument("--heldout-only", action="store_true",
                         help="render only the held-out split (same selection and split as a full "
                              "run with the same seed)")
@@ -192,6 +216,11 @@ def main() -> int:
     if not pathlib.Path(args.soundfont).exists():
         print(f"error: {args.soundfont} missing (apt-get install fluid-soundfont-gm, or "
               f"timgm6mb-soundfont for TimGM6mb)", file=sys.stderr)
+        return 2
+    unknown = [name for name in args.instruments if name not in INSTRUMENTS]
+    if unknown:
+        print(f"error: unknown instrument(s) {', '.join(unknown)} (known: "
+              f"{', '.join(INSTRUMENTS)})", file=sys.stderr)
         return 2
     rng = random.Random(args.seed)
     done, failed, start = 0, [], time.monotonic()
@@ -206,13 +235,14 @@ def main() -> int:
             if args.heldout_only and split == "train":
                 done += 1  # counted as a full run would, so the split stays the same
                 continue
-            for name, program in INSTRUMENTS.items():
+            for name in args.instruments:
+                program, octave = INSTRUMENTS[name]
                 midi_dir = args.out_dir / "midi" / name / split
                 wav_dir = args.out_dir / name / split
                 midi_dir.mkdir(parents=True, exist_ok=True)
                 wav_dir.mkdir(parents=True, exist_ok=True)
                 midi = midi_dir / f"{stem}.mid"
-                soprano_midi(score, program, transpose, velocities, midi)
+                soprano_midi(score, program, transpose + 12 * octave, velocities, midi)
                 render(midi, wav_dir / f"{stem}.wav", args.level_dbfs, args.sample_rate,
                        args.soundfont)
             done += 1
@@ -220,14 +250,16 @@ def main() -> int:
             failed.append((stem, f"{type(error).__name__}: {error}"))
         if done and done % 20 == 0:
             print(f"{done}/{args.count} chorales, {time.monotonic() - start:.0f} s", flush=True)
-    for src, dst in [("flute", "violin"), ("violin", "flute")]:
+    for src, dst in PAIRS:
+        if not all((args.out_dir / name / "heldout").is_dir() for name in (src, dst)):
+            continue
         pair = args.out_dir / "pairs" / f"{src}-to-{dst}"
         pair.mkdir(parents=True, exist_ok=True)
         for role, name in [("source", src), ("target", dst)]:
             link = pair / role
             if not link.exists():
                 os.symlink(os.path.relpath(args.out_dir / name / "heldout", pair), link)
-    print(f"rendered {done} chorales × {len(INSTRUMENTS)} instruments to {args.out_dir} in "
+    print(f"rendered {done} chorales × {len(args.instruments)} instruments to {args.out_dir} in "
           f"{time.monotonic() - start:.0f} s ({len(failed)} failed)")
     for stem, reason in failed:
         print(f"  failed: {stem}: {reason}", file=sys.stderr)

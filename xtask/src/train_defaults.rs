@@ -16,34 +16,36 @@ const USAGE: &str = "\
 cargo xtask train-defaults [OPTIONS]
 
 Reproduces Continuo's default models (models/continuo-chorales, continuo-folk, each with a
-Transformer beside it, continuo-violin, continuo-flute) from nothing, with the flags and seeds
-recorded in their reports:
+Transformer beside it, continuo-violin, continuo-flute, continuo-cello, continuo-trumpet,
+continuo-clarinet) from nothing, with the flags and seeds recorded in their reports:
 
   1. system packages, only if missing: fluidsynth, fluid-soundfont-gm (FluidR3_GM.sf2),
      python3-venv (apt-get install --no-install-recommends; through sudo when not root)
   2. a Python venv target/venv-data with music21==10.5.1 (pip)
   3. data in DATA: the Bach chorales and Ryan's Mammoth Collection (fiddle tunes) of
      music21's corpus as MIDI (DATA/chorales, DATA/folk; xtask/scripts/corpus_to_midi.py)
-     and 84 chorale melodies rendered by fluidsynth as
-     violin and flute, sample-aligned, 48 kHz, each normalised to -30 dBFS (gated RMS)
-     (DATA/timbre/{violin,flute}/{train,heldout},
-     DATA/timbre/pairs/{flute-to-violin,violin-to-flute}; xtask/scripts/render_pairs.py)
+     and 84 chorale melodies rendered by fluidsynth as violin, flute, cello (an octave
+     down), trumpet and clarinet, sample-aligned, 48 kHz, each normalised to -30 dBFS (gated
+     RMS) (DATA/timbre/<instrument>/{train,heldout}, DATA/timbre/pairs/{flute-to-violin,
+     violin-to-flute,flute-to-cello,violin-to-trumpet,flute-to-clarinet};
+     xtask/scripts/render_pairs.py)
   4. ONNX Runtime 1.31.1 (PyPI wheel) into target/onnxruntime, so that every export is
      verified on ONNX Runtime as well as tract
   5. cargo build --features train --bin continuo-train (dev profile, as the tests use)
   6. per model: continuo-train continuation|timbre, then continuo-train eval on the held-out
-     MIDI (chorales, folk) or the paired renders at 48 kHz (violin, flute; each paired
-     evaluation is appended to OUT/NAME.report.md); for chorales and folk also the same
+     MIDI (chorales, folk) or the paired renders at 48 kHz (timbre models, the cello with
+     Style's Octave at -1; each paired evaluation is appended to OUT/NAME.report.md); for chorales and folk also the same
      recipe with --arch transformer (OUT/NAME-transformer) and continuo-train compare of the
      two, written into both reports; the training checkpoints are removed afterwards
 
-Writes OUT/NAME.onnx, .json, .report.md and .loss.png for each model. About 4 hours on
-2 cores (data ~9 min, chorales ~18 min and its Transformer ~20 min, folk
+Writes OUT/NAME.onnx, .json, .report.md and .loss.png for each model. About 7 hours on
+2 cores (data ~20 min, chorales ~18 min and its Transformer ~20 min, folk
 ~22 min and its Transformer ~26 min, each full-band timbre model up to 60 min and
 its evaluations ~10 min), plus 10-20 min for a cold trainer build.
 
 Options:
-  --only MODEL[,MODEL]  chorales, folk, violin, flute (repeatable; default: all four)
+  --only MODEL[,MODEL]  chorales, folk, violin, flute, cello, trumpet, clarinet (repeatable;
+                        default: all)
   --data DIR            data directory (default: target/data)
   --out DIR             model directory (default: models)
   --skip-data           reuse the data already in DATA: no packages, venv or rendering
@@ -105,10 +107,21 @@ enum Model {
     Folk,
     Violin,
     Flute,
+    Cello,
+    Trumpet,
+    Clarinet,
 }
 
 impl Model {
-    const ALL: [Model; 4] = [Model::Chorales, Model::Folk, Model::Violin, Model::Flute];
+    const ALL: [Model; 7] = [
+        Model::Chorales,
+        Model::Folk,
+        Model::Violin,
+        Model::Flute,
+        Model::Cello,
+        Model::Trumpet,
+        Model::Clarinet,
+    ];
 
     fn key(self) -> &'static str {
         match self {
@@ -116,6 +129,9 @@ impl Model {
             Model::Folk => "folk",
             Model::Violin => "violin",
             Model::Flute => "flute",
+            Model::Cello => "cello",
+            Model::Trumpet => "trumpet",
+            Model::Clarinet => "clarinet",
         }
     }
 
@@ -129,7 +145,7 @@ impl Model {
     }
 
     fn is_timbre(self) -> bool {
-        matches!(self, Model::Violin | Model::Flute)
+        !matches!(self, Model::Chorales | Model::Folk)
     }
 
     /// The paired renders the timbre model is evaluated on (`source/` → `target/`).
@@ -140,6 +156,18 @@ impl Model {
             }
             Model::Violin => "flute-to-violin",
             Model::Flute => "violin-to-flute",
+            Model::Cello => "flute-to-cello",
+            Model::Trumpet => "violin-to-trumpet",
+            Model::Clarinet => "flute-to-clarinet",
+        }
+    }
+
+    /// Style's Octave in the paired evaluation: the cello plays the melodies an octave below
+    /// the flute (`render_pairs.py`), as a flautist restyling to cello would set it.
+    fn pair_octave(self) -> i32 {
+        match self {
+            Model::Cello => -1,
+            _ => 0,
         }
     }
 }
@@ -184,7 +212,8 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
                         .find(|m| m.key() == key || m.name() == key)
                         .with_context(|| {
                             format!(
-                                "--only: unknown model `{key}` (chorales, folk, violin or flute)"
+                                "--only: unknown model `{key}` (chorales, folk, violin, flute, \
+                                 cello, trumpet or clarinet)"
                             )
                         })?;
                     if !options.only.contains(&model) {
@@ -349,7 +378,7 @@ pub fn main(args: &[String]) -> Result<()> {
         if timbre {
             let dir = data.join("timbre");
             steps.push((
-                format!("render the paired violin/flute data in {}", dir.display()),
+                format!("render the paired timbre data in {}", dir.display()),
                 Box::new(move || {
                     clear_data_dir(ctx, data, "timbre")?;
                     ctx.run(
@@ -539,7 +568,7 @@ fn train_args(model: Model, data: &Path, base: &Path) -> Vec<OsString> {
             args.extend(["--description", FOLK_CARD].map(OsString::from));
             args.push("--require-ort".into());
         }
-        Model::Violin | Model::Flute => {
+        _ => {
             args.push("timbre".into());
             args.push(data.join("timbre").join(model.key()).join("train").into());
             args.push("--out".into());
@@ -547,8 +576,11 @@ fn train_args(model: Model, data: &Path, base: &Path) -> Vec<OsString> {
             args.extend(["--steps", "3000", "--seed", "42"].map(OsString::from));
             args.extend(
                 match model {
-                    // Full band: synthesised at 48 kHz in training (see its report).
-                    Model::Violin => &[
+                    // Still the v1 recipe (8 kHz band): its full-band training collapsed to
+                    // noise (models/README.md), so the shipped flute is the 16 kHz model.
+                    Model::Flute => &["--max-minutes", "14"][..],
+                    // Full band: synthesised at 48 kHz in training (see the reports).
+                    _ => &[
                         "--max-minutes",
                         "60",
                         "--synth-rate",
@@ -559,13 +591,15 @@ fn train_args(model: Model, data: &Path, base: &Path) -> Vec<OsString> {
                         "64",
                         "--mel-noise-bands",
                     ][..],
-                    // Still the v1 recipe (8 kHz band): its full-band training collapsed to
-                    // noise (models/README.md), so the shipped flute is the 16 kHz model.
-                    _ => &["--max-minutes", "14"][..],
                 }
                 .iter()
                 .map(OsString::from),
             );
+            if model == Model::Cello {
+                // Its melodies reach E2 (82 Hz) and the instrument C2 (65 Hz): tracked from
+                // 64 Hz, one 4 ms analysis frame more than the others in Style's quality mode.
+                args.extend(["--f0-min-hz", "64"].map(OsString::from));
+            }
         }
     }
     args
@@ -577,7 +611,7 @@ fn transformer_train_args(model: Model, data: &Path, base: &Path) -> Vec<OsStrin
     let card = match model {
         Model::Chorales => CHORALES_TRANSFORMER_CARD,
         Model::Folk => FOLK_TRANSFORMER_CARD,
-        Model::Violin | Model::Flute => unreachable!("timbre models have no Transformer"),
+        _ => unreachable!("timbre models have no Transformer"),
     };
     let mut args = train_args(model, data, base);
     if let Some(at) = args.iter().position(|a| a == "--description") {
@@ -608,7 +642,7 @@ fn eval_args(model: Model, data: &Path, base: &Path) -> Vec<Vec<OsString>> {
             base.into(),
             data.join(model.key()).into(),
         ]],
-        Model::Violin | Model::Flute => EVAL_RATES
+        _ => EVAL_RATES
             .iter()
             .flat_map(|rate| {
                 let timbre = data.join("timbre");
@@ -620,6 +654,10 @@ fn eval_args(model: Model, data: &Path, base: &Path) -> Vec<Vec<OsString>> {
                         "--rate".into(),
                         (*rate).into(),
                     ];
+                    if model.pair_octave() != 0 {
+                        args.push("--octave".into());
+                        args.push(model.pair_octave().to_string().into());
+                    }
                     args.extend(extra.iter().map(OsString::from));
                     args
                 };
@@ -776,8 +814,8 @@ fn check_data(data: &Path, models: &[Model]) -> Result<()> {
         let entries = std::fs::read_dir(dir).with_context(|| {
             format!(
                 "{} is missing: run without --skip-data to create the data (layout: \
-                 DATA/{{chorales,folk}}/*.mid, DATA/timbre/{{violin,flute}}/{{train,heldout}}/*.wav, \
-                 DATA/timbre/pairs/{{flute-to-violin,violin-to-flute}}/{{source,target}})",
+                 DATA/{{chorales,folk}}/*.mid, DATA/timbre/INSTRUMENT/{{train,heldout}}/*.wav, \
+                 DATA/timbre/pairs/SOURCE-to-TARGET/{{source,target}})",
                 dir.display()
             )
         })?;
@@ -838,7 +876,7 @@ mod tests {
         assert_eq!(parsed(&[]).unwrap().unwrap().only, Model::ALL.to_vec());
         let options = parsed(&["--only", "continuo-flute"]).unwrap().unwrap();
         assert_eq!(options.only, vec![Model::Flute]);
-        assert!(parsed(&["--only", "cello"]).is_err());
+        assert!(parsed(&["--only", "oboe"]).is_err());
         assert!(parsed(&["--only"]).is_err());
         assert!(parsed(&["--help"]).unwrap().is_none());
         assert!(parsed(&["--frobnicate"]).is_err());
@@ -870,9 +908,30 @@ mod tests {
             evals,
             [
                 "eval models/continuo-flute.json DATA/timbre/pairs/violin-to-flute --rate 48000",
+                "eval models/continuo-flute.json DATA/timbre/pairs/violin-to-flute --rate 48000 \
+                 --input-db -42",
+                "eval models/continuo-flute.json DATA/timbre/pairs/violin-to-flute --rate 48000 \
+                 --input-db -24",
+                "eval models/continuo-flute.json DATA/timbre/pairs/violin-to-flute --rate 48000 \
+                 --input-db -42 --no-auto-level",
                 "eval-voice models/continuo-flute.json DATA/timbre/midi/flute/heldout \
                  DATA/timbre/flute/heldout --rate 48000"
             ]
+        );
+        assert_eq!(
+            line(train_args(
+                Model::Cello,
+                data,
+                Path::new("models/continuo-cello")
+            )),
+            "timbre DATA/timbre/cello/train --out models/continuo-cello --steps 3000 --seed 42 \
+             --max-minutes 60 --synth-rate 48000 --harmonics 48 --noise-bands 64 \
+             --mel-noise-bands --f0-min-hz 64"
+        );
+        assert_eq!(
+            line(eval_args(Model::Cello, data, Path::new("models/continuo-cello")).remove(0)),
+            "eval models/continuo-cello.json DATA/timbre/pairs/flute-to-cello --rate 48000 \
+             --octave -1"
         );
         assert_eq!(
             line(train_args(

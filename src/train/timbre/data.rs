@@ -196,8 +196,12 @@ pub fn analyse_clip(
 ) -> Result<Clip> {
     let audio_16k = resampled(audio.clone(), rate, SAMPLE_RATE_HZ)
         .map_err(|e| anyhow::anyhow!("{name}: cannot resample to 16 kHz: {e}"))?;
-    let analysis = analyze(&audio_16k, SAMPLE_RATE_HZ as f32, &timbre_analysis_config())
-        .map_err(|e| anyhow::anyhow!("{name}: analysis failed: {e}"))?;
+    let analysis = analyze(
+        &audio_16k,
+        SAMPLE_RATE_HZ as f32,
+        &timbre_analysis_config(features.f0_min_hz),
+    )
+    .map_err(|e| anyhow::anyhow!("{name}: analysis failed: {e}"))?;
     let mut normalizer = FeatureNormalizer::new(features.clone());
     let n = analysis.frames.len();
     let mut clip = Clip {

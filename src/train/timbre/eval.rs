@@ -29,13 +29,14 @@ use crate::dsp::resample::StreamingResampler;
 use crate::dsp::synth::{FrameControls, HarmonicNoiseSynth, SynthConfig};
 use crate::engine::audio::HopProcessor;
 use crate::model::{load_model, BackendChoice, ModelKind};
+use crate::style::controls::OCTAVE;
 use crate::style::render::hop_length;
 use crate::style::voice::GATE_OFF_DB;
 use crate::style::{
     LatencyMode, SharedStyleSettings, StyleProcessor, StyleSettings, StyleStatus, TimbreModel,
     TimbreVoice, VoiceModels,
 };
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::data::{analyse_clip, read_mono, wav_files, Clip};
@@ -184,6 +185,9 @@ pub struct TimbreEvalOptions {
     pub input_db: Option<f32>,
     /// Style's Auto Level (the plugin's default: on).
     pub auto_level: bool,
+    /// Style's Octave (−2…2): a pair whose target plays in another octave than its source (a
+    /// flute restyled as a cello an octave down) is evaluated as a musician would play it.
+    pub octave: i32,
 }
 
 /// Result of [`eval_timbre`].
@@ -199,6 +203,8 @@ pub struct EvalReport {
     pub input_db: Option<f32>,
     /// Whether Auto Level was on.
     pub auto_level: bool,
+    /// Style's Octave setting.
+    pub octave: i32,
     /// Backend that ran the model.
     pub backend: String,
     /// One row per pair.
@@ -296,8 +302,12 @@ impl EvalReport {
         } else {
             ", Auto Level off"
         };
+        let octave = match self.octave {
+            0 => String::new(),
+            n => format!(", Octave {n:+}"),
+        };
         s.push_str(&format!(
-            "## Paired evaluation at {} Hz{level}{auto_level}: `{}` ({} pairs, {:.1} min, backend {})\n\n",
+            "## Paired evaluation at {} Hz{level}{auto_level}{octave}: `{}` ({} pairs, {:.1} min, backend {})\n\n",
             self.rate,
             self.paired_dir.display(),
             self.pairs.len(),
@@ -346,7 +356,7 @@ impl fmt::Display for EvalReport {
 }
 
 /// The plugin's processor for `model` as the evaluation runs it: mono, at `rate` Hz, quality
-/// mode, gate off, Auto Level as given, every other setting at its default.
+/// mode, gate off, Auto Level and Octave as given, every other setting at its default.
 ///
 /// # Errors
 /// The voice or the processor cannot be built for the model at this rate.
@@ -354,11 +364,13 @@ pub fn evaluation_processor(
     model: TimbreModel,
     rate: u32,
     auto_level: bool,
+    octave: i32,
 ) -> Result<StyleProcessor> {
     let settings = Arc::new(SharedStyleSettings::default());
     settings.store(&StyleSettings {
         gate_db: GATE_OFF_DB,
         auto_level,
+        octave: octave as f32,
         ..StyleSettings::default()
     });
     let voice = TimbreVoice::new(
@@ -417,7 +429,21 @@ pub fn eval_timbre(
         .with_context(|| format!("cannot load {}", model_manifest.display()))?;
     let manifest = loaded.manifest.clone();
     let backend = loaded.backend.to_string();
-    let mut processor = evaluation_processor(TimbreModel::new(loaded)?, rate, options.auto_level)?;
+    ensure!(
+        (OCTAVE.min..=OCTAVE.max).contains(&(options.octave as f32)),
+        "--octave must lie between {} and {} (got {})",
+        OCTAVE.min,
+        OCTAVE.max,
+        options.octave
+    );
+    let mut processor = evaluation_processor(
+        TimbreModel::new(loaded)?,
+        rate,
+        options.auto_level,
+        options.octave,
+    )?;
+    // What the output should sound at: the source's pitch moved by the Octave.
+    let pitch_ratio = (options.octave as f32).exp2();
     let features = manifest
         .features
         .clone()
@@ -435,11 +461,13 @@ pub fn eval_timbre(
         rate,
         input_db: options.input_db,
         auto_level: options.auto_level,
+        octave: options.octave,
         backend,
         pairs: Vec::new(),
         skipped: Vec::new(),
     };
-    let analysis = timbre_analysis_config();
+    // The output is the model's instrument: analyse it from the model's own floor.
+    let analysis = timbre_analysis_config(features.f0_min_hz);
     for source_path in wav_files(&source_dir)? {
         let name = source_path
             .file_name()
@@ -459,8 +487,12 @@ pub fn eval_timbre(
             let scaled_back =
                 |x: Vec<f32>| -> Vec<f32> { x.into_iter().map(|v| v / gain).collect() };
             let played: Vec<f32> = source.iter().map(|&x| x * gain).collect();
-            let clip = analyse_clip(&name, played, rate, &features)?;
+            let mut clip = analyse_clip(&name, played, rate, &features)?;
             let output = transfer(&mut processor, &clip.audio);
+            // The Octave moves the pitch the output (and the baseline) should play at.
+            for f0 in clip.f0_hz.iter_mut().chain(&mut clip.raw_f0_hz) {
+                *f0 *= pitch_ratio;
+            }
             let additive = match &profile {
                 Some(p) => Some(advance_one_frame(
                     p.render(&clip, features.loudness_min_db)?,

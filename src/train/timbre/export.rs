@@ -394,7 +394,7 @@ pub fn negative_control(model: &TimbreModel, scratch_dir: &Path, seed: u64) -> R
         model,
         &out,
         "swapped-gates",
-        &timbre_feature_config(),
+        &timbre_feature_config(super::F0_MIN_HZ),
         &SynthConfig::new(SAMPLE_RATE_HZ as f32, HOP_SIZE, 1, 0),
         serde_json::json!({"negative_control": true}),
         BTreeMap::new(),

@@ -36,7 +36,10 @@ use super::export::{negative_control, to_vec, verify, write_model, Verification}
 use super::loss::SpectralLoss;
 use super::model::{TimbreModel, TimbreModelConfig};
 use super::synth::{DiffSynth, HarmonicPlan};
-use super::{timbre_feature_config, FRAME_RATE_HZ, SAMPLE_RATE_HZ};
+use super::{
+    is_valid_f0_floor, timbre_feature_config, F0_FLOOR_LIMIT_HZ, F0_MAX_HZ, FRAME_RATE_HZ,
+    SAMPLE_RATE_HZ,
+};
 
 /// Everything that defines a training run (saved as `config.json` in the checkpoint).
 #[derive(Config, Debug)]
@@ -84,6 +87,12 @@ pub struct TimbreTrainingConfig {
     /// matters once the bands cover 24 kHz).
     #[config(default = false)]
     pub mel_noise_bands: bool,
+    /// Lowest f0 the analysis tracks, Hz (the manifest's `features.f0_min_hz`): 100 unless the
+    /// instrument plays lower (a cello's C2 is 65 Hz). Style analyses each model from its own
+    /// floor, and a lower floor costs look-ahead (two periods of it), so only models that need
+    /// it pay it.
+    #[config(default = 100.0)]
+    pub f0_min_hz: f32,
 }
 
 impl TimbreTrainingConfig {
@@ -257,8 +266,15 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         config.synth_rate_hz
     );
 
+    ensure!(
+        is_valid_f0_floor(config.f0_min_hz),
+        "--f0-min-hz must lie between {F0_FLOOR_LIMIT_HZ} and {} Hz (got {})",
+        F0_MAX_HZ / 2.0,
+        config.f0_min_hz
+    );
+
     // Data.
-    let features = timbre_feature_config();
+    let features = timbre_feature_config(config.f0_min_hz);
     let wavs = super::data::wav_files(&args.data_dir)?;
     let load_bar = run.bar(wavs.len() as u64, "analysing");
     let loaded = load_folder(&args.data_dir, &features, config.synth_rate_hz, |_| {
@@ -527,6 +543,9 @@ fn write_report(
     if config.mel_noise_bands {
         write!(sizes, " --mel-noise-bands")?;
     }
+    if config.f0_min_hz != super::F0_MIN_HZ {
+        write!(sizes, " --f0-min-hz {}", config.f0_min_hz)?;
+    }
     writeln!(r, "Reproduce: `continuo-train timbre {} --out {} --steps {} --seed {}{sizes}` (or `cargo xtask train-defaults`).\n", args.data_dir.display(), args.out.display(), config.steps, config.seed)?;
     writeln!(r, "## Contract\n")?;
     let synth = config.synth_config();
@@ -535,7 +554,7 @@ fn write_report(
         "- Features at 16 kHz, hop 64 (250 frames/s); causal decoder (latency 0; the synth adds one frame). Trained with the synthesiser at {} Hz, so the model fills the band up to {:.0} Hz (`synth.max_hz`).",
         config.synth_rate_hz, synth.max_hz
     )?;
-    writeln!(r, "- Features: f0 {}–{} Hz (`midi/127`, held through unvoiced frames), loudness {}…{} dB → 0…1.", super::F0_MIN_HZ, super::F0_MAX_HZ, super::LOUDNESS_MIN_DB, super::LOUDNESS_MAX_DB)?;
+    writeln!(r, "- Features: f0 {}–{} Hz (`midi/127`, held through unvoiced frames), loudness {}…{} dB → 0…1.", config.f0_min_hz, super::F0_MAX_HZ, super::LOUDNESS_MIN_DB, super::LOUDNESS_MAX_DB)?;
     writeln!(
         r,
         "- H = {}, N = {} harmonics, M = {} {} noise bands up to {:.0} Hz; {} parameters.\n",

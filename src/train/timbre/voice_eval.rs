@@ -195,6 +195,12 @@ pub fn eval_voice(
                 model_manifest.display()
             )
         })?;
+    // Voice plays each model in its own range: analyse it from the model's floor.
+    let f0_floor_hz = loaded
+        .manifest
+        .features
+        .as_ref()
+        .map_or(super::F0_MIN_HZ, |f| f.f0_min_hz);
     let settings = settings.sanitized();
     let model = model_manifest.to_string_lossy().into_owned();
     let play = |notes: &[ScheduledNote], frames: usize| -> Result<Vec<f32>> {
@@ -255,7 +261,7 @@ pub fn eval_voice(
                 seconds: reference.len() as f32 / rate as f32,
                 msd_voice: multiscale_spectral_distance(&reference, &voice),
                 msd_additive: multiscale_spectral_distance(&reference, &additive),
-                cents: sustain_cents(&voice, &notes, rate)?,
+                cents: sustain_cents(&voice, &notes, rate, f0_floor_hz)?,
             })
         })();
         match result {
@@ -283,7 +289,7 @@ pub fn eval_voice(
         let analysis = analyze(
             &out[seconds(0.3)..seconds(0.7)],
             rate as f32,
-            &timbre_analysis_config(),
+            &timbre_analysis_config(f0_floor_hz),
         )?;
         let mut levels: Vec<f32> = analysis.frames.iter().map(|f| f.loudness_db).collect();
         levels.sort_by(f32::total_cmp);
@@ -392,8 +398,13 @@ fn render_additive(
 }
 
 /// |cents| from its note of every voiced frame inside a note's sustain.
-fn sustain_cents(audio: &[f32], notes: &[ScheduledNote], rate: u32) -> Result<Vec<f32>> {
-    let analysis = analyze(audio, rate as f32, &timbre_analysis_config())?;
+fn sustain_cents(
+    audio: &[f32],
+    notes: &[ScheduledNote],
+    rate: u32,
+    f0_floor_hz: f32,
+) -> Result<Vec<f32>> {
+    let analysis = analyze(audio, rate as f32, &timbre_analysis_config(f0_floor_hz))?;
     let mut cents = Vec::new();
     for frame in analysis.frames.iter().filter(|f| f.voicing >= 0.5) {
         let t = frame.time_s;
