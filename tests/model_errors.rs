@@ -823,6 +823,10 @@ fn a_model_trained_from_a_lower_f0_floor_is_analysed_from_it_and_costs_one_frame
         violin_latency,
         "the running analysis keeps its latency"
     );
+    // Nothing to play (an empty slot) while the low floor runs: the dry path keeps its latency.
+    let dry = StyleProcessor::dry(48_000.0, 1, LatencyMode::Quality, 64.0).expect("dry");
+    assert_eq!(dry.latency_samples(), violin_latency + 192);
+    assert_eq!(dry.f0_floor_hz(), 64.0);
 }
 
 #[test]

@@ -840,15 +840,21 @@ fn models(extra_dirs: &[PathBuf]) {
         match model.result {
             Ok(manifest) => {
                 println!(
-                    "ok       {} ({:?}, {} parameters{}) {}",
+                    "ok       {} ({:?}, {} parameters{}{}) {}",
                     manifest.name,
                     manifest.kind,
                     manifest.parameter_count,
-                    // What a musician hears most directly of a timbre model: how high it reaches.
+                    // What a musician hears most directly of a timbre model: how high it reaches,
                     manifest.synth.as_ref().map_or(String::new(), |s| format!(
                         ", band 0–{:.1} kHz",
                         s.max_hz / 1000.0
                     )),
+                    // and how low it is tracked (which sets Style's latency).
+                    manifest
+                        .features
+                        .as_ref()
+                        .filter(|_| manifest.synth.is_some())
+                        .map_or(String::new(), |f| format!(", f0 from {} Hz", f.f0_min_hz)),
                     model.path.display()
                 );
                 if let Some(description) = &manifest.description {

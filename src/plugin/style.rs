@@ -351,7 +351,15 @@ impl BuildContext {
                 }
             },
         };
-        StyleProcessor::new(self.sample_rate, self.channels, self.mode, voice).map_err(cannot_run)
+        match (voice, self.f0_floor_hz) {
+            // Nothing to play: pass the input through with the running latency.
+            (None, Some(running)) => {
+                self.floor_differs.store(false, Ordering::Relaxed);
+                StyleProcessor::dry(self.sample_rate, self.channels, self.mode, running)
+            }
+            (voice, _) => StyleProcessor::new(self.sample_rate, self.channels, self.mode, voice),
+        }
+        .map_err(cannot_run)
     }
 
     /// Makes `voice` analyse from the running floor when its models want another one, and

@@ -225,6 +225,8 @@ pub struct StyleProcessor {
     dry: DelayLine,
     mono: Vec<f32>,
     frame: Vec<f32>,
+    /// Without a voice: the f0 floor whose latency this processor has.
+    dry_f0_floor_hz: f32,
 }
 
 impl StyleProcessor {
@@ -240,12 +242,34 @@ impl StyleProcessor {
         mode: LatencyMode,
         voice: Option<TimbreVoice>,
     ) -> Result<Self, StyleError> {
+        Self::build(sample_rate, channels, mode, voice, F0_MIN_HZ)
+    }
+
+    /// A processor passing the input through, delayed by the latency a voice analysing from
+    /// `f0_floor_hz` has (so that such a voice can be swapped in later, and the reverse).
+    ///
+    /// # Errors
+    /// As [`StyleProcessor::new`], or a floor the pitch tracker cannot search from.
+    pub fn dry(
+        sample_rate: f32,
+        channels: usize,
+        mode: LatencyMode,
+        f0_floor_hz: f32,
+    ) -> Result<Self, StyleError> {
+        Self::build(sample_rate, channels, mode, None, f0_floor_hz)
+    }
+
+    fn build(
+        sample_rate: f32,
+        channels: usize,
+        mode: LatencyMode,
+        voice: Option<TimbreVoice>,
+        dry_f0_floor_hz: f32,
+    ) -> Result<Self, StyleError> {
         let host_rate = Self::supported_rate(sample_rate)?;
         let delay_frames = match &voice {
             Some(v) => v.latency_frames(),
-            // The latency a voice of models trained down to the default floor will have, so
-            // that such a voice can be swapped in later.
-            None => mode.voice_latency_frames(F0_MIN_HZ)?,
+            None => mode.voice_latency_frames(dry_f0_floor_hz)?,
         };
         let (prime, latency) = calibrate(host_rate, mode, delay_frames)?;
         let chain = DownChain::new(host_rate, mode)?;
@@ -279,6 +303,7 @@ impl StyleProcessor {
             dry: DelayLine::new(channels, latency),
             mono: vec![0.0; hop],
             frame: vec![0.0; channels],
+            dry_f0_floor_hz,
         })
     }
 
@@ -297,12 +322,12 @@ impl StyleProcessor {
         Ok(host_rate as u32)
     }
 
-    /// The f0 floor this processor analyses from: its voice's, or [`F0_MIN_HZ`] without one
-    /// (the floor its latency was computed for).
+    /// The f0 floor this processor's latency was computed for: its voice's, or the one it was
+    /// built with without a voice.
     pub fn f0_floor_hz(&self) -> f32 {
         self.voice
             .as_ref()
-            .map_or(F0_MIN_HZ, |path| path.voice.f0_floor_hz())
+            .map_or(self.dry_f0_floor_hz, |path| path.voice.f0_floor_hz())
     }
 
     /// `(hop, latency)` a processor in `mode` at `sample_rate` will have without a model, or

@@ -509,6 +509,10 @@ mod tests {
             LatencyMode::LowLatency.voice_latency_frames(64.0).unwrap(),
             2
         );
+        // Instruments whose lowest note is above 130 Hz (trumpet, clarinet) need one frame
+        // less than the default floor; 120 Hz would not.
+        assert_eq!(LatencyMode::Quality.voice_latency_frames(130.0).unwrap(), 2);
+        assert_eq!(LatencyMode::Quality.voice_latency_frames(120.0).unwrap(), 3);
     }
 
     #[test]
@@ -528,6 +532,7 @@ mod tests {
             (LatencyMode::LowLatency, F0_MIN_HZ),
             (LatencyMode::Quality, 64.0),
             (LatencyMode::Quality, 50.0),
+            (LatencyMode::Quality, 130.0),
         ];
         for (mode, floor) in cases {
             let config = mode.analysis_config(floor);

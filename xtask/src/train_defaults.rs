@@ -595,10 +595,17 @@ fn train_args(model: Model, data: &Path, base: &Path) -> Vec<OsString> {
                 .iter()
                 .map(OsString::from),
             );
-            if model == Model::Cello {
-                // Its melodies reach E2 (82 Hz) and the instrument C2 (65 Hz): tracked from
-                // 64 Hz, one 4 ms analysis frame more than the others in Style's quality mode.
-                args.extend(["--f0-min-hz", "64"].map(OsString::from));
+            // Each instrument tracked from below its lowest note, since the floor sets Style's
+            // look-ahead: the cello's melodies reach E2 (82 Hz) and the instrument C2 (65 Hz),
+            // so 64 Hz (one 4 ms frame more than the default 100 Hz); trumpet and clarinet
+            // never go below D3 (147 Hz), so 130 Hz (one frame less).
+            let f0_floor = match model {
+                Model::Cello => Some("64"),
+                Model::Trumpet | Model::Clarinet => Some("130"),
+                _ => None,
+            };
+            if let Some(floor) = f0_floor {
+                args.extend(["--f0-min-hz", floor].map(OsString::from));
             }
         }
     }
