@@ -298,7 +298,7 @@ fn a_model_trained_from_a_lower_f0_floor_asks_for_a_restart_and_reports_its_late
     // Chooses `value` and plays (roughly in real time, so the loader gets its turn) until the
     // loaded model asks for a restart; a host that does not restart keeps the old latency.
     let choose = |plugin: &mut PluginInstance<RecordingHost>, processor, value| {
-        let before = restarts(plugin);
+        let (before, running_latency) = (restarts(plugin), latency(plugin));
         let set = vec![ParamValueEvent::new(0, style, Pckn::match_all(), value)];
         let (mut processor, _) = play(processor, &tone(256, 48_000.0), 256, |_| set.clone());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -309,7 +309,11 @@ fn a_model_trained_from_a_lower_f0_floor_asks_for_a_restart_and_reports_its_late
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         assert_eq!(restarts(plugin), before + 1, "one request");
-        assert_eq!(latency(plugin), violin_latency, "the running latency stays");
+        assert_eq!(
+            latency(plugin),
+            running_latency,
+            "the running latency stays"
+        );
         processor
     };
     let processor = choose(&mut plugin, processor, cello);

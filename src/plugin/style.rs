@@ -301,7 +301,7 @@ struct BuildContext {
     status: Arc<StyleStatus>,
     /// The f0 floor of the analysis whose latency the host was told (`None` while activate
     /// builds the first processor, which analyses from its models' own floor). A model chosen
-    /// later that was trained from another floor (a cello's 60 Hz) would have another latency,
+    /// later that was trained from another floor (a cello's 64 Hz) would have another latency,
     /// which may change only in `activate`: it is analysed from this floor until the host
     /// restarts Style, and `floor_differs` says a restart is wanted.
     f0_floor_hz: Option<f32>,

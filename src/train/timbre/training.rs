@@ -546,6 +546,10 @@ fn write_report(
     if config.f0_min_hz != super::F0_MIN_HZ {
         write!(sizes, " --f0-min-hz {}", config.f0_min_hz)?;
     }
+    // The budget decides how many steps a run gets on a given machine: part of the recipe.
+    if let Some(minutes) = args.max_minutes {
+        write!(sizes, " --max-minutes {minutes}")?;
+    }
     writeln!(r, "Reproduce: `continuo-train timbre {} --out {} --steps {} --seed {}{sizes}` (or `cargo xtask train-defaults`).\n", args.data_dir.display(), args.out.display(), config.steps, config.seed)?;
     writeln!(r, "## Contract\n")?;
     let synth = config.synth_config();
