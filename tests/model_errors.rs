@@ -733,6 +733,17 @@ fn hostile_onnx_dims_are_refused_before_a_backend_sees_them() {
     assert_eq!(MAX_FIXED_DIM, 1 << 20);
 }
 
+/// Why Style refuses the timbre model at `path` (it must refuse it).
+fn style_load_error(path: &Path) -> String {
+    let e = TimbreModel::load(
+        path.to_str().unwrap(),
+        &ModelDirs::new([]),
+        BackendChoice::Tract,
+    )
+    .expect_err("refused");
+    chain_message(&e)
+}
+
 #[test]
 fn style_models_with_unusable_synth_counts_are_refused_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
@@ -750,13 +761,7 @@ fn style_models_with_unusable_synth_counts_are_refused_naming_the_field() {
         let p = copy_shipped(dir.path(), "continuo-flute", "BROKEN", |v| {
             v["synth"]["harmonics"] = harmonics.into()
         });
-        let e = TimbreModel::load(
-            p.to_str().unwrap(),
-            &ModelDirs::new([]),
-            BackendChoice::Tract,
-        )
-        .expect_err("refused");
-        let text = chain_message(&e);
+        let text = style_load_error(&p);
         assert!(
             text.contains("BROKEN.json") && text.contains(needle),
             "{needle}: {text}"
@@ -773,13 +778,7 @@ fn style_models_with_an_f0_floor_style_cannot_track_are_refused_naming_the_field
         let p = copy_shipped(dir.path(), "continuo-violin", "BROKEN", |v| {
             v["features"]["f0_min_hz"] = floor.into()
         });
-        let e = TimbreModel::load(
-            p.to_str().unwrap(),
-            &ModelDirs::new([]),
-            BackendChoice::Tract,
-        )
-        .expect_err("refused");
-        let text = chain_message(&e);
+        let text = style_load_error(&p);
         assert!(
             text.contains("BROKEN.json") && text.contains("`features.f0_min_hz`"),
             "{floor}: {text}"
