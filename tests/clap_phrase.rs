@@ -18,7 +18,6 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clack_extensions::params::PluginParams;
 use clack_host::events::event_types::{MidiEvent, NoteOffEvent, NoteOnEvent, ParamValueEvent};
 use clack_host::events::Match;
 use clack_host::prelude::*;
@@ -90,15 +89,11 @@ fn session(entry: &PluginEntry, tempo: f64, model: f64, log: &Path) -> Output {
     let generate = param_id(&mut plugin, "Generate");
     let bars = param_id(&mut plugin, "Bars");
     let model_param = param_id(&mut plugin, "Model");
-    {
-        let handle = plugin.plugin_handle();
-        let params: PluginParams = handle.get_extension().expect("params extension");
-        let mut text = [0u8; 64];
-        let name = params
-            .value_to_text(&handle, model_param, SECOND, &mut text)
-            .expect("value text");
-        assert_eq!(&name[..], b"second", "Model shows model names");
-    }
+    assert_eq!(
+        param_text(&mut plugin, model_param, SECOND),
+        "second",
+        "Model shows model names"
+    );
     let config = PluginAudioConfiguration {
         sample_rate: SAMPLE_RATE,
         min_frames_count: 1,

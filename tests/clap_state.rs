@@ -236,14 +236,8 @@ fn old_sessions_load(id: &CStr) {
         };
         let saved: String = serde_json::from_str(saved).expect("a saved name is JSON text");
         let id = param_id(&mut plugin, param);
-        let handle = plugin.plugin_handle();
-        let params: PluginParams = handle.get_extension().expect("params extension");
-        let mut text = [0u8; 128];
-        let shown = params
-            .value_to_text(&handle, id, now[param], &mut text)
-            .expect("value text");
         assert_eq!(
-            String::from_utf8_lossy(shown),
+            param_text(&mut plugin, id, now[param]),
             saved,
             "{name}: `{param}` after loading a 0.1.0 session"
         );

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use continuo::midi::tokenizer::vocab_size;
 use continuo::model::backend::{BackendChoice, RuntimeSearch};
+use continuo::style::controls::OCTAVE;
 use continuo::train::check::{check_folder, FolderCheck};
 use continuo::train::compare::{append_to_report, PromptOptions};
 use continuo::train::eval::{HeldOut, QUALITY_BAR};
@@ -76,8 +77,7 @@ enum Command {
         no_auto_level: bool,
         /// Style's Octave (-2..2), for pairs whose target plays in another octave than the
         /// source (flute → cello: -1).
-        #[arg(long, default_value_t = 0, allow_negative_numbers = true,
-              value_parser = clap::value_parser!(i32).range(-2..=2))]
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = octave)]
         octave: i32,
     },
     /// Measures a timbre model's training level on its data folder (its held-out files left
@@ -657,6 +657,18 @@ fn eval_voice(
         return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--octave`: a whole number in the range of Style's Octave parameter.
+fn octave(text: &str) -> Result<i32, String> {
+    let octave: i32 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number"))?;
+    if OCTAVE.contains(octave as f32) {
+        Ok(octave)
+    } else {
+        Err(format!("must be between {} and {}", OCTAVE.min, OCTAVE.max))
+    }
 }
 
 /// `--input-db`: a level a player could record at, −60 … 0 dBFS.

@@ -25,6 +25,7 @@ use crate::plugin::model_choice::{ModelChoice, ModelList, SavedModelName};
 use crate::style::controls::{
     ParamSpec, BALANCE, BRIGHTNESS, GATE, INPUT_GAIN, MIX, MORPH, OCTAVE, OUTPUT_GAIN, PITCH_SHIFT,
 };
+use crate::style::features::F0_MIN_HZ;
 use crate::style::monitor::peak;
 use crate::style::voice::GATE_OFF_DB;
 use crate::style::{
@@ -351,13 +352,17 @@ impl BuildContext {
                 }
             },
         };
-        match (voice, self.f0_floor_hz) {
-            // Nothing to play: pass the input through with the running latency.
-            (None, Some(running)) => {
-                self.floor_differs.store(false, Ordering::Relaxed);
-                StyleProcessor::dry(self.sample_rate, self.channels, self.mode, running)
+        match voice {
+            Some(voice) => {
+                StyleProcessor::new(self.sample_rate, self.channels, self.mode, Some(voice))
             }
-            (voice, _) => StyleProcessor::new(self.sample_rate, self.channels, self.mode, voice),
+            // Nothing to play: pass the input through with the running latency (at activation,
+            // the default floor's).
+            None => {
+                self.floor_differs.store(false, Ordering::Relaxed);
+                let floor = self.f0_floor_hz.unwrap_or(F0_MIN_HZ);
+                StyleProcessor::dry(self.sample_rate, self.channels, self.mode, floor)
+            }
         }
         .map_err(cannot_run)
     }

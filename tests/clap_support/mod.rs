@@ -209,6 +209,21 @@ pub fn param_value_of_text<H: HostHandlers>(
         .unwrap_or_else(|| panic!("no value for {text:?}"))
 }
 
+/// The text a parameter shows for `value` (e.g. a model's name), through the params extension.
+pub fn param_text<H: HostHandlers>(
+    plugin: &mut PluginInstance<H>,
+    id: ClapId,
+    value: f64,
+) -> String {
+    let handle = plugin.plugin_handle();
+    let params: PluginParams = handle.get_extension().expect("params extension");
+    let mut text = [0u8; 256];
+    let shown = params
+        .value_to_text(&handle, id, value, &mut text)
+        .expect("value text");
+    String::from_utf8_lossy(shown).into_owned()
+}
+
 /// A transport event at `beat` and `tempo`, playing or stopped.
 pub fn transport(tempo: f64, beat: f64, playing: bool) -> TransportEvent {
     let playing_flag = if playing {

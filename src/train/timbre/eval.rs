@@ -430,7 +430,7 @@ pub fn eval_timbre(
     let manifest = loaded.manifest.clone();
     let backend = loaded.backend.to_string();
     ensure!(
-        (OCTAVE.min..=OCTAVE.max).contains(&(options.octave as f32)),
+        OCTAVE.contains(options.octave as f32),
         "--octave must lie between {} and {} (got {})",
         OCTAVE.min,
         OCTAVE.max,
