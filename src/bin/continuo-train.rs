@@ -578,6 +578,14 @@ struct TimbreArgs {
     /// cello's C2 is 65 Hz). Style's quality-mode latency grows with it (two periods of it).
     #[arg(long, default_value_t = 100.0)]
     f0_min_hz: f32,
+    /// Start the harmonic distribution falling this many dB per octave instead of flat: full-band
+    /// models of instruments whose partials fade early (flute, trumpet, clarinet) otherwise
+    /// collapse to noise. Watch the "harmonic share" lines the trainer prints.
+    #[arg(long, default_value_t = 0.0)]
+    harmonic_rolloff: f32,
+    /// Check the held-out loss and harmonic share every this many steps.
+    #[arg(long, default_value_t = 500)]
+    validate_every: usize,
     /// Continue from OUT.ckpt if it holds a checkpoint (uses its saved settings).
     #[arg(long)]
     resume: bool,
@@ -595,6 +603,8 @@ fn timbre(args: TimbreArgs) -> anyhow::Result<ExitCode> {
         .with_synth_rate_hz(args.synth_rate)
         .with_mel_noise_bands(args.mel_noise_bands)
         .with_f0_min_hz(args.f0_min_hz)
+        .with_harmonic_rolloff_db(args.harmonic_rolloff)
+        .with_validate_every(args.validate_every)
         .with_steps(args.steps)
         .with_batch_size(args.batch_size)
         .with_seed(args.seed);

@@ -20,7 +20,7 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{log_sigmoid, relu, sigmoid, softmax};
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
 /// Offset added to the noise head before its scaled sigmoid (DDSP's `initial_bias`).
 pub const NOISE_BIAS: f32 = -5.0;
@@ -172,6 +172,35 @@ pub struct TimbreModel {
 }
 
 impl TimbreModel {
+    /// The model with its harmonic head's biases tilted so the initial distribution falls
+    /// `db_per_octave` dB per octave: harmonic `k`'s logit gains `−(dB / 20·log10 2)·ln k`, so
+    /// harmonic `2k` starts `dB` below harmonic `k` (the softmax weights are amplitudes).
+    pub fn with_harmonic_rolloff(mut self, db_per_octave: f32) -> Self {
+        if db_per_octave == 0.0 {
+            return self;
+        }
+        let per_ln = db_per_octave / (20.0 * std::f32::consts::LOG10_2);
+        let tilt: Vec<f32> = (1..=self.harmonics.weight.dims()[1])
+            .map(|k| -per_ln * (k as f32).ln())
+            .collect();
+        if let Some(bias) = self.harmonics.bias.take() {
+            let device = bias.device();
+            let len = tilt.len();
+            let tilt = Tensor::<1>::from_data(TensorData::new(tilt, [len]), &device);
+            // A new leaf, tracked again on an autodiff device, so the bias keeps training.
+            self.harmonics.bias = Some(bias.map(|b| {
+                let autodiff = b.is_autodiff();
+                let tilted = (b + tilt).detach();
+                if autodiff {
+                    tilted.require_grad()
+                } else {
+                    tilted
+                }
+            }));
+        }
+        self
+    }
+
     /// GRU hidden size `H`.
     pub fn hidden(&self) -> usize {
         self.gru.hidden

@@ -93,6 +93,13 @@ pub struct TimbreTrainingConfig {
     /// it pay it.
     #[config(default = 100.0)]
     pub f0_min_hz: f32,
+    /// Slope of the harmonic distribution the decoder starts from, dB per octave (0 = every
+    /// harmonic equal, DDSP's start). A full band holds ~48 harmonics; started equal, they put
+    /// most of the sound kilohertz above a flute's or a clarinet's partials, and the quickest
+    /// way down the loss is to silence the harmonic branch and let the noise play the notes
+    /// (the collapse models/README.md describes). Starting from a natural roll-off avoids it.
+    #[config(default = 0.0)]
+    pub harmonic_rolloff_db: f32,
 }
 
 impl TimbreTrainingConfig {
@@ -170,6 +177,11 @@ impl TimbreTrainArgs {
     }
 }
 
+/// Below this harmonic share a decoder has collapsed to noise (the collapsed full-band flute,
+/// trumpet and clarinet rendered 0.0 %; a pitched instrument's decoder renders most of its
+/// energy with the harmonics).
+const COLLAPSED_HARMONIC_SHARE: f32 = 0.05;
+
 /// The final training loss is the mean over this many last steps.
 const FINAL_LOSS_STEPS: usize = 50;
 
@@ -225,6 +237,37 @@ pub fn batch_loss(
     let audio = synth.render(out.amplitude, out.harmonics, out.noise, &plan, noise);
     let len = (batch.frames - 1) * hop;
     loss.forward(audio.narrow(1, hop, len), target.narrow(1, hop, len))
+}
+
+/// The harmonic branch's part of the energy the decoder renders for `batch`: near 0 when the
+/// noise plays the notes (a collapsed model), most of it for a pitched instrument.
+pub fn harmonic_share(
+    model: &TimbreModel,
+    synth: &DiffSynth,
+    batch: &WindowBatch,
+    noise: &[f32],
+    device: &Device,
+) -> f32 {
+    let hop = synth.config().hop_size;
+    let (x, _) = batch_tensors(batch, hop, device);
+    let plan = HarmonicPlan::new(&batch.f0_hz, batch.batch, batch.frames, synth.config());
+    let out = model.forward(x, None);
+    let silent_noise = out.noise.clone().zeros_like();
+    let all = synth.render(
+        out.amplitude.clone(),
+        out.harmonics.clone(),
+        out.noise,
+        &plan,
+        noise,
+    );
+    let harmonic = synth.render(out.amplitude, out.harmonics, silent_noise, &plan, noise);
+    let energy = |t: Tensor<2>| f64::from(to_vec(t.clone() * t).iter().sum::<f32>());
+    let (h, n) = (energy(harmonic.clone()), energy(all - harmonic));
+    if h + n > 0.0 {
+        (h / (h + n)) as f32
+    } else {
+        0.0
+    }
 }
 
 fn noise_for(rng: &mut SplitMix, batch: &WindowBatch, hop: usize) -> Vec<f32> {
@@ -301,7 +344,10 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
     // Model, optimiser, state.
     let device = Device::flex().autodiff();
     device.seed(config.seed);
-    let mut model = config.model.init(&device);
+    let mut model = config
+        .model
+        .init(&device)
+        .with_harmonic_rolloff(config.harmonic_rolloff_db);
     let mut optim = AdamConfig::new()
         .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip_norm)))
         .init();
@@ -338,6 +384,15 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         );
         to_vec(l)[0]
     };
+    let harmonic_share_now = |model: &TimbreModel| {
+        harmonic_share(
+            &model.valid(),
+            &valid_synth,
+            &valid_batch,
+            &valid_noise,
+            &plain,
+        )
+    };
 
     let train_bar = run.bar(config.steps as u64, "training");
     train_bar.set_position(state.step as u64);
@@ -371,6 +426,22 @@ pub fn train_timbre(args: &TimbreTrainArgs) -> Result<TimbreTrainOutcome> {
         if state.step % config.log_every.max(1) == 0 || validate_now {
             let valid_loss = validate_now.then(|| f64::from(validate(&model)));
             state.push_point(valid_loss);
+            if validate_now && args.progress {
+                // The collapse to noise shows here long before the loss says so.
+                let share = harmonic_share_now(&model);
+                eprintln!(
+                    "step {}: held-out harmonic share {:.1} %",
+                    state.step,
+                    100.0 * share
+                );
+                if share < COLLAPSED_HARMONIC_SHARE {
+                    eprintln!(
+                        "warning: the harmonic branch is nearly silent, so the noise plays the \
+                         notes and the model will not keep their pitch; train again with \
+                         --harmonic-rolloff 12"
+                    );
+                }
+            }
             train_bar.set_message(state.message());
         }
         train_bar.set_position(state.step as u64);
@@ -545,6 +616,9 @@ fn write_report(
     }
     if config.f0_min_hz != super::F0_MIN_HZ {
         write!(sizes, " --f0-min-hz {}", config.f0_min_hz)?;
+    }
+    if config.harmonic_rolloff_db != defaults.harmonic_rolloff_db {
+        write!(sizes, " --harmonic-rolloff {}", config.harmonic_rolloff_db)?;
     }
     // The budget decides how many steps a run gets on a given machine: part of the recipe.
     if let Some(minutes) = args.max_minutes {
