@@ -857,22 +857,41 @@ fn a_refused_style_b_leaves_style_a_playing_and_says_why() {
     assert_eq!(status.model_errors.load(Ordering::Relaxed), 0);
 }
 
+/// The flute shipped before full band: contract v1, synthesised at 16 kHz (an 8 kHz band).
+fn v1_flute() -> PathBuf {
+    repo_path("tests/fixtures/models/continuo-flute-v1.json")
+}
+
+#[test]
+fn a_v1_timbre_model_migrates_to_its_8_khz_band_and_plays() {
+    let raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(v1_flute()).unwrap()).unwrap();
+    assert_eq!(raw["contract_version"], 1, "the fixture is a v1 manifest");
+    let manifest = Manifest::load(v1_flute()).unwrap_or_else(|e| panic!("{}", chain_message(&e)));
+    let synth = manifest.synth.expect("a timbre manifest has a synth");
+    assert_eq!(
+        synth.max_hz, 8_000.0,
+        "migrated to its analysis rate's Nyquist"
+    );
+    let (flute, status) = voice(&v1_flute(), None, 0.0);
+    let (out, _) = run_voice(flute, &melody());
+    assert!(out.iter().all(|y| y.is_finite()));
+    assert!(peak(&out) > 0.01, "the v1 model plays: {}", peak(&out));
+    assert_eq!(status.model_errors.load(Ordering::Relaxed), 0);
+}
+
 #[test]
 fn a_style_b_filling_another_band_morphs_in_style_a_band() {
-    // The same decoder declared to fill 24 kHz instead of 8 kHz: B is restated in A's band
+    // A v1 flute (8 kHz band) as style B of the full-band violin: B is restated in A's band
     // layout (not refused), so the morph changes the output, and it stays finite and bounded.
     let dir = tempfile::tempdir().unwrap();
     let a = copy_shipped(dir.path(), "continuo-violin", "violin", |_| {});
-    let wide = copy_shipped(dir.path(), "continuo-flute", "WIDE", |v| {
-        v["contract_version"] = 2.into();
-        v["synth"]["max_hz"] = 24_000.0.into();
-    });
     let input = melody();
     let (alone, _) = voice(&a, None, 0.0);
-    let (morphing, status) = voice(&a, Some(&wide), 0.5);
+    let (morphing, status) = voice(&a, Some(&v1_flute()), 0.5);
     assert_eq!(
         morphing.style_names().1.as_deref(),
-        Some("continuo-flute"),
+        Some("continuo-flute-v1"),
         "B plays"
     );
     assert!(status.style_b_refused().is_none());
