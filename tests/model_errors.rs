@@ -753,8 +753,8 @@ fn style_models_with_unusable_synth_counts_are_refused_naming_the_field() {
         (2000, "renders at most 1024"),
         // Not what the model outputs.
         (
-            33,
-            "output `harmonics` is 32 wide but synth.harmonics is 33",
+            49,
+            "output `harmonics` is 48 wide but synth.harmonics is 49",
         ),
     ];
     for (harmonics, needle) in cases {
