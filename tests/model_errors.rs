@@ -788,11 +788,14 @@ fn style_models_with_an_f0_floor_style_cannot_track_are_refused_naming_the_field
 
 #[test]
 fn a_model_trained_from_a_lower_f0_floor_is_analysed_from_it_and_costs_one_frame() {
-    // The shipped violin declared as trained from 64 Hz (a cello's floor): its quality-mode
-    // analysis needs one more 4 ms frame of look-ahead, and a running plugin can keep it on
-    // the 100 Hz analysis (and latency) it reported until the host restarts it.
+    // The shipped violin declared as trained from the default 100 Hz, and from 64 Hz (a
+    // cello's floor): the 64 Hz analysis needs one more 4 ms frame of look-ahead, and a running
+    // plugin can keep it on the 100 Hz analysis (and latency) it reported until the host
+    // restarts it.
     let dir = tempfile::tempdir().unwrap();
-    let violin = copy_shipped(dir.path(), "continuo-violin", "violin", |_| {});
+    let violin = copy_shipped(dir.path(), "continuo-violin", "violin", |v| {
+        v["features"]["f0_min_hz"] = 100.0.into()
+    });
     let low = copy_shipped(dir.path(), "continuo-violin", "low", |v| {
         v["features"]["f0_min_hz"] = 64.0.into()
     });
