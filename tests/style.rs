@@ -436,15 +436,15 @@ fn missing_or_wrong_models_fail_with_the_reason() {
 }
 
 #[test]
-fn announced_latency_of_a_mode_is_the_latency_it_then_has() {
-    // Switching modes announces the other mode's latency before the host restarts the plugin;
-    // the processor built after the restart (with a model) must have exactly that.
+fn a_dry_processor_has_the_latency_of_a_model_at_its_floor() {
+    // An empty slot or a failed load plays the dry path at the running floor's latency, so the
+    // latency the host was told stays true; it must be exactly what the model would have.
     for rate in RATES {
         for mode in MODES {
-            let announced = StyleProcessor::hop_and_latency(rate, mode).expect("latency");
             let (p, _) = processor(rate, mode, "continuo-violin", None, Default::default());
+            let dry = StyleProcessor::dry(rate, 1, mode, p.f0_floor_hz()).expect("dry");
             assert_eq!(
-                announced,
+                (dry.hop_size(), dry.latency_samples()),
                 (p.hop_size(), p.latency_samples()),
                 "{rate} {mode:?}"
             );

@@ -329,19 +329,6 @@ impl StyleProcessor {
             .as_ref()
             .map_or(self.dry_f0_floor_hz, |path| path.voice.f0_floor_hz())
     }
-
-    /// `(hop, latency)` a processor in `mode` at `sample_rate` will have without a model, or
-    /// with models trained down to the default f0 floor ([`F0_MIN_HZ`]).
-    ///
-    /// # Errors
-    /// As [`StyleProcessor::new`].
-    pub fn hop_and_latency(
-        sample_rate: f32,
-        mode: LatencyMode,
-    ) -> Result<(usize, usize), StyleError> {
-        let p = Self::new(sample_rate, 1, mode, None)?;
-        Ok((p.hop_size(), p.latency_samples()))
-    }
 }
 
 impl HopProcessor for StyleProcessor {

@@ -593,20 +593,20 @@ fn train_args(model: Model, data: &Path, base: &Path) -> Vec<OsString> {
             );
             // Each instrument tracked from below its lowest note, since the floor sets Style's
             // look-ahead: the cello's melodies reach E2 (82 Hz) and the instrument C2 (65 Hz),
-            // so 64 Hz (one 4 ms frame more than the default 100 Hz); flute, trumpet and
-            // clarinet never go below D3 (147 Hz), so 130 Hz (one frame less: 19.7 ms at 48 kHz).
+            // so 64 Hz (one 4 ms frame more than the default 100 Hz); the others never go below
+            // D3 (147 Hz), so 130 Hz (one frame less: 19.7 ms at 48 kHz).
             let f0_floor = match model {
                 Model::Cello => Some("64"),
-                Model::Flute | Model::Trumpet | Model::Clarinet => Some("130"),
+                Model::Violin | Model::Flute | Model::Trumpet | Model::Clarinet => Some("130"),
                 _ => None,
             };
             if let Some(floor) = f0_floor {
                 args.extend(["--f0-min-hz", floor].map(OsString::from));
             }
             // Wind partials fade early: started flat, their decoders silenced the harmonics and
-            // played the notes with noise (models/README.md). The violin and cello were trained
-            // from the flat start before this was known, and are kept as shipped.
-            if matches!(model, Model::Flute | Model::Trumpet | Model::Clarinet) {
+            // played the notes with noise (models/README.md). The violin trains better from it
+            // too; the cello was trained from the flat start before this was known.
+            if model != Model::Cello {
                 args.extend(["--harmonic-rolloff", "12"].map(OsString::from));
             }
         }
@@ -909,7 +909,8 @@ mod tests {
                 Path::new("models/continuo-violin")
             )),
             "timbre DATA/timbre/violin/train --out models/continuo-violin --steps 3000 --seed 42 \
-             --max-minutes 60 --synth-rate 48000 --harmonics 48 --noise-bands 64 --mel-noise-bands"
+             --max-minutes 60 --synth-rate 48000 --harmonics 48 --noise-bands 64 \
+             --mel-noise-bands --f0-min-hz 130 --harmonic-rolloff 12"
         );
         assert_eq!(
             line(train_args(
