@@ -366,11 +366,11 @@ fn notes_outside_the_trained_range_keep_their_pitch_and_are_counted() {
         VoiceSettings::default(),
         status.clone(),
     );
-    // G#2 (104 Hz) is inside the violin model's 100–2000 Hz; C2 (65 Hz) and C8 (4186 Hz) are not.
+    // D3 (147 Hz) is inside the violin model's 130–2000 Hz; C2 (65 Hz) and C8 (4186 Hz) are not.
     let out = render(
         &mut e,
         &[
-            note(44, 0.8, 0.05, 0.5),
+            note(50, 0.8, 0.05, 0.5),
             note(36, 0.8, 0.6, 1.1),
             note(108, 0.8, 1.2, 1.6),
         ],
@@ -379,7 +379,7 @@ fn notes_outside_the_trained_range_keep_their_pitch_and_are_counted() {
     assert_eq!(e.stats().notes_outside_range.load(Ordering::Relaxed), 2);
     let message = status.message();
     assert!(
-        message.contains("note 36 (65 Hz)") && message.contains("100–2000 Hz"),
+        message.contains("note 36 (65 Hz)") && message.contains("130–2000 Hz"),
         "the status says why: {message}"
     );
     assert!(rms_db(&out[(0.8 * RATE as f32) as usize..(1.0 * RATE as f32) as usize]) > -50.0);
