@@ -902,26 +902,19 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        assert_eq!(
-            line(train_args(
-                Model::Violin,
-                data,
-                Path::new("models/continuo-violin")
-            )),
-            "timbre DATA/timbre/violin/train --out models/continuo-violin --steps 3000 --seed 42 \
-             --max-minutes 60 --synth-rate 48000 --harmonics 48 --noise-bands 64 \
-             --mel-noise-bands --f0-min-hz 130 --harmonic-rolloff 12"
-        );
-        assert_eq!(
-            line(train_args(
-                Model::Flute,
-                data,
-                Path::new("models/continuo-flute")
-            )),
-            "timbre DATA/timbre/flute/train --out models/continuo-flute --steps 3000 --seed 42 \
-             --max-minutes 60 --synth-rate 48000 --harmonics 48 --noise-bands 64 \
-             --mel-noise-bands --f0-min-hz 130 --harmonic-rolloff 12"
-        );
+        let full_band = "--steps 3000 --seed 42 --max-minutes 60 --synth-rate 48000 \
+                         --harmonics 48 --noise-bands 64 --mel-noise-bands";
+        for (model, tail) in [
+            (Model::Violin, " --f0-min-hz 130 --harmonic-rolloff 12"),
+            (Model::Flute, " --f0-min-hz 130 --harmonic-rolloff 12"),
+            (Model::Cello, " --f0-min-hz 64"),
+        ] {
+            let (key, base) = (model.key(), format!("models/{}", model.name()));
+            assert_eq!(
+                line(train_args(model, data, Path::new(&base))),
+                format!("timbre DATA/timbre/{key}/train --out {base} {full_band}{tail}")
+            );
+        }
         let evals: Vec<String> = eval_args(Model::Flute, data, Path::new("models/continuo-flute"))
             .into_iter()
             .map(line)
@@ -939,16 +932,6 @@ mod tests {
                 "eval-voice models/continuo-flute.json DATA/timbre/midi/flute/heldout \
                  DATA/timbre/flute/heldout --rate 48000"
             ]
-        );
-        assert_eq!(
-            line(train_args(
-                Model::Cello,
-                data,
-                Path::new("models/continuo-cello")
-            )),
-            "timbre DATA/timbre/cello/train --out models/continuo-cello --steps 3000 --seed 42 \
-             --max-minutes 60 --synth-rate 48000 --harmonics 48 --noise-bands 64 \
-             --mel-noise-bands --f0-min-hz 64"
         );
         assert_eq!(
             line(eval_args(Model::Cello, data, Path::new("models/continuo-cello")).remove(0)),
