@@ -34,7 +34,7 @@ use super::data::{
 use super::eval::HarmonicProfile;
 use super::export::{negative_control, to_vec, verify, write_model, Verification};
 use super::loss::SpectralLoss;
-use super::model::{TimbreModel, TimbreModelConfig};
+use super::model::{TimbreControls, TimbreModel, TimbreModelConfig};
 use super::synth::{DiffSynth, HarmonicPlan};
 use super::{
     is_valid_f0_floor, timbre_feature_config, F0_FLOOR_LIMIT_HZ, F0_MAX_HZ, FRAME_RATE_HZ,
@@ -207,16 +207,19 @@ pub struct TimbreTrainOutcome {
     pub model: TimbreModel,
 }
 
-fn batch_tensors(batch: &WindowBatch, hop: usize, device: &Device) -> (Tensor<3>, Tensor<2>) {
-    let x = Tensor::from_data(
+/// The decoder's controls for `batch`, and the f0 plan the synthesiser renders them with.
+fn decode(
+    model: &TimbreModel,
+    synth: &DiffSynth,
+    batch: &WindowBatch,
+    device: &Device,
+) -> (TimbreControls, HarmonicPlan) {
+    let features = Tensor::from_data(
         TensorData::new(batch.features.clone(), [batch.batch, batch.frames, 2]),
         device,
     );
-    let y = Tensor::from_data(
-        TensorData::new(batch.target.clone(), [batch.batch, batch.frames * hop]),
-        device,
-    );
-    (x, y)
+    let plan = HarmonicPlan::new(&batch.f0_hz, batch.batch, batch.frames, synth.config());
+    (model.forward(features, None), plan)
 }
 
 /// The loss of one batch (graph kept when `model` is on an autodiff device). The first hop is
@@ -230,9 +233,11 @@ pub fn batch_loss(
     device: &Device,
 ) -> Tensor<1> {
     let hop = synth.config().hop_size;
-    let (x, target) = batch_tensors(batch, hop, device);
-    let plan = HarmonicPlan::new(&batch.f0_hz, batch.batch, batch.frames, synth.config());
-    let out = model.forward(x, None);
+    let target = Tensor::<2>::from_data(
+        TensorData::new(batch.target.clone(), [batch.batch, batch.frames * hop]),
+        device,
+    );
+    let (out, plan) = decode(model, synth, batch, device);
     let audio = synth.render(out.amplitude, out.harmonics, out.noise, &plan, noise);
     let len = (batch.frames - 1) * hop;
     loss.forward(audio.narrow(1, hop, len), target.narrow(1, hop, len))
@@ -247,10 +252,7 @@ pub fn harmonic_share(
     noise: &[f32],
     device: &Device,
 ) -> f32 {
-    let hop = synth.config().hop_size;
-    let (x, _) = batch_tensors(batch, hop, device);
-    let plan = HarmonicPlan::new(&batch.f0_hz, batch.batch, batch.frames, synth.config());
-    let out = model.forward(x, None);
+    let (out, plan) = decode(model, synth, batch, device);
     let silent_noise = out.noise.clone().zeros_like();
     let all = synth.render(
         out.amplitude.clone(),
