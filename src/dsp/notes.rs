@@ -29,17 +29,29 @@
 //!   new note's harmonics is followed back to where it rose to within `rise_db` of its peak. At
 //!   a legato change, the old note's partials leak into those bins, so what is followed back is
 //!   the *balance* between the new note's harmonics and the old one's (each without the
-//!   partials they share), to where it crossed halfway from before to after. The note-on is
-//!   still decided when it was; only the start written to the history moves earlier.
+//!   partials they share), to where it first rose 30 % of the way from before to after. The
+//!   note-on is still decided when it was; only the start written to the history moves earlier.
+//! - **Sub-harmonics**: a frame's pitch is doubled or tripled when the spectrum's energy at
+//!   that multiple's harmonics exceeds the energy at its other harmonics by `subharmonic_db`
+//!   (YIN takes two or three periods for one when a room's tail or a weak fundamental blurs
+//!   the first dip) — but not while it matches the sounding note, so a violin's weak
+//!   fundamental does not flicker between octaves.
 //! - **End**: `end_frames` frames that are unvoiced (hysteresis: voicing below `voicing_off`, or
-//!   level 6 dB under the gate); the note ends at the first of them.
+//!   level 6 dB under the gate); the note ends where the energy at its harmonics last was
+//!   within `fade_db` of its peak (where a release began: the pitch tracker follows a
+//!   release for 50–100 ms, and a legato successor often begins right there).
 //! - **Pitch change** (legato): `change_frames` consecutive frames more than `change_semitones`
 //!   from the note, steady among themselves (three times as many for a leap beyond an octave,
 //!   which is more often a tracking error than music). Vibrato stays inside the band, a slide is
 //!   not steady while it moves, so neither produces a stream of notes.
-//! - **Repeated note**: an onset inside a note at the same pitch, followed by a level rise of
-//!   `split_rise_db`, ends the note and starts another one there; so does a valley in the level
-//!   `split_rise_db` deep on both sides within 30 ms (a re-attack the onset detector missed).
+//! - **Repeated note**: a re-attack restarts the partials' phases, so a peak of the phase
+//!   deviation at the note's harmonics (the complex-domain onset function, Bello et al. 2004,
+//!   restricted to the note's bins) that stands `reattack_ratio` times over its recent mean
+//!   while their energy stays ends the note and starts another one there. So does an onset
+//!   followed by a level rise of `split_rise_db`, or a valley in the level `split_rise_db` deep
+//!   on both sides within 30 ms.
+
+use realfft::num_complex::Complex32;
 
 use crate::dsp::onset::{OnsetConfig, OnsetDetector};
 use crate::dsp::pitch::{PitchConfig, PitchTracker};
@@ -56,8 +68,24 @@ const ENERGY_HOPS: usize = 256;
 const BACKTRACK_MAX_HZ: f32 = 5000.0;
 /// How far back before the pitch tracker's start a note's start is looked for.
 const BACKTRACK_SECONDS: f32 = 0.15;
+/// How far before the pitch tracker lost a note its fade is looked for (a release takes
+/// longer to go unvoiced than an attack takes to be heard).
+const FADE_SECONDS: f32 = 0.3;
 /// Harmonics summed when backtracking.
 const BACKTRACK_HARMONICS: usize = 10;
+/// At a legato change, the new note starts where the balance between its harmonics and the
+/// old note's has come this fraction of the way from before the change to after it (its first
+/// rise, not its middle: a slow attack takes 50–100 ms to dominate).
+const CHANGE_CROSSING: f32 = 0.3;
+/// Re-attack detection (see `NoteTracker::split_at_reattack`): how long after a candidate peak
+/// it is decided, how far either side it must be the largest, the span its background is
+/// averaged over, the part of that span just before the peak left out, and how far the note's
+/// energy may fall meanwhile (more is a change of pitch, not a re-attack).
+const REATTACK_LAG_S: f32 = 0.03;
+const REATTACK_PEAK_S: f32 = 0.008;
+const REATTACK_CONTEXT_S: f32 = 0.1;
+const REATTACK_GAP_S: f32 = 0.02;
+const REATTACK_KEEP_DB: f32 = 6.0;
 /// A level valley splits a repeated note when it lies `split_rise_db` under the level this long
 /// before and after it.
 const VALLEY_SPAN_S: f32 = 0.03;
@@ -98,6 +126,16 @@ pub struct NoteTrackerConfig {
     /// Backtracking: a note started where the energy at its harmonics came within this many dB
     /// of its peak.
     pub rise_db: f32,
+    /// A note ends where the energy at its harmonics fell this many dB under its recent peak.
+    pub fade_db: f32,
+    /// A pitch is taken for a sub-harmonic (and multiplied by 2 or 3) when the energy at that
+    /// multiple's harmonics exceeds the energy at its other harmonics by this many dB.
+    pub subharmonic_db: f32,
+    /// Phase deviation at a note's harmonics (relative to their magnitude) that a re-attack
+    /// must reach.
+    pub reattack_deviation: f32,
+    /// ... and how many times its recent mean.
+    pub reattack_ratio: f32,
 }
 
 impl NoteTrackerConfig {
@@ -128,6 +166,10 @@ impl NoteTrackerConfig {
             min_note_s: 0.04,
             split_rise_db: 6.0,
             rise_db: 12.0,
+            fade_db: 3.0,
+            subharmonic_db: 7.0,
+            reattack_deviation: 0.08,
+            reattack_ratio: 6.0,
         }
     }
 
@@ -161,8 +203,15 @@ impl NoteTrackerConfig {
         if !(self.split_rise_db.is_finite() && self.split_rise_db >= 0.0) {
             return Err(DspError::invalid("split_rise_db", "must be >= 0"));
         }
-        if !(self.rise_db.is_finite() && self.rise_db > 0.0) {
-            return Err(DspError::invalid("rise_db", "must be positive"));
+        let positive = [
+            ("rise_db", self.rise_db),
+            ("fade_db", self.fade_db),
+            ("subharmonic_db", self.subharmonic_db),
+            ("reattack_deviation", self.reattack_deviation),
+            ("reattack_ratio", self.reattack_ratio),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+            return Err(DspError::invalid(name, "must be positive"));
         }
         Ok(())
     }
@@ -255,6 +304,11 @@ pub struct NoteTracker {
     /// Spectra of recent hops (magnitudes up to [`BACKTRACK_MAX_HZ`]), for backtracking.
     spectra: StftAnalyzer,
     spectrum_ring: Vec<f32>,
+    /// Per bin and hop, how far the spectrum strayed from its prediction (the complex-domain
+    /// deviation): a re-attack at a steady pitch restarts the partials' phases.
+    deviation_ring: Vec<f32>,
+    /// The last two complex spectra, for the prediction.
+    previous_spectra: [Vec<Complex32>; 2],
     spectrum_bins: usize,
     ring_hops: usize,
     bin_hz: f32,
@@ -319,14 +373,23 @@ impl NoteTracker {
         let spectrum_bins = ((BACKTRACK_MAX_HZ / bin_hz) as usize).clamp(1, window_size / 2 + 1);
         // From the oldest frame a backtrack may look at to the newest: the pitch latency, the
         // longest wait for a decision, the search range and the window's half.
+        let longest_wait = config
+            .change_frames
+            .max(config.start_frames)
+            .max(config.end_frames);
         let span = pitch_latency as f32
-            + (config.change_frames.max(config.start_frames) * config.hop_size) as f32
-            + BACKTRACK_SECONDS * config.sample_rate_hz
+            + (longest_wait * config.hop_size) as f32
+            + BACKTRACK_SECONDS.max(FADE_SECONDS) * config.sample_rate_hz
             + window_size as f32;
         let ring_hops = (span / config.hop_size as f32).ceil() as usize + 2;
         Ok(Self {
             spectra,
             spectrum_ring: vec![0.0; ring_hops * spectrum_bins],
+            deviation_ring: vec![0.0; ring_hops * spectrum_bins],
+            previous_spectra: [
+                vec![Complex32::default(); spectrum_bins],
+                vec![Complex32::default(); spectrum_bins],
+            ],
             spectrum_bins,
             ring_hops,
             bin_hz,
@@ -377,6 +440,10 @@ impl NoteTracker {
         self.onsets.reset();
         self.spectra.reset();
         self.spectrum_ring.fill(0.0);
+        self.deviation_ring.fill(0.0);
+        for spectrum in &mut self.previous_spectra {
+            spectrum.fill(Complex32::default());
+        }
         self.dc_previous_input = 0.0;
         self.dc_previous_output = 0.0;
         self.energy.fill(0.0);
@@ -420,11 +487,26 @@ impl NoteTracker {
         }
         let slot = ((self.hops_done - 1) % self.ring_hops as u64) as usize * self.spectrum_bins;
         let spectrum = self.spectra.process_hop(&self.hop);
-        for (stored, bin) in self.spectrum_ring[slot..slot + self.spectrum_bins]
+        let [before, last] = &mut self.previous_spectra;
+        for (((stored, deviation), bin), (last, before)) in self.spectrum_ring
+            [slot..slot + self.spectrum_bins]
             .iter_mut()
+            .zip(&mut self.deviation_ring[slot..slot + self.spectrum_bins])
             .zip(spectrum)
+            .zip(last.iter_mut().zip(before.iter_mut()))
         {
             *stored = bin.norm_sqr();
+            // Same magnitude as the last frame, phase advancing as much as it did last time.
+            let (last_norm, before_norm) = (last.norm(), before.norm());
+            let predicted = if last_norm > 0.0 && before_norm > 0.0 {
+                let unit = *last / last_norm;
+                unit * unit * (before.conj() / before_norm) * last_norm
+            } else {
+                Complex32::default()
+            };
+            *deviation = (*bin - predicted).norm();
+            *before = *last;
+            *last = *bin;
         }
         let frame = self.pitch.process_hop(&self.hop);
         let now = self.samples_done();
@@ -433,7 +515,15 @@ impl NoteTracker {
         };
         self.last_frame_time = time;
         let level_db = self.level_db(time);
-        let semitone = hz_to_midi(frame.f0_hz);
+        let raw = hz_to_midi(frame.f0_hz);
+        let semitone = match self.state {
+            State::Sounding { pitch, .. }
+                if (raw - f32::from(pitch)).abs() <= self.config.change_semitones =>
+            {
+                raw
+            }
+            _ => hz_to_midi(self.correct_subharmonic(frame.f0_hz)),
+        };
         self.step(time, now, semitone, frame.voicing, level_db, &mut emit);
     }
 
@@ -493,7 +583,9 @@ impl NoteTracker {
                     unvoiced += 1;
                     change.len = 0;
                     if unvoiced >= config.end_frames && old_enough {
-                        let end = unvoiced_since.max(start + self.min_note);
+                        let end = self
+                            .backtrack_end(pitch, unvoiced_since)
+                            .max(start + self.min_note);
                         emit(TrackedEvent::Off {
                             pitch,
                             sample: end,
@@ -536,6 +628,7 @@ impl NoteTracker {
                 }
                 if voiced
                     && change.len == 0
+                    && !self.split_at_reattack(pitch, start, now, velocity, emit)
                     && !self.split_at_valley(pitch, start, now, velocity, emit)
                 {
                     self.split_repeated_note(pitch, start, time, now, velocity, emit);
@@ -627,6 +720,82 @@ impl NoteTracker {
         true
     }
 
+    /// A repeated note re-attacked without a dip (a new bow stroke, a tongued wind note): the
+    /// partials' phases restart, so the phase deviation at the note's harmonics peaks while
+    /// their energy stays. Checked [`REATTACK_LAG_S`] after the candidate peak, which must be
+    /// the largest within ±[`REATTACK_PEAK_S`], at least `reattack_deviation` and
+    /// `reattack_ratio` times the mean over the [`REATTACK_CONTEXT_S`] before it (leaving out
+    /// the last [`REATTACK_GAP_S`], where a re-attack's deviation already rises). Returns whether
+    /// it split.
+    fn split_at_reattack(
+        &mut self,
+        pitch: u8,
+        start: u64,
+        now: u64,
+        velocity: f32,
+        emit: &mut impl FnMut(TrackedEvent),
+    ) -> bool {
+        let hop = self.config.hop_size as u64;
+        let hops = |seconds: f32| ((seconds * self.config.sample_rate_hz) as u64 / hop).max(1);
+        let half_window = self.spectra.latency_samples() as u64;
+        let centre = |frame: u64| ((frame + 1) * hop).saturating_sub(half_window);
+        let Some(bins) = self.harmonic_bins(midi_to_hz(f32::from(pitch)), None) else {
+            return false;
+        };
+        let newest = self.hops_done.saturating_sub(1);
+        let oldest = self.hops_done.saturating_sub(self.ring_hops as u64);
+        let (context, gap, span) = (
+            hops(REATTACK_CONTEXT_S),
+            hops(REATTACK_GAP_S),
+            hops(REATTACK_PEAK_S),
+        );
+        let Some(candidate) = newest.checked_sub(hops(REATTACK_LAG_S)) else {
+            return false;
+        };
+        if candidate < oldest + context || centre(candidate) < start + self.min_note {
+            return false;
+        }
+        let deviation = |frame: u64| self.harmonic_deviation(&bins, frame);
+        let peak = deviation(candidate);
+        let largest =
+            (1..=span).all(|k| deviation(candidate - k) < peak && deviation(candidate + k) <= peak);
+        if peak < self.config.reattack_deviation || !largest {
+            return false;
+        }
+        let background = (candidate - context..candidate - gap)
+            .map(deviation)
+            .sum::<f32>()
+            / (context - gap) as f32;
+        // A change to another pitch also disturbs the phases, but the old note's energy goes.
+        let before = (candidate - context..candidate)
+            .map(|frame| self.energy_db(&bins, frame))
+            .fold(f32::MIN, f32::max);
+        if peak < self.config.reattack_ratio * background
+            || self.energy_db(&bins, newest) < before - REATTACK_KEEP_DB
+        {
+            return false;
+        }
+        self.follow(pitch, pitch, velocity, centre(candidate), now, emit);
+        true
+    }
+
+    /// Phase deviation at `bins` in hop `frame`, relative to their magnitude.
+    fn harmonic_deviation(&self, bins: &HarmonicBins, frame: u64) -> f32 {
+        let slot = (frame % self.ring_hops as u64) as usize * self.spectrum_bins;
+        let (mut deviation, mut magnitude) = (0.0, 0.0);
+        for &bin in &bins.bins[..bins.count] {
+            for b in bin - 1..=bin + 1 {
+                deviation += self.deviation_ring[slot + b];
+                magnitude += self.spectrum_ring[slot + b].sqrt();
+            }
+        }
+        if magnitude > 0.0 {
+            deviation / magnitude
+        } else {
+            0.0
+        }
+    }
+
     /// A repeated note: an onset well inside the sounding note whose level then rises.
     fn split_repeated_note(
         &mut self,
@@ -709,7 +878,7 @@ impl NoteTracker {
                 (low.min(m), high.max(m))
             });
         let threshold = match old {
-            Some(_) => 0.5 * (low + high),
+            Some(_) => low + CHANGE_CROSSING * (high - low),
             None => high - self.config.rise_db,
         };
         let mut start = last;
@@ -718,6 +887,68 @@ impl NoteTracker {
         }
         let centre = (start + 1) * hop;
         centre.saturating_sub(half_window).min(detected)
+    }
+
+    /// `f0` times 2 or 3 when the newest spectrum's energy at that multiple's harmonics
+    /// exceeds the energy at `f0`'s other harmonics by `subharmonic_db`: YIN took two or three
+    /// periods for one (a room's tail or a weak fundamental hides the true period's dip).
+    fn correct_subharmonic(&self, f0: f32) -> f32 {
+        let Some(frame) = self.hops_done.checked_sub(1) else {
+            return f0;
+        };
+        let slot = (frame % self.ring_hops as u64) as usize * self.spectrum_bins;
+        let spectrum = &self.spectrum_ring[slot..slot + self.spectrum_bins];
+        let energy_near = |frequency: f32| {
+            let bin = (frequency / self.bin_hz).round() as usize;
+            if bin >= 1 && bin + 1 < self.spectrum_bins {
+                spectrum[bin - 1].max(spectrum[bin]).max(spectrum[bin + 1])
+            } else {
+                0.0
+            }
+        };
+        for multiple in [2, 3] {
+            let (mut at_multiple, mut elsewhere) = (0.0, 0.0);
+            for k in 1..=4 * multiple {
+                let energy = energy_near(f0 * k as f32);
+                if k % multiple == 0 {
+                    at_multiple += energy;
+                } else {
+                    elsewhere += energy;
+                }
+            }
+            if at_multiple > 0.0
+                && power_to_db(at_multiple) - power_to_db(elsewhere) > self.config.subharmonic_db
+            {
+                return f0 * multiple as f32;
+            }
+        }
+        f0
+    }
+
+    /// Where a note of `pitch` that went unvoiced at `detected` began to fade: the last frame
+    /// before it whose energy at the note's harmonics was within `fade_db` of their peak over
+    /// the [`FADE_SECONDS`] before. A legato successor's note-on ends a note there (its
+    /// release starts), long before the pitch tracker loses it.
+    fn backtrack_end(&self, pitch: u8, detected: u64) -> u64 {
+        let hop = self.config.hop_size as u64;
+        let half_window = self.spectra.latency_samples() as u64;
+        let Some(bins) = self.harmonic_bins(midi_to_hz(f32::from(pitch)), None) else {
+            return detected;
+        };
+        let newest = self.hops_done.saturating_sub(1);
+        let oldest = self.hops_done.saturating_sub(self.ring_hops as u64);
+        let earliest = detected.saturating_sub((FADE_SECONDS * self.config.sample_rate_hz) as u64);
+        let frame_of = |time: u64| ((time + half_window) / hop).saturating_sub(1);
+        let first = frame_of(earliest).clamp(oldest, newest);
+        let last = frame_of(detected).clamp(oldest, newest);
+        let peak = (first..=last)
+            .map(|frame| self.energy_db(&bins, frame))
+            .fold(f32::MIN, f32::max);
+        let mut end = last;
+        while end > first && self.energy_db(&bins, end) < peak - self.config.fade_db {
+            end -= 1;
+        }
+        ((end + 1) * hop).saturating_sub(half_window).min(detected)
     }
 
     /// The spectrum bins of the first [`BACKTRACK_HARMONICS`] harmonics of `f0`, leaving out
@@ -982,6 +1213,116 @@ mod tests {
         let notes = run(&signal);
         let found: Vec<u8> = notes.iter().map(|n| n.pitch).collect();
         assert_eq!(found, vec![62, 65, 65], "{notes:?}");
+    }
+
+    /// A harmonic tone like [`tone`] without its fades, each partial `k` starting at phase
+    /// `phase · k`.
+    fn steady_tone(pitch: f32, seconds: f32, amplitude: f32, phase: f32) -> Vec<f32> {
+        let f0 = midi_to_hz(pitch);
+        (0..(seconds * RATE) as usize)
+            .map(|n| {
+                let t = n as f32 / RATE;
+                let wave: f32 = (1..=5)
+                    .map(|k| {
+                        (std::f32::consts::TAU * f0 * k as f32 * t + phase * k as f32).sin()
+                            / k as f32
+                    })
+                    .sum();
+                amplitude * wave * 0.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_re_attack_without_a_dip_splits_a_repeated_note() {
+        // The same pitch and level twice; the second time every partial's phase restarts, with
+        // a 2 ms crossfade: no dip for the level rules, only the phases tell.
+        let first = steady_tone(69.0, 0.4, 0.3, 0.0);
+        let second = steady_tone(69.0, 0.4, 0.3, 2.0);
+        let fade = (0.002 * RATE) as usize;
+        let mut signal = silence(0.1);
+        let joint = signal.len() + first.len() - fade;
+        signal.extend(&first);
+        for (n, &x) in second.iter().enumerate() {
+            if n < fade {
+                let gain = n as f32 / fade as f32;
+                signal[joint + n] = signal[joint + n] * (1.0 - gain) + x * gain;
+            } else {
+                signal.push(x);
+            }
+        }
+        signal.extend(silence(0.1));
+        let truth = joint as f64 / f64::from(RATE);
+        let notes = run(&signal);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            (notes[1].start_s - truth).abs() < 0.025,
+            "{notes:?} vs {truth}"
+        );
+        // Without the phase rule the level rules see one note.
+        let without = NoteTrackerConfig {
+            reattack_deviation: 1.0e9,
+            ..NoteTrackerConfig::new(RATE)
+        };
+        let notes = transcribe(&signal, without).expect("valid config");
+        assert_eq!(notes.len(), 1, "{notes:?}");
+    }
+
+    #[test]
+    fn a_note_ends_where_it_starts_to_fade() {
+        // 0.4 s steady, then a release falling 60 dB in 0.3 s: the note ends where the release
+        // starts, not where the pitch tracker finally loses it.
+        let mut signal = silence(0.1);
+        signal.extend(steady_tone(60.0, 0.7, 0.3, 0.0));
+        let release = (0.4 * RATE) as usize;
+        for (n, x) in signal[(0.1 * RATE) as usize..].iter_mut().enumerate() {
+            if n > release {
+                let t = (n - release) as f32 / RATE;
+                *x *= 10f32.powf(-3.0 * t / 0.3);
+            }
+        }
+        signal.extend(silence(0.2));
+        let notes = run(&signal);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!((notes[0].end_s - 0.5).abs() < 0.03, "{notes:?}");
+        // Without the fade rule it ends where the pitch tracker lost it.
+        let without = NoteTrackerConfig {
+            fade_db: 1000.0,
+            ..NoteTrackerConfig::new(RATE)
+        };
+        let notes = transcribe(&signal, without).expect("valid config");
+        assert!(notes[0].end_s > 0.55, "{notes:?}");
+    }
+
+    #[test]
+    fn a_sub_harmonic_is_corrected_from_the_spectrum() {
+        let mut tracker = NoteTracker::new(NoteTrackerConfig::new(RATE)).expect("valid config");
+        let hop = tracker.config().hop_size;
+        let a4 = steady_tone(69.0, 0.3, 0.3, 0.0);
+        for chunk in a4.chunks_exact(hop) {
+            tracker.process_hop(chunk, |_| {});
+        }
+        for wrong in [440.0 / 2.0, 440.0 / 3.0] {
+            let corrected = tracker.correct_subharmonic(wrong);
+            assert!((corrected - 440.0).abs() < 1.0, "{wrong} → {corrected}");
+        }
+        assert_eq!(tracker.correct_subharmonic(440.0), 440.0);
+        // Odd harmonics only (a clarinet's low register): the fundamental is right.
+        let odd: Vec<f32> = (0..(0.3 * RATE) as usize)
+            .map(|n| {
+                let t = n as f32 / RATE;
+                [1, 3, 5, 7]
+                    .map(|k| (std::f32::consts::TAU * 220.0 * k as f32 * t).sin() / k as f32)
+                    .iter()
+                    .sum::<f32>()
+                    * 0.2
+            })
+            .collect();
+        tracker.reset();
+        for chunk in odd.chunks_exact(hop) {
+            tracker.process_hop(chunk, |_| {});
+        }
+        assert_eq!(tracker.correct_subharmonic(220.0), 220.0);
     }
 
     #[test]
