@@ -66,11 +66,10 @@ const ONSET_MEMORY: usize = 8;
 const ENERGY_HOPS: usize = 256;
 /// Spectrum bins kept per hop for backtracking (the harmonics that matter lie below ~5 kHz).
 const BACKTRACK_MAX_HZ: f32 = 5000.0;
-/// How far back before the pitch tracker's start a note's start is looked for.
-const BACKTRACK_SECONDS: f32 = 0.15;
-/// How far before the pitch tracker lost a note its fade is looked for (a release takes
-/// longer to go unvoiced than an attack takes to be heard).
-const FADE_SECONDS: f32 = 0.3;
+/// How far before the pitch tracker heard a note start (or lost it) its start (or fade) is
+/// looked for: a slow attack is heard 50–100 ms late, a release followed for longer, and a
+/// quiet attack after a release may go unheard for 0.2 s.
+const BACKTRACK_SECONDS: f32 = 0.3;
 /// Harmonics summed when backtracking.
 const BACKTRACK_HARMONICS: usize = 10;
 /// At a legato change, the new note starts where the balance between its harmonics and the
@@ -379,7 +378,7 @@ impl NoteTracker {
             .max(config.end_frames);
         let span = pitch_latency as f32
             + (longest_wait * config.hop_size) as f32
-            + BACKTRACK_SECONDS.max(FADE_SECONDS) * config.sample_rate_hz
+            + BACKTRACK_SECONDS * config.sample_rate_hz
             + window_size as f32;
         let ring_hops = (span / config.hop_size as f32).ceil() as usize + 2;
         Ok(Self {
@@ -927,7 +926,7 @@ impl NoteTracker {
 
     /// Where a note of `pitch` that went unvoiced at `detected` began to fade: the last frame
     /// before it whose energy at the note's harmonics was within `fade_db` of their peak over
-    /// the [`FADE_SECONDS`] before. A legato successor's note-on ends a note there (its
+    /// the [`BACKTRACK_SECONDS`] before. A legato successor's note-on ends a note there (its
     /// release starts), long before the pitch tracker loses it.
     fn backtrack_end(&self, pitch: u8, detected: u64) -> u64 {
         let hop = self.config.hop_size as u64;
@@ -937,7 +936,8 @@ impl NoteTracker {
         };
         let newest = self.hops_done.saturating_sub(1);
         let oldest = self.hops_done.saturating_sub(self.ring_hops as u64);
-        let earliest = detected.saturating_sub((FADE_SECONDS * self.config.sample_rate_hz) as u64);
+        let earliest =
+            detected.saturating_sub((BACKTRACK_SECONDS * self.config.sample_rate_hz) as u64);
         let frame_of = |time: u64| ((time + half_window) / hop).saturating_sub(1);
         let first = frame_of(earliest).clamp(oldest, newest);
         let last = frame_of(detected).clamp(oldest, newest);
