@@ -70,6 +70,10 @@ const BACKTRACK_MAX_HZ: f32 = 5000.0;
 /// looked for: a slow attack is heard 50–100 ms late, a release followed for longer, and a
 /// quiet attack after a release may go unheard for 0.2 s.
 const BACKTRACK_SECONDS: f32 = 0.3;
+/// A frame's pitch is a note's only when its first `LOW_HARMONICS` hold a fair share of the
+/// energy at its first `COMB_HARMONICS` (see `NoteTrackerConfig::mixture_db`).
+const LOW_HARMONICS: usize = 4;
+const COMB_HARMONICS: usize = 16;
 /// Harmonics summed when backtracking.
 const BACKTRACK_HARMONICS: usize = 10;
 /// At a legato change, the new note starts where the balance between its harmonics and the
@@ -135,6 +139,10 @@ pub struct NoteTrackerConfig {
     pub reattack_deviation: f32,
     /// ... and how many times its recent mean.
     pub reattack_ratio: f32,
+    /// A frame is unvoiced when its pitch's first four harmonics hold this many dB less than
+    /// its first sixteen: YIN found a period common to two overlapping notes (a room's tail
+    /// under the next note; a whole tone apart, eight or nine periods), not a note.
+    pub mixture_db: f32,
 }
 
 impl NoteTrackerConfig {
@@ -169,6 +177,7 @@ impl NoteTrackerConfig {
             subharmonic_db: 7.0,
             reattack_deviation: 0.08,
             reattack_ratio: 6.0,
+            mixture_db: 12.0,
         }
     }
 
@@ -208,6 +217,7 @@ impl NoteTrackerConfig {
             ("subharmonic_db", self.subharmonic_db),
             ("reattack_deviation", self.reattack_deviation),
             ("reattack_ratio", self.reattack_ratio),
+            ("mixture_db", self.mixture_db),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
             return Err(DspError::invalid(name, "must be positive"));
@@ -523,7 +533,12 @@ impl NoteTracker {
             }
             _ => hz_to_midi(self.correct_subharmonic(frame.f0_hz)),
         };
-        self.step(time, now, semitone, frame.voicing, level_db, &mut emit);
+        let voicing = if self.low_harmonics_db(midi_to_hz(semitone)) < -self.config.mixture_db {
+            0.0
+        } else {
+            frame.voicing
+        };
+        self.step(time, now, semitone, voicing, level_db, &mut emit);
     }
 
     /// Ends the sounding note (if any) at the latest analysed time; call after the last hop.
@@ -922,6 +937,34 @@ impl NoteTracker {
             }
         }
         f0
+    }
+
+    /// The energy at `f0`'s first [`LOW_HARMONICS`] harmonics in the newest spectrum, in dB
+    /// relative to the energy at its first [`COMB_HARMONICS`]: near 0 for a note, far below
+    /// for a period common to two notes sounding together (their partials fall on high
+    /// harmonics of it only).
+    fn low_harmonics_db(&self, f0: f32) -> f32 {
+        let Some(frame) = self.hops_done.checked_sub(1) else {
+            return 0.0;
+        };
+        let slot = (frame % self.ring_hops as u64) as usize * self.spectrum_bins;
+        let spectrum = &self.spectrum_ring[slot..slot + self.spectrum_bins];
+        let (mut low, mut all) = (0.0f32, 0.0f32);
+        for k in 1..=COMB_HARMONICS {
+            let bin = (f0 * k as f32 / self.bin_hz).round() as usize;
+            if bin >= 1 && bin + 1 < self.spectrum_bins {
+                let e = spectrum[bin - 1].max(spectrum[bin]).max(spectrum[bin + 1]);
+                all += e;
+                if k <= LOW_HARMONICS {
+                    low += e;
+                }
+            }
+        }
+        if all > 0.0 {
+            power_to_db(low) - power_to_db(all)
+        } else {
+            0.0
+        }
     }
 
     /// Where a note of `pitch` that went unvoiced at `detected` began to fade: the last frame
@@ -1323,6 +1366,30 @@ mod tests {
             tracker.process_hop(chunk, |_| {});
         }
         assert_eq!(tracker.correct_subharmonic(220.0), 220.0);
+    }
+
+    #[test]
+    fn a_period_common_to_two_notes_is_not_a_note() {
+        let mut tracker = NoteTracker::new(NoteTrackerConfig::new(RATE)).expect("valid config");
+        let hop = tracker.config().hop_size;
+        // C5 and D5 together (a room's tail under the next note): they repeat every 8 and 9
+        // periods, at C2.
+        let mixture: Vec<f32> = steady_tone(72.0, 0.3, 0.2, 0.0)
+            .iter()
+            .zip(steady_tone(74.0, 0.3, 0.2, 1.0))
+            .map(|(a, b)| a + b)
+            .collect();
+        for chunk in mixture.chunks_exact(hop) {
+            tracker.process_hop(chunk, |_| {});
+        }
+        let limit = -tracker.config().mixture_db;
+        for note in [72.0, 74.0] {
+            let share = tracker.low_harmonics_db(midi_to_hz(note));
+            assert!(share > limit, "{note}: {share} dB");
+        }
+        let common = midi_to_hz(72.0) / 8.0;
+        let share = tracker.low_harmonics_db(common);
+        assert!(share < limit, "{common} Hz: {share} dB");
     }
 
     #[test]
