@@ -127,7 +127,8 @@ pub struct NoteTrackerConfig {
     /// Level rise (dB) after an onset that splits a repeated note.
     pub split_rise_db: f32,
     /// Backtracking: a note started where the energy at its harmonics came within this many dB
-    /// of its peak.
+    /// of its peak (where its rise began: a bowed or blown attack takes 0.1–0.2 s to reach
+    /// 12 dB under its peak).
     pub rise_db: f32,
     /// A note ends where the energy at its harmonics fell this many dB under its recent peak.
     pub fade_db: f32,
@@ -172,7 +173,7 @@ impl NoteTrackerConfig {
             steady_semitones: 0.35,
             min_note_s: 0.04,
             split_rise_db: 6.0,
-            rise_db: 12.0,
+            rise_db: 24.0,
             fade_db: 3.0,
             subharmonic_db: 7.0,
             reattack_deviation: 0.08,
