@@ -298,6 +298,8 @@ enum State {
     Sounding {
         pitch: u8,
         start: u64,
+        /// The frame time at which the note was decided: its own attack lies before it.
+        heard: u64,
         /// Unvoiced frames in a row, and the time of the first.
         unvoiced: usize,
         unvoiced_since: u64,
@@ -585,6 +587,7 @@ impl NoteTracker {
             State::Sounding {
                 pitch,
                 start,
+                heard,
                 mut unvoiced,
                 mut unvoiced_since,
                 mut change,
@@ -622,6 +625,7 @@ impl NoteTracker {
                 self.state = State::Sounding {
                     pitch,
                     start,
+                    heard,
                     unvoiced,
                     unvoiced_since,
                     change,
@@ -643,7 +647,7 @@ impl NoteTracker {
                 }
                 if voiced
                     && change.len == 0
-                    && !self.split_at_reattack(pitch, start, now, velocity, emit)
+                    && !self.split_at_reattack(pitch, start, heard, now, velocity, emit)
                     && !self.split_at_valley(pitch, start, now, velocity, emit)
                 {
                     self.split_repeated_note(pitch, start, time, now, velocity, emit);
@@ -675,6 +679,7 @@ impl NoteTracker {
         self.state = State::Sounding {
             pitch,
             start,
+            heard: now.saturating_sub(self.pitch_latency),
             unvoiced: 0,
             unvoiced_since: start,
             change: Run::default(),
@@ -740,12 +745,13 @@ impl NoteTracker {
     /// their energy stays. Checked [`REATTACK_LAG_S`] after the candidate peak, which must be
     /// the largest within ±[`REATTACK_PEAK_S`], at least `reattack_deviation` and
     /// `reattack_ratio` times the mean over the [`REATTACK_CONTEXT_S`] before it (leaving out
-    /// the last [`REATTACK_GAP_S`], where a re-attack's deviation already rises). Returns whether
-    /// it split.
+    /// the last [`REATTACK_GAP_S`], where a re-attack's deviation already rises), and after the
+    /// note was `heard`. Returns whether it split.
     fn split_at_reattack(
         &mut self,
         pitch: u8,
         start: u64,
+        heard: u64,
         now: u64,
         velocity: f32,
         emit: &mut impl FnMut(TrackedEvent),
@@ -767,7 +773,9 @@ impl NoteTracker {
         let Some(candidate) = newest.checked_sub(hops(REATTACK_LAG_S)) else {
             return false;
         };
-        if candidate < oldest + context || centre(candidate) < start + self.min_note {
+        // The note's own attack (before it was heard) is not a re-attack.
+        let at = centre(candidate);
+        if candidate < oldest + context || at < start + self.min_note || at <= heard {
             return false;
         }
         let deviation = |frame: u64| self.harmonic_deviation(&bins, frame);
@@ -790,7 +798,7 @@ impl NoteTracker {
         {
             return false;
         }
-        self.follow(pitch, pitch, velocity, centre(candidate), now, emit);
+        self.follow(pitch, pitch, velocity, at, now, emit);
         true
     }
 
@@ -877,8 +885,13 @@ impl NoteTracker {
         // Hop j's frame is centred on (j + 1)·hop − half_window.
         let newest = self.hops_done.saturating_sub(1);
         let oldest = self.hops_done.saturating_sub(self.ring_hops as u64);
-        let earliest =
-            detected.saturating_sub((BACKTRACK_SECONDS * self.config.sample_rate_hz) as u64);
+        // A legato change looks back half as far: further, it reaches the note before the old
+        // one, whose partials can fall on the new note's bins.
+        let seconds = match previous {
+            Some(_) => BACKTRACK_SECONDS / 2.0,
+            None => BACKTRACK_SECONDS,
+        };
+        let earliest = detected.saturating_sub((seconds * self.config.sample_rate_hz) as u64);
         let frame_of = |time: u64| ((time + half_window) / hop).saturating_sub(1);
         let first = frame_of(earliest).clamp(oldest, newest);
         let last = frame_of(detected + 2 * hop).clamp(oldest, newest);
@@ -1514,6 +1527,36 @@ mod tests {
             notes.len() <= 4,
             "{} notes from a 2 s chord: {notes:?}",
             notes.len()
+        );
+    }
+
+    #[test]
+    fn a_notes_own_attack_is_not_a_re_attack() {
+        // Quick steps with 25 ms gaps at 44.1 kHz (the CLAP test's melody): a change is heard
+        // ~60 ms after it began, when its attack's phase deviation has passed. Counted as
+        // the live consumer sees it, by decision time.
+        let rate = 44_100.0;
+        let mut signal = vec![0.0; (0.1 * rate) as usize];
+        for pitch in [65.0, 67.0, 69.0] {
+            let len = (0.225 * rate) as usize;
+            let fade = (0.005 * rate) as usize;
+            let f0 = midi_to_hz(pitch);
+            signal.extend((0..len).map(|n| {
+                let t = n as f32 / rate;
+                let envelope = (n.min(len - n) as f32 / fade as f32).min(1.0);
+                let wave: f32 = (1..=5)
+                    .map(|k| (std::f32::consts::TAU * f0 * k as f32 * t).sin() / k as f32)
+                    .sum();
+                0.15 * envelope * wave
+            }));
+            signal.extend(vec![0.0; (0.025 * rate) as usize]);
+        }
+        signal.extend(vec![0.0; (0.2 * rate) as usize]);
+        let notes = transcribe(&signal, NoteTrackerConfig::new(rate)).expect("valid");
+        assert_eq!(
+            notes.iter().map(|n| n.pitch).collect::<Vec<_>>(),
+            vec![65, 67, 69],
+            "{notes:?}"
         );
     }
 
