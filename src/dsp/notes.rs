@@ -870,11 +870,12 @@ impl NoteTracker {
     /// than [`BACKTRACK_SECONDS`] before; `detected` when nothing can be measured):
     /// - from silence (`previous` is `None`): the earliest frame centre, going back from the
     ///   peak of the energy at its harmonics, still within `rise_db` of that peak;
-    /// - after `previous` (a legato change): where the balance between the energy at the new
-    ///   note's harmonics and at the old one's (each without the partials they share) crossed
-    ///   halfway, in dB, from before the change to after it. The old note's partials leak into
-    ///   the new one's bins, so the new note's energy alone can stay within `rise_db` of its
-    ///   peak long before it began (0.1 s and more on the flute and violin renders).
+    /// - after `previous` (a legato change; half as far back): where the balance between the
+    ///   energy at the new note's harmonics and at the old one's (each without the partials
+    ///   they share) first rose [`CHANGE_CROSSING`] of the way, in dB, from before the change
+    ///   to after it. The old note's partials leak into the new one's bins, so the new note's
+    ///   energy alone can stay within `rise_db` of its peak long before it began (0.1 s and
+    ///   more on the flute and violin renders).
     fn backtrack(&self, pitch: u8, previous: Option<u8>, detected: u64) -> u64 {
         let hop = self.config.hop_size as u64;
         let half_window = self.spectra.latency_samples() as u64;
