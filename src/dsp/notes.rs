@@ -497,7 +497,7 @@ impl NoteTracker {
         if let Some(onset) = self.onsets.process_hop(&self.hop) {
             self.remember_onset(onset.sample as u64);
         }
-        let slot = ((self.hops_done - 1) % self.ring_hops as u64) as usize * self.spectrum_bins;
+        let slot = self.slot(self.hops_done - 1);
         let spectrum = self.spectra.process_hop(&self.hop);
         let [before, last] = &mut self.previous_spectra;
         for (((stored, deviation), bin), (last, before)) in self.spectrum_ring
@@ -758,8 +758,6 @@ impl NoteTracker {
     ) -> bool {
         let hop = self.config.hop_size as u64;
         let hops = |seconds: f32| ((seconds * self.config.sample_rate_hz) as u64 / hop).max(1);
-        let half_window = self.spectra.latency_samples() as u64;
-        let centre = |frame: u64| ((frame + 1) * hop).saturating_sub(half_window);
         let Some(bins) = self.harmonic_bins(midi_to_hz(f32::from(pitch)), None) else {
             return false;
         };
@@ -774,7 +772,7 @@ impl NoteTracker {
             return false;
         };
         // The note's own attack (before it was heard) is not a re-attack.
-        let at = centre(candidate);
+        let at = self.frame_centre(candidate);
         if candidate < oldest + context || at < start + self.min_note || at <= heard {
             return false;
         }
@@ -804,7 +802,7 @@ impl NoteTracker {
 
     /// Phase deviation at `bins` in hop `frame`, relative to their magnitude.
     fn harmonic_deviation(&self, bins: &HarmonicBins, frame: u64) -> f32 {
-        let slot = (frame % self.ring_hops as u64) as usize * self.spectrum_bins;
+        let slot = self.slot(frame);
         let (mut deviation, mut magnitude) = (0.0, 0.0);
         for &bin in &bins.bins[..bins.count] {
             for b in bin - 1..=bin + 1 {
@@ -878,24 +876,17 @@ impl NoteTracker {
     ///   more on the flute and violin renders).
     fn backtrack(&self, pitch: u8, previous: Option<u8>, detected: u64) -> u64 {
         let hop = self.config.hop_size as u64;
-        let half_window = self.spectra.latency_samples() as u64;
         let f0 = midi_to_hz(f32::from(pitch));
         let Some(new) = self.harmonic_bins(f0, previous.map(|p| midi_to_hz(f32::from(p)))) else {
             return detected;
         };
-        // Hop j's frame is centred on (j + 1)·hop − half_window.
-        let newest = self.hops_done.saturating_sub(1);
-        let oldest = self.hops_done.saturating_sub(self.ring_hops as u64);
         // A legato change looks back half as far: further, it reaches the note before the old
         // one, whose partials can fall on the new note's bins.
         let seconds = match previous {
             Some(_) => BACKTRACK_SECONDS / 2.0,
             None => BACKTRACK_SECONDS,
         };
-        let earliest = detected.saturating_sub((seconds * self.config.sample_rate_hz) as u64);
-        let frame_of = |time: u64| ((time + half_window) / hop).saturating_sub(1);
-        let first = frame_of(earliest).clamp(oldest, newest);
-        let last = frame_of(detected + 2 * hop).clamp(oldest, newest);
+        let (first, last) = self.frames_back(seconds, detected, detected + 2 * hop);
         let old = previous.and_then(|p| self.harmonic_bins(midi_to_hz(f32::from(p)), Some(f0)));
         let measure = |frame| match &old {
             Some(old) => self.energy_db(&new, frame) - self.energy_db(old, frame),
@@ -914,8 +905,7 @@ impl NoteTracker {
         while start > first && measure(start - 1) >= threshold {
             start -= 1;
         }
-        let centre = (start + 1) * hop;
-        centre.saturating_sub(half_window).min(detected)
+        self.frame_centre(start).min(detected)
     }
 
     /// `f0` times 2 or 3 when the newest spectrum's energy at that multiple's harmonics
@@ -925,20 +915,10 @@ impl NoteTracker {
         let Some(frame) = self.hops_done.checked_sub(1) else {
             return f0;
         };
-        let slot = (frame % self.ring_hops as u64) as usize * self.spectrum_bins;
-        let spectrum = &self.spectrum_ring[slot..slot + self.spectrum_bins];
-        let energy_near = |frequency: f32| {
-            let bin = (frequency / self.bin_hz).round() as usize;
-            if bin >= 1 && bin + 1 < self.spectrum_bins {
-                spectrum[bin - 1].max(spectrum[bin]).max(spectrum[bin + 1])
-            } else {
-                0.0
-            }
-        };
         for multiple in [2, 3] {
             let (mut at_multiple, mut elsewhere) = (0.0, 0.0);
             for k in 1..=4 * multiple {
-                let energy = energy_near(f0 * k as f32);
+                let energy = self.power_near(frame, f0 * k as f32);
                 if k % multiple == 0 {
                     at_multiple += energy;
                 } else {
@@ -962,17 +942,12 @@ impl NoteTracker {
         let Some(frame) = self.hops_done.checked_sub(1) else {
             return 0.0;
         };
-        let slot = (frame % self.ring_hops as u64) as usize * self.spectrum_bins;
-        let spectrum = &self.spectrum_ring[slot..slot + self.spectrum_bins];
         let (mut low, mut all) = (0.0f32, 0.0f32);
         for k in 1..=COMB_HARMONICS {
-            let bin = (f0 * k as f32 / self.bin_hz).round() as usize;
-            if bin >= 1 && bin + 1 < self.spectrum_bins {
-                let e = spectrum[bin - 1].max(spectrum[bin]).max(spectrum[bin + 1]);
-                all += e;
-                if k <= LOW_HARMONICS {
-                    low += e;
-                }
+            let energy = self.power_near(frame, f0 * k as f32);
+            all += energy;
+            if k <= LOW_HARMONICS {
+                low += energy;
             }
         }
         if all > 0.0 {
@@ -987,18 +962,10 @@ impl NoteTracker {
     /// the [`BACKTRACK_SECONDS`] before. A legato successor's note-on ends a note there (its
     /// release starts), long before the pitch tracker loses it.
     fn backtrack_end(&self, pitch: u8, detected: u64) -> u64 {
-        let hop = self.config.hop_size as u64;
-        let half_window = self.spectra.latency_samples() as u64;
         let Some(bins) = self.harmonic_bins(midi_to_hz(f32::from(pitch)), None) else {
             return detected;
         };
-        let newest = self.hops_done.saturating_sub(1);
-        let oldest = self.hops_done.saturating_sub(self.ring_hops as u64);
-        let earliest =
-            detected.saturating_sub((BACKTRACK_SECONDS * self.config.sample_rate_hz) as u64);
-        let frame_of = |time: u64| ((time + half_window) / hop).saturating_sub(1);
-        let first = frame_of(earliest).clamp(oldest, newest);
-        let last = frame_of(detected).clamp(oldest, newest);
+        let (first, last) = self.frames_back(BACKTRACK_SECONDS, detected, detected);
         let peak = (first..=last)
             .map(|frame| self.energy_db(&bins, frame))
             .fold(f32::MIN, f32::max);
@@ -1006,7 +973,43 @@ impl NoteTracker {
         while end > first && self.energy_db(&bins, end) < peak - self.config.fade_db {
             end -= 1;
         }
-        ((end + 1) * hop).saturating_sub(half_window).min(detected)
+        self.frame_centre(end).min(detected)
+    }
+
+    /// Where hop `frame`'s spectrum lies in the rings.
+    fn slot(&self, frame: u64) -> usize {
+        (frame % self.ring_hops as u64) as usize * self.spectrum_bins
+    }
+
+    /// The input sample hop `frame`'s spectrum is centred on: `(frame + 1)·hop − window/2`.
+    fn frame_centre(&self, frame: u64) -> u64 {
+        ((frame + 1) * self.config.hop_size as u64)
+            .saturating_sub(self.spectra.latency_samples() as u64)
+    }
+
+    /// The first and last stored frames centred from `seconds` before `from` up to `to`.
+    fn frames_back(&self, seconds: f32, from: u64, to: u64) -> (u64, u64) {
+        let hop = self.config.hop_size as u64;
+        let half_window = self.spectra.latency_samples() as u64;
+        let newest = self.hops_done.saturating_sub(1);
+        let oldest = self.hops_done.saturating_sub(self.ring_hops as u64);
+        let earliest = from.saturating_sub((seconds * self.config.sample_rate_hz) as u64);
+        let frame_of = |time: u64| ((time + half_window) / hop).saturating_sub(1);
+        (
+            frame_of(earliest).clamp(oldest, newest),
+            frame_of(to).clamp(oldest, newest),
+        )
+    }
+
+    /// Power at the strongest of the three bins nearest `frequency` in hop `frame`'s spectrum
+    /// (a slightly detuned partial counts fully); 0 outside the stored band.
+    fn power_near(&self, frame: u64, frequency: f32) -> f32 {
+        let bin = (frequency / self.bin_hz).round() as usize;
+        if bin >= 1 && bin + 1 < self.spectrum_bins {
+            peak_power(&self.spectrum_ring[self.slot(frame)..], bin)
+        } else {
+            0.0
+        }
     }
 
     /// The spectrum bins of the first [`BACKTRACK_HARMONICS`] harmonics of `f0`, leaving out
@@ -1033,11 +1036,10 @@ impl NoteTracker {
     /// Energy (dB) at `bins` in the stored spectrum of hop `frame` (each bin's peak ±1 bin, so
     /// a slightly detuned partial counts fully).
     fn energy_db(&self, bins: &HarmonicBins, frame: u64) -> f32 {
-        let slot = (frame % self.ring_hops as u64) as usize * self.spectrum_bins;
-        let spectrum = &self.spectrum_ring[slot..slot + self.spectrum_bins];
+        let spectrum = &self.spectrum_ring[self.slot(frame)..];
         let energy: f32 = bins.bins[..bins.count]
             .iter()
-            .map(|&bin| spectrum[bin - 1].max(spectrum[bin]).max(spectrum[bin + 1]))
+            .map(|&bin| peak_power(spectrum, bin))
             .sum();
         power_to_db(energy)
     }
@@ -1076,6 +1078,11 @@ impl NoteTracker {
         });
         power_to_db(sum / count.max(1) as f32)
     }
+}
+
+/// The largest of `spectrum[bin - 1..=bin + 1]` (`bin ≥ 1`).
+fn peak_power(spectrum: &[f32], bin: usize) -> f32 {
+    spectrum[bin - 1].max(spectrum[bin]).max(spectrum[bin + 1])
 }
 
 /// The onset detector's settings for note tracking: strong log compression, so the detection
