@@ -34,5 +34,14 @@ pub use plugin::phrase::ContinuoPhrase;
 pub use plugin::style::ContinuoStyle;
 pub use plugin::voice::ContinuoVoice;
 
+#[cfg(not(feature = "voice-only"))]
 nice_plug::nice_export_clap!(ContinuoStyle, ContinuoPhrase, ContinuoVoice);
+#[cfg(not(feature = "voice-only"))]
 nice_plug::nice_export_vst3!(ContinuoStyle, ContinuoPhrase, ContinuoVoice);
+
+// Hosts that load only the first class of a VST3 bundle (DawDreamer) get Voice from a bundle
+// of its own: `cargo xtask bundle-voice`.
+#[cfg(feature = "voice-only")]
+nice_plug::nice_export_clap!(ContinuoVoice);
+#[cfg(feature = "voice-only")]
+nice_plug::nice_export_vst3!(ContinuoVoice);

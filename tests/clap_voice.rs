@@ -125,3 +125,54 @@ fn note_storms_stealing_bend_and_a_model_switch_stay_clean() {
     assert!(10.0 * quietest.log10() > -45.0, "dropout: {quietest}");
     plugin.deactivate(processor);
 }
+
+/// A host that renders faster than real time but says it runs live (DawDreamer does): with
+/// Offline Render at Always, Voice waits for its worker and plays what an offline render plays.
+#[test]
+fn offline_render_always_waits_even_when_the_host_says_live() {
+    let entry = load_bundle(&built_bundle());
+    let (rate, block) = (48_000.0, 128);
+    let blocks = (0.5 * rate) as usize / block;
+    let notes = |index: usize, input: &mut EventBuffer| match index {
+        4 => input.push(&NoteOnEvent::new(17, key(69), 0.8)),
+        100 => input.push(&NoteOffEvent::new(0, key(69), 0.0)),
+        _ => {}
+    };
+
+    let mut plugin = instance(&entry, VOICE_ID);
+    let processor = activate_offline(&mut plugin, rate, block as u32);
+    let (processor, offline) = play_voice(processor, block, blocks, notes);
+    plugin.deactivate(processor);
+
+    let mut plugin = instance(&entry, VOICE_ID);
+    let always = param_id(&mut plugin, "Offline Render");
+    let config = PluginAudioConfiguration {
+        sample_rate: rate,
+        min_frames_count: 1,
+        max_frames_count: block as u32,
+    };
+    // No render extension call: the host leaves the plugin in real-time mode.
+    let processor = plugin.activate(|_, _| (), config).expect("activate");
+    let (processor, live) = play_voice(processor, block, blocks, |index, input| {
+        if index == 0 {
+            input.push(&ParamValueEvent::new(0, always, Pckn::match_all(), 1.0));
+        }
+        notes(index, input);
+    });
+    plugin.deactivate(processor);
+
+    let peak = offline.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let difference = offline
+        .iter()
+        .zip(&live)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        peak > 0.01,
+        "the offline render plays the note (peak {peak})"
+    );
+    assert!(
+        difference < 1e-6,
+        "played as fast as possible in real-time mode with Offline Render at Always, Voice \
+         matches the offline render (max difference {difference}, peak {peak})"
+    );
+}

@@ -53,6 +53,20 @@ pub enum ModeParam {
     Legato,
 }
 
+/// Whether the audio thread may wait for the worker.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflineParam {
+    /// Only when the host says it renders offline; live, a late worker is heard as a gap.
+    #[id = "auto"]
+    #[name = "Auto"]
+    Auto,
+    /// Always: for hosts that render faster than real time without saying so (DawDreamer
+    /// tells every plugin it runs live). A live session would stall on a late worker.
+    #[id = "always"]
+    #[name = "Always"]
+    Always,
+}
+
 impl From<ModeParam> for PlayMode {
     fn from(mode: ModeParam) -> Self {
         match mode {
@@ -109,6 +123,9 @@ pub struct VoiceParams {
     /// Host bypass: fades to silence.
     #[id = "bypass"]
     pub bypass: BoolParam,
+    /// Offline rendering: as the host says, or always (waits for the worker).
+    #[id = "offline"]
+    pub offline: EnumParam<OfflineParam>,
     /// Style A by name, for sessions.
     #[persist = "style-name"]
     pub style_name: SavedModelName,
@@ -177,6 +194,7 @@ impl Default for VoiceParams {
             mode: EnumParam::new("Play Mode", ModeParam::Poly),
             output_gain: output_gain_param(),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
+            offline: EnumParam::new("Offline Render", OfflineParam::Auto).non_automatable(),
         }
     }
 }
@@ -271,6 +289,7 @@ fn report(status: &StyleStatus, message: String) {
 struct Running {
     _loader: Option<ChoiceLoader>,
     engine: InstrumentEngine,
+    /// As the host said at activation.
     timing: Timing,
 }
 
@@ -392,6 +411,11 @@ impl Plugin for ContinuoVoice {
         // silent and says why.
         match self.start(audio_io_layout, buffer_config) {
             Ok(running) => {
+                nice_log!(
+                    "Continuo Voice: activated at {} Hz, {:?} processing",
+                    buffer_config.sample_rate,
+                    buffer_config.process_mode
+                );
                 context.set_latency_samples(running.engine.latency_samples() as u32);
                 self.running = Some(running);
             }
@@ -430,11 +454,15 @@ impl Plugin for ContinuoVoice {
             }
         }
         self.bypass.follow(self.params.bypass.value());
+        let timing = match self.params.offline.value() {
+            OfflineParam::Auto => running.timing,
+            OfflineParam::Always => Timing::Offline,
+        };
         let params = &self.params;
         let bypass = &self.bypass;
         running
             .engine
-            .process(buffer.as_slice(), running.timing, || MixGain {
+            .process(buffer.as_slice(), timing, || MixGain {
                 mix: 1.0,
                 gain: params.output_gain.smoothed.next(),
                 bypass: bypass.next(),

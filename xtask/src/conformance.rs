@@ -36,7 +36,8 @@ pub fn run(root: &Path) -> Result<()> {
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     let clap = clap_validator(&tools, root, &bundled.join("Continuo.clap"), &logs);
     let vst3 = vst3_validator(&tools, root, &bundled.join("Continuo.vst3"), &logs);
-    clap.and(vst3)
+    let voice = vst3_validator(&tools, root, &bundled.join(crate::VOICE_BUNDLE), &logs);
+    clap.and(vst3).and(voice)
 }
 
 /// Builds a tool with its script (which prints the binary's path on its last line).
@@ -237,7 +238,11 @@ fn vst3_validator(tools: &Path, root: &Path, bundle: &Path, logs: &Path) -> Resu
         &tools.join("build-vst3-validator.sh"),
         &root.join("target/tools/vst3-validator"),
     )?;
-    let log = logs.join("vst3-validator.log");
+    let name = bundle
+        .file_stem()
+        .and_then(|n| n.to_str())
+        .unwrap_or("vst3");
+    let log = logs.join(format!("vst3-validator-{}.log", name.replace(' ', "-")));
     let output = run_logged(Command::new(&validator).arg("-e").arg(bundle), &log)?;
     let printed = text(&output);
     let result = printed
@@ -257,7 +262,7 @@ fn vst3_validator(tools: &Path, root: &Path, bundle: &Path, logs: &Path) -> Resu
                 .any(|(known, _)| line.contains(known))
         });
     println!(
-        "VST3 validator -e: {} ({} ERROR lines, {} of them known nice-plug problems)",
+        "VST3 validator -e, {name}: {} ({} ERROR lines, {} of them known nice-plug problems)",
         result.trim(),
         errors.len() + known.len(),
         known.len()

@@ -2,12 +2,14 @@
 //!
 //! - `cargo xtask demo`: release bundles + the CLI run on a generated example WAV.
 //! - `cargo xtask test`: the whole test suite (formatting, debug bundle with allocation checks,
-//!   cargo tests, clippy, the VST3 check in a real host, both editors opened under Xvfb and
+//!   cargo tests, clippy, the VST3 checks in real hosts, both editors opened under Xvfb and
 //!   saved as pictures, the CLAP and VST3 conformance suites when `../shared/tools` is
 //!   there). `.ci/run` calls this.
 //! - `cargo xtask bundle continuo [--release]`: nice-plug's bundler, then the ONNX Runtime
 //!   library (from the `onnxruntime` PyPI wheel) and `models/` are placed beside the plugin
 //!   in both bundles (`Continuo.vst3/Contents/…`, `Continuo-data/` next to `Continuo.clap`).
+//! - `cargo xtask bundle-voice [--release]`: Continuo Voice alone in `Continuo Voice.vst3`, for
+//!   hosts that load only a bundle's first class (DawDreamer).
 //! - `cargo xtask screenshots`: both editors under Xvfb, saved in `target/screenshots/` and
 //!   copied to `examples/screenshots/` (the README's pictures); needs `cargo test` first.
 //! - `cargo xtask train-defaults`: reproduces the default models in `models/` from nothing
@@ -45,6 +47,11 @@ fn main() -> Result<()> {
             nice_plug_bundle(args)?;
             install_sidecars(&root)
         }
+        Some("bundle-voice") => {
+            let root = workspace_root()?;
+            let release = args[1..].iter().any(|arg| arg == "--release");
+            bundle_voice_only(&root, release, &[])
+        }
         _ => nice_plug_xtask::main().map_err(|error| anyhow::anyhow!("{error}")),
     }
 }
@@ -67,44 +74,99 @@ fn fetch_onnxruntime(root: &Path) -> Result<PathBuf> {
 }
 
 /// Copies the runtime library (with its licence files) and the models beside the plugin in
-/// both bundles, where the plugin looks for them.
+/// every bundle in `target/bundled`, where the plugin looks for them.
 fn install_sidecars(root: &Path) -> Result<()> {
     let library = fetch_onnxruntime(root)?;
-    let runtime_dir = library.parent().context("runtime directory")?;
     let bundled = root.join("target/bundled");
+    // A `.clap` is one file: its data folder sits beside it and holds the library too.
     let clap_data = bundled.join("Continuo-data");
-    let vst3_contents = bundled.join("Continuo.vst3/Contents");
-    let vst3_binaries = vst3_contents.join("x86_64-linux");
-    let vst3_resources = vst3_contents.join("Resources");
-    for dir in [&clap_data, &vst3_resources] {
-        // Start clean so models deleted from models/ disappear from the bundle too.
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
-        }
-        std::fs::create_dir_all(dir.join("models"))
-            .with_context(|| format!("creating {}", dir.display()))?;
-        for licence in ["LICENSE-onnxruntime", "ThirdPartyNotices-onnxruntime.txt"] {
-            copy(&runtime_dir.join(licence), &dir.join(licence))?;
-        }
-        for entry in std::fs::read_dir(root.join("models")).context("reading models/")? {
-            let path = entry.context("reading models/")?.path();
-            if matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("json" | "onnx")
-            ) {
-                copy(
-                    &path,
-                    &dir.join("models")
-                        .join(path.file_name().context("file name")?),
-                )?;
-            }
+    if bundled.join("Continuo.clap").exists() {
+        ship_beside(root, &library, &clap_data, &clap_data)?;
+    }
+    for vst3 in ["Continuo.vst3", VOICE_BUNDLE] {
+        let contents = bundled.join(vst3).join("Contents");
+        if contents.exists() {
+            let binaries = contents.join("x86_64-linux");
+            ship_beside(root, &library, &contents.join("Resources"), &binaries)?;
         }
     }
-    let library_name = library.file_name().context("library name")?;
-    copy(&library, &clap_data.join(library_name))?;
-    copy(&library, &vst3_binaries.join(library_name))?;
-    println!("Added ONNX Runtime {ORT_VERSION} and models/ to both bundles");
+    println!("Added ONNX Runtime {ORT_VERSION} and models/ to the bundles");
     Ok(())
+}
+
+/// Fills `data` with the runtime's licences and `models/`, and puts the runtime in `binaries`.
+fn ship_beside(root: &Path, library: &Path, data: &Path, binaries: &Path) -> Result<()> {
+    let runtime_dir = library.parent().context("runtime directory")?;
+    // Start clean so models deleted from models/ disappear from the bundle too.
+    if data.exists() {
+        std::fs::remove_dir_all(data).with_context(|| format!("clearing {}", data.display()))?;
+    }
+    std::fs::create_dir_all(data.join("models"))
+        .with_context(|| format!("creating {}", data.display()))?;
+    for licence in ["LICENSE-onnxruntime", "ThirdPartyNotices-onnxruntime.txt"] {
+        copy(&runtime_dir.join(licence), &data.join(licence))?;
+    }
+    for entry in std::fs::read_dir(root.join("models")).context("reading models/")? {
+        let path = entry.context("reading models/")?.path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("json" | "onnx")
+        ) {
+            copy(
+                &path,
+                &data
+                    .join("models")
+                    .join(path.file_name().context("file name")?),
+            )?;
+        }
+    }
+    copy(
+        library,
+        &binaries.join(library.file_name().context("library name")?),
+    )
+}
+
+/// The Voice-only VST3 bundle. Hosts that load only the first class of a bundle (DawDreamer
+/// and other JUCE-based renderers: DawDreamer issue #90) would get Style from `Continuo.vst3`.
+/// It shares Voice's class id with `Continuo.vst3`, so a DAW needs only one of the two.
+pub(crate) const VOICE_BUNDLE: &str = "Continuo Voice.vst3";
+
+/// Builds Continuo Voice alone (feature `voice-only`) into `target/bundled/Continuo Voice.vst3`,
+/// with the runtime and models. Assembled here rather than by nice-plug's bundler, which names
+/// every bundle after `bundler.toml` and would overwrite `Continuo.vst3`.
+fn bundle_voice_only(root: &Path, release: bool, features: &[&str]) -> Result<()> {
+    let features = features
+        .iter()
+        .chain(&["voice-only"])
+        .copied()
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.args([
+        "build",
+        "--lib",
+        "--package",
+        PACKAGE,
+        "--features",
+        &features,
+    ]);
+    if release {
+        cargo.arg("--release");
+    }
+    run(&mut cargo)?;
+    let profile = if release { "release" } else { "debug" };
+    let built = root.join("target").join(profile).join("libcontinuo.so");
+    let bundle = root.join("target/bundled").join(VOICE_BUNDLE);
+    if bundle.exists() {
+        std::fs::remove_dir_all(&bundle)
+            .with_context(|| format!("clearing {}", bundle.display()))?;
+    }
+    let binaries = bundle.join("Contents/x86_64-linux");
+    std::fs::create_dir_all(&binaries)
+        .with_context(|| format!("creating {}", binaries.display()))?;
+    copy(&built, &binaries.join("Continuo Voice.so"))?;
+    println!("Created a VST3 bundle at '{}'", bundle.display());
+    install_sidecars(root)
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {
@@ -153,6 +215,7 @@ fn test() -> Result<()> {
     run(Command::new(env!("CARGO")).args(["fmt", "--all", "--", "--check"]))
         .context("unformatted code: run `cargo fmt --all`")?;
     bundle(&root, &["--features", TEST_FEATURES])?;
+    bundle_voice_only(&root, false, &[TEST_FEATURES])?;
     let library = fetch_onnxruntime(&root)?;
     clock.lap("debug bundle");
     // The library's own tests run without the feature: nice-plug's checking allocator would
@@ -183,7 +246,7 @@ fn test() -> Result<()> {
     ]))?;
     clock.lap("clippy");
     vst3_host_check(&root, &library)?;
-    clock.lap("pedalboard");
+    clock.lap("VST3 hosts");
     screenshots::pictures(&root, &library)?;
     screenshots::open_and_close_in_host(&library)?;
     clock.lap("editors under Xvfb");
@@ -224,7 +287,8 @@ impl PhaseClock {
     }
 }
 
-/// Loads the VST3 bundle in pedalboard (PyPI), a real VST3 host, from a venv under target/.
+/// Loads the VST3 bundles in two real hosts, from a venv under target/: pedalboard (all three
+/// plugins) and DawDreamer (which loads only a bundle's first class: the Voice-only bundle).
 fn vst3_host_check(root: &Path, library: &Path) -> Result<()> {
     let venv = root.join("target/venv");
     let python = venv.join("bin/python");
@@ -238,14 +302,23 @@ fn vst3_host_check(root: &Path, library: &Path) -> Result<()> {
         "install",
         "--quiet",
         "pedalboard==0.9.*",
+        "dawdreamer==0.9.*",
         "numpy",
     ]))?;
-    // The CLI (built by `cargo test`) is the reference the plugin must match.
-    run(Command::new(&python)
-        .arg(root.join("tests/hosts/pedalboard_vst3.py"))
-        .arg(root.join("target/bundled/Continuo.vst3"))
-        .arg(root.join("target/debug/continuo"))
-        .env("ORT_DYLIB_PATH", library))
+    // The CLI (built by `cargo test`) is the reference the plugins must match.
+    let cli = root.join("target/debug/continuo");
+    let bundled = root.join("target/bundled");
+    for (script, bundle) in [
+        ("pedalboard_vst3.py", "Continuo.vst3"),
+        ("dawdreamer_voice.py", VOICE_BUNDLE),
+    ] {
+        run(Command::new(&python)
+            .arg(root.join("tests/hosts").join(script))
+            .arg(bundled.join(bundle))
+            .arg(&cli)
+            .env("ORT_DYLIB_PATH", library))?;
+    }
+    Ok(())
 }
 
 fn demo() -> Result<()> {

@@ -1,0 +1,152 @@
+"""Continuo Voice in DawDreamer (PyPI), a JUCE render host that loads only the first plugin class
+of a VST3 bundle (DawDreamer issue #90) — so it is given `Continuo Voice.vst3`, the Voice-only
+bundle (`cargo xtask bundle-voice`). DawDreamer also renders faster than real time while telling
+plugins they run live, so Voice's Offline Render is set to Always (it waits for its worker).
+
+Checks, at 48 kHz with 128-sample blocks and at 44.1 kHz with 512: the bundle loads as an
+instrument (no audio input, stereo out) and lists Voice's parameters by name; the notes the host
+adds play; the output equals `continuo render` of the same notes once shifted by exactly the
+latency the plugin reports (the lag of best match is searched, not assumed); a parameter set
+through the host is heard (Octave −1 halves the pitch).
+
+Usage: python dawdreamer_voice.py "path/to/Continuo Voice.vst3" path/to/continuo
+(run by `cargo xtask test`)
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import dawdreamer as daw
+import numpy as np
+
+bundle, cli = sys.argv[1], sys.argv[2]
+failures = []
+passed = 0
+
+
+def check(condition, message):
+    global passed
+    print(("ok   " if condition else "FAIL ") + message)
+    if condition:
+        passed += 1
+    else:
+        failures.append(message)
+
+
+# (key, velocity, start s, end s): a leap, a quiet note and an overlap (two voices at once).
+NOTES = [(69, 100, 0.25, 1.0), (72, 60, 1.0, 1.75), (64, 110, 1.5, 2.5)]
+DURATION = 3.0
+
+
+def write_midi(path, notes):
+    """A type-0 MIDI file of the notes at 120 BPM, 480 ticks per beat."""
+    events = []
+    for key, velocity, start, end in notes:
+        events.append((round(start * 960), bytes([0x90, key, velocity])))
+        events.append((round(end * 960), bytes([0x80, key, 0])))
+    events.sort(key=lambda e: (e[0], e[1][0] == 0x90))
+
+    def vlq(n):
+        out = [n & 0x7F]
+        while n > 0x7F:
+            n >>= 7
+            out.insert(0, (n & 0x7F) | 0x80)
+        return bytes(out)
+
+    track, now = bytearray(vlq(0) + b"\xff\x51\x03" + (500_000).to_bytes(3, "big")), 0
+    for tick, data in events:
+        track += vlq(tick - now) + data
+        now = tick
+    track += vlq(0) + b"\xff\x2f\x00"
+    with open(path, "wb") as f:
+        f.write(b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big")
+                + (480).to_bytes(2, "big"))
+        f.write(b"MTrk" + len(track).to_bytes(4, "big") + track)
+
+
+def read_float_wav(path):
+    """The first channel of `continuo render`'s 32-bit float WAV (the stdlib reads only PCM)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    at = 12
+    while at + 8 <= len(data):
+        tag, size = data[at:at + 4], int.from_bytes(data[at + 4:at + 8], "little")
+        if tag == b"fmt ":
+            channels = int.from_bytes(data[at + 10:at + 12], "little")
+        if tag == b"data":
+            samples = np.frombuffer(data[at + 8:at + 8 + size], dtype="<f4")
+            return samples.reshape(-1, channels)[:, 0]
+        at += 8 + size + (size & 1)
+    raise ValueError(f"{path}: no data chunk")
+
+
+def render_in_host(sample_rate, block, octave=None):
+    engine = daw.RenderEngine(sample_rate, block)
+    voice = engine.make_plugin_processor("voice", bundle)
+    names = [voice.get_parameter_name(i) for i in range(voice.get_plugin_parameter_size())]
+    # DawDreamer renders faster than real time but tells plugins they run live (VST3
+    # kRealtime), where Voice never waits for its worker and a late worker is silence.
+    voice.set_parameter(names.index("Offline Render"), 1.0)  # Always
+    if octave is not None:
+        voice.set_parameter(names.index("Octave"), octave)
+    for key, velocity, start, end in NOTES:
+        voice.add_midi_note(key, velocity, start, end - start)
+    engine.load_graph([(voice, [])])
+    engine.render(DURATION)
+    # The engine owns the processor: keep it alive while the processor is used.
+    return engine, voice, names, engine.get_audio()
+
+
+def render_with_cli(sample_rate, block):
+    with tempfile.TemporaryDirectory() as tmp:
+        midi, wav_out = os.path.join(tmp, "notes.mid"), os.path.join(tmp, "voice.wav")
+        write_midi(midi, NOTES)
+        run = subprocess.run([cli, "render", midi, "-o", wav_out, "--rate", str(sample_rate),
+                              "--block", str(block)], capture_output=True, text=True)
+        check(run.returncode == 0, f"CLI render ran: {run.stdout.strip()} {run.stderr.strip()}")
+        return read_float_wav(wav_out) if run.returncode == 0 else np.zeros(1)
+
+
+def best_lag(host, reference, max_lag):
+    """The shift of the host's output that matches the reference best, and that correlation."""
+    n = min(len(reference), len(host) - max_lag)
+    scores = [float(np.corrcoef(host[lag:lag + n], reference[:n])[0, 1]) for lag in range(max_lag)]
+    lag = int(np.argmax(scores))
+    return lag, scores[lag]
+
+
+def dominant_hz(signal, sample_rate):
+    spectrum = np.abs(np.fft.rfft(signal * np.hanning(len(signal))))
+    return float(np.argmax(spectrum)) * sample_rate / len(signal)
+
+
+for sample_rate, block in ((48_000, 128), (44_100, 512)):
+    label = f"{sample_rate} Hz, {block}-sample blocks"
+    engine, voice, names, played = render_in_host(sample_rate, block)
+    check(voice.get_num_input_channels() == 0 and voice.get_num_output_channels() == 2,
+          f"{label}: an instrument, {voice.get_num_input_channels()} in / "
+          f"{voice.get_num_output_channels()} out")
+    missing = [p for p in ("Style", "Attack", "Release", "Play Mode", "Voices", "Octave")
+               if p not in names]
+    check(not missing, f"{label}: parameters listed by name (missing: {missing})")
+    peak = float(np.max(np.abs(played))) if played.size else 0.0
+    check(bool(np.all(np.isfinite(played))) and peak > 0.01,
+          f"{label}: plays the notes the host adds (peak {peak:.2f})")
+    latency = voice.get_latency_samples()
+    reference = render_with_cli(sample_rate, block)
+    lag, correlation = best_lag(played[0], reference, max_lag=2 * latency + block)
+    check(lag == latency and correlation > 0.99,
+          f"{label}: sounds like `continuo render`, {lag} samples later (correlation "
+          f"{correlation:.4f}); reported latency {latency}")
+
+    # A parameter set through the host: the first note, an octave down.
+    *_, lower = render_in_host(sample_rate, block, octave=0.25)  # normalised: −2…+2, so 0.25 = −1
+    window = slice(latency + int(0.5 * sample_rate), latency + int(0.9 * sample_rate))
+    normal_hz, lower_hz = dominant_hz(played[0, window], sample_rate), dominant_hz(lower[0, window], sample_rate)
+    check(abs(normal_hz - 440) < 5 and abs(lower_hz - 220) < 5,
+          f"{label}: Octave set by the host is heard (A4 at {normal_hz:.1f} Hz, "
+          f"with Octave −1 at {lower_hz:.1f} Hz)")
+
+print(f"dawdreamer: {passed} passed, {len(failures)} failed")
+sys.exit(1 if failures else 0)
