@@ -97,6 +97,7 @@ fn style_editor_shows_every_control_and_each_models_card() {
         "Mix",
         "Output Gain",
         "Bypass",
+        "Offline Render",
         "Refresh",
         "Input",
         "Output",

@@ -294,6 +294,7 @@ impl StyleEditor {
         param_row(ui, setter, &p.mix, bypassed);
         param_row(ui, setter, &p.output_gain, bypassed);
         param_row(ui, setter, &p.bypass, None);
+        param_row(ui, setter, &p.offline, None);
     }
 
     fn meters(&mut self, ui: &mut egui::Ui) {

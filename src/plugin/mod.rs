@@ -8,6 +8,42 @@ pub mod phrase;
 pub mod style;
 pub mod voice;
 
+use nice_plug::prelude::{Enum, ProcessMode};
+
+use crate::engine::audio::Timing;
+
+/// Offline Render (Style and Voice): whether the audio thread may wait for the worker.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflineRender {
+    /// Only when the host says it renders offline; live, a late worker is heard as a gap.
+    #[id = "auto"]
+    #[name = "Auto"]
+    Auto,
+    /// Always: for hosts that render faster than real time without saying so (DawDreamer
+    /// tells every plugin it runs live). A live session would stall on a late worker.
+    #[id = "always"]
+    #[name = "Always"]
+    Always,
+}
+
+impl OfflineRender {
+    /// How `process()` treats the worker, given what the host said at activation.
+    pub fn timing(self, host: Timing) -> Timing {
+        match self {
+            Self::Auto => host,
+            Self::Always => Timing::Offline,
+        }
+    }
+}
+
+/// What the host's processing mode allows: waiting only in an offline render.
+pub fn host_timing(mode: ProcessMode) -> Timing {
+    match mode {
+        ProcessMode::Offline => Timing::Offline,
+        ProcessMode::Realtime | ProcessMode::Buffered => Timing::Realtime,
+    }
+}
+
 /// Vendor string both plugins report.
 pub const VENDOR: &str = "Continuo";
 /// Project URL both plugins report.

@@ -22,6 +22,7 @@ use crate::model::{chain_message, BackendChoice, ModelDirs};
 use crate::plugin::bypass::BypassFade;
 use crate::plugin::loader::ChoiceLoader;
 use crate::plugin::model_choice::{ModelChoice, ModelList, SavedModelName};
+use crate::plugin::{host_timing, OfflineRender};
 use crate::style::controls::{
     ParamSpec, BALANCE, BRIGHTNESS, GATE, INPUT_GAIN, MIX, MORPH, OCTAVE, OUTPUT_GAIN, PITCH_SHIFT,
 };
@@ -102,6 +103,9 @@ pub struct StyleParams {
     /// Host bypass: crossfades to the latency-compensated dry signal, so latency never changes.
     #[id = "bypass"]
     pub bypass: BoolParam,
+    /// Offline rendering: as the host says, or always (waits for the worker).
+    #[id = "offline"]
+    pub offline: EnumParam<OfflineRender>,
     /// Style A by name, for sessions.
     #[persist = "style-name"]
     pub style_name: SavedModelName,
@@ -246,6 +250,7 @@ impl Default for StyleParams {
             mix: percent_param("Mix", MIX).with_smoother(SmoothingStyle::Linear(20.0)),
             output_gain: output_gain_param(),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
+            offline: EnumParam::new("Offline Render", OfflineRender::Auto).non_automatable(),
         }
     }
 }
@@ -511,10 +516,7 @@ impl ContinuoStyle {
         build.f0_floor_hz = Some(processor.f0_floor_hz());
         let (engine, worker) = audio::start(config, processor)
             .map_err(|e| format!("cannot start the worker thread: {e}"))?;
-        let timing = match buffer_config.process_mode {
-            ProcessMode::Offline => Timing::Offline,
-            ProcessMode::Realtime | ProcessMode::Buffered => Timing::Realtime,
-        };
+        let timing = host_timing(buffer_config.process_mode);
         let loader = worker
             .sender()
             .and_then(|commands| spawn_loader(self.params.clone(), build, choice, commands));
@@ -666,9 +668,10 @@ impl Plugin for ContinuoStyle {
             .is_open()
             .then_some(&self.status.monitor);
         let input_peak = monitor.map_or(0.0, |_| peak(buffer.as_slice()));
+        let timing = params.offline.value().timing(running.timing);
         running
             .engine
-            .process(buffer.as_slice(), running.timing, || MixGain {
+            .process(buffer.as_slice(), timing, || MixGain {
                 mix: params.mix.smoothed.next(),
                 gain: params.output_gain.smoothed.next(),
                 bypass: bypass.next(),

@@ -27,6 +27,7 @@ use crate::plugin::style::{
     describe, float_param, no_style_reason, output_gain_param, percent_param, style_a, style_b,
     style_choice,
 };
+use crate::plugin::{host_timing, OfflineRender};
 use crate::style::controls::{BALANCE, BRIGHTNESS, MORPH, OCTAVE, PITCH_SHIFT};
 use crate::style::{StyleChoice, StyleSettings, StyleStatus};
 
@@ -51,20 +52,6 @@ pub enum ModeParam {
     #[id = "legato"]
     #[name = "Legato"]
     Legato,
-}
-
-/// Whether the audio thread may wait for the worker.
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OfflineParam {
-    /// Only when the host says it renders offline; live, a late worker is heard as a gap.
-    #[id = "auto"]
-    #[name = "Auto"]
-    Auto,
-    /// Always: for hosts that render faster than real time without saying so (DawDreamer
-    /// tells every plugin it runs live). A live session would stall on a late worker.
-    #[id = "always"]
-    #[name = "Always"]
-    Always,
 }
 
 impl From<ModeParam> for PlayMode {
@@ -125,7 +112,7 @@ pub struct VoiceParams {
     pub bypass: BoolParam,
     /// Offline rendering: as the host says, or always (waits for the worker).
     #[id = "offline"]
-    pub offline: EnumParam<OfflineParam>,
+    pub offline: EnumParam<OfflineRender>,
     /// Style A by name, for sessions.
     #[persist = "style-name"]
     pub style_name: SavedModelName,
@@ -194,7 +181,7 @@ impl Default for VoiceParams {
             mode: EnumParam::new("Play Mode", ModeParam::Poly),
             output_gain: output_gain_param(),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
-            offline: EnumParam::new("Offline Render", OfflineParam::Auto).non_automatable(),
+            offline: EnumParam::new("Offline Render", OfflineRender::Auto).non_automatable(),
         }
     }
 }
@@ -352,10 +339,7 @@ impl ContinuoVoice {
                 None => true,
             },
         );
-        let timing = match buffer_config.process_mode {
-            ProcessMode::Offline => Timing::Offline,
-            ProcessMode::Realtime | ProcessMode::Buffered => Timing::Realtime,
-        };
+        let timing = host_timing(buffer_config.process_mode);
         Ok(Running {
             _loader: loader,
             engine,
@@ -454,10 +438,7 @@ impl Plugin for ContinuoVoice {
             }
         }
         self.bypass.follow(self.params.bypass.value());
-        let timing = match self.params.offline.value() {
-            OfflineParam::Auto => running.timing,
-            OfflineParam::Always => Timing::Offline,
-        };
+        let timing = self.params.offline.value().timing(running.timing);
         let params = &self.params;
         let bypass = &self.bypass;
         running

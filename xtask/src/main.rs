@@ -288,7 +288,8 @@ impl PhaseClock {
 }
 
 /// Loads the VST3 bundles in two real hosts, from a venv under target/: pedalboard (all three
-/// plugins) and DawDreamer (which loads only a bundle's first class: the Voice-only bundle).
+/// plugins) and DawDreamer (which loads only a bundle's first class: Style, and Voice from the
+/// Voice-only bundle).
 fn vst3_host_check(root: &Path, library: &Path) -> Result<()> {
     let venv = root.join("target/venv");
     let python = venv.join("bin/python");
@@ -309,12 +310,12 @@ fn vst3_host_check(root: &Path, library: &Path) -> Result<()> {
     let cli = root.join("target/debug/continuo");
     let bundled = root.join("target/bundled");
     for (script, bundle) in [
-        ("pedalboard_vst3.py", "Continuo.vst3"),
-        ("dawdreamer_voice.py", VOICE_BUNDLE),
+        ("pedalboard_vst3.py", bundled.join("Continuo.vst3")),
+        ("dawdreamer_host.py", bundled.clone()),
     ] {
         run(Command::new(&python)
             .arg(root.join("tests/hosts").join(script))
-            .arg(bundled.join(bundle))
+            .arg(bundle)
             .arg(&cli)
             .env("ORT_DYLIB_PATH", library))?;
     }

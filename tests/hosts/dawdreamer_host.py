@@ -1,16 +1,19 @@
-"""Continuo Voice in DawDreamer (PyPI), a JUCE render host that loads only the first plugin class
-of a VST3 bundle (DawDreamer issue #90) — so it is given `Continuo Voice.vst3`, the Voice-only
-bundle (`cargo xtask bundle-voice`). DawDreamer also renders faster than real time while telling
-plugins they run live, so Voice's Offline Render is set to Always (it waits for its worker).
+"""Continuo in DawDreamer (PyPI), a JUCE render host that loads only the first plugin class of
+a VST3 bundle (DawDreamer issue #90): Style from `Continuo.vst3`, Voice from the Voice-only
+bundle `Continuo Voice.vst3` (`cargo xtask bundle-voice`). DawDreamer also renders faster than
+real time while telling plugins they play live, so both get Offline Render = Always (they wait
+for their worker; with Auto a late worker is heard, as it must be live: dry for Style, silence
+for Voice).
 
-Checks, at 48 kHz with 128-sample blocks and at 44.1 kHz with 512: the bundle loads as an
-instrument (no audio input, stereo out) and lists Voice's parameters by name; the notes the host
-adds play; the output equals `continuo render` of the same notes once shifted by exactly the
-latency the plugin reports (the lag of best match is searched, not assumed); a parameter set
-through the host is heard (Octave −1 halves the pitch).
+Checks, at 48 kHz with 128-sample blocks and at 44.1 kHz with 512:
+- Style: audio from DawDreamer's playback processor comes out restyled, equal to
+  `continuo style` on the same WAV once shifted by exactly the latency Style reports (the lag
+  of best match is searched, not assumed);
+- Voice: an instrument (no audio input, stereo out) listing its parameters by name; the notes
+  the host adds play, equal to `continuo render` of the same notes at exactly the reported
+  latency; a parameter set through the host is heard (Octave −1 halves the pitch).
 
-Usage: python dawdreamer_voice.py "path/to/Continuo Voice.vst3" path/to/continuo
-(run by `cargo xtask test`)
+Usage: python dawdreamer_host.py path/to/target/bundled path/to/continuo   (run by `cargo xtask test`)
 """
 import os
 import subprocess
@@ -20,7 +23,9 @@ import tempfile
 import dawdreamer as daw
 import numpy as np
 
-bundle, cli = sys.argv[1], sys.argv[2]
+bundled, cli = sys.argv[1], sys.argv[2]
+STYLE_BUNDLE = os.path.join(bundled, "Continuo.vst3")
+VOICE_BUNDLE = os.path.join(bundled, "Continuo Voice.vst3")
 failures = []
 passed = 0
 
@@ -65,8 +70,21 @@ def write_midi(path, notes):
         f.write(b"MTrk" + len(track).to_bytes(4, "big") + track)
 
 
+def write_float_wav(path, channels, sample_rate):
+    """A 32-bit float WAV of `channels` (the stdlib writes only PCM)."""
+    frames = np.ascontiguousarray(np.asarray(channels, dtype="<f4").T).tobytes()
+    count = len(channels)
+    fmt = ((3).to_bytes(2, "little") + count.to_bytes(2, "little")
+           + sample_rate.to_bytes(4, "little") + (sample_rate * 4 * count).to_bytes(4, "little")
+           + (4 * count).to_bytes(2, "little") + (32).to_bytes(2, "little"))
+    with open(path, "wb") as f:
+        f.write(b"RIFF" + (4 + 8 + len(fmt) + 8 + len(frames)).to_bytes(4, "little") + b"WAVE")
+        f.write(b"fmt " + len(fmt).to_bytes(4, "little") + fmt)
+        f.write(b"data" + len(frames).to_bytes(4, "little") + frames)
+
+
 def read_float_wav(path):
-    """The first channel of `continuo render`'s 32-bit float WAV (the stdlib reads only PCM)."""
+    """The first channel of a 32-bit float WAV written by the CLI."""
     with open(path, "rb") as f:
         data = f.read()
     at = 12
@@ -83,10 +101,8 @@ def read_float_wav(path):
 
 def render_in_host(sample_rate, block, octave=None):
     engine = daw.RenderEngine(sample_rate, block)
-    voice = engine.make_plugin_processor("voice", bundle)
+    voice = engine.make_plugin_processor("voice", VOICE_BUNDLE)
     names = [voice.get_parameter_name(i) for i in range(voice.get_plugin_parameter_size())]
-    # DawDreamer renders faster than real time but tells plugins they run live (VST3
-    # kRealtime), where Voice never waits for its worker and a late worker is silence.
     voice.set_parameter(names.index("Offline Render"), 1.0)  # Always
     if octave is not None:
         voice.set_parameter(names.index("Octave"), octave)
@@ -121,23 +137,59 @@ def dominant_hz(signal, sample_rate):
     return float(np.argmax(spectrum)) * sample_rate / len(signal)
 
 
+def restyle_in_host(sample_rate, block, stereo):
+    engine = daw.RenderEngine(sample_rate, block)
+    source = engine.make_playback_processor("source", stereo)
+    style = engine.make_plugin_processor("style", STYLE_BUNDLE)
+    names = [style.get_parameter_name(i) for i in range(style.get_plugin_parameter_size())]
+    style.set_parameter(names.index("Offline Render"), 1.0)  # Always
+    engine.load_graph([(source, []), (style, ["source"])])
+    engine.render(stereo.shape[1] / sample_rate)
+    return engine, style, engine.get_audio()
+
+
+def restyle_with_cli(sample_rate, block, stereo):
+    with tempfile.TemporaryDirectory() as tmp:
+        wav_in, wav_out = os.path.join(tmp, "in.wav"), os.path.join(tmp, "out.wav")
+        write_float_wav(wav_in, stereo, sample_rate)
+        run = subprocess.run([cli, "style", wav_in, "-o", wav_out, "--block", str(block)],
+                             capture_output=True, text=True)
+        check(run.returncode == 0, f"CLI style ran: {run.stdout.strip()} {run.stderr.strip()}")
+        return read_float_wav(wav_out) if run.returncode == 0 else np.zeros(1)
+
+
 for sample_rate, block in ((48_000, 128), (44_100, 512)):
     label = f"{sample_rate} Hz, {block}-sample blocks"
+
+    # Style restyles the mono sum, so the channels must not cancel.
+    t = np.arange(2 * sample_rate) / sample_rate
+    tone = (0.4 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 1_375 * t))
+    stereo = np.stack([tone, 0.5 * tone]).astype(np.float32)
+    engine, style, restyled = restyle_in_host(sample_rate, block, stereo)
+    latency = style.get_latency_samples()
+    reference = restyle_with_cli(sample_rate, block, stereo)
+    peak = float(np.max(np.abs(restyled))) if restyled.size else 0.0
+    check(bool(np.all(np.isfinite(restyled))) and peak > 0.01,
+          f"{label}: Style restyles the host's audio (peak {peak:.2f})")
+    lag, correlation = best_lag(restyled[0], reference, max_lag=2 * latency + block)
+    check(lag == latency and correlation > 0.99,
+          f"{label}: Style sounds like `continuo style`, {lag} samples later (correlation "
+          f"{correlation:.4f}); reported latency {latency}")
     engine, voice, names, played = render_in_host(sample_rate, block)
     check(voice.get_num_input_channels() == 0 and voice.get_num_output_channels() == 2,
-          f"{label}: an instrument, {voice.get_num_input_channels()} in / "
+          f"{label}: Voice is an instrument, {voice.get_num_input_channels()} in / "
           f"{voice.get_num_output_channels()} out")
     missing = [p for p in ("Style", "Attack", "Release", "Play Mode", "Voices", "Octave")
                if p not in names]
-    check(not missing, f"{label}: parameters listed by name (missing: {missing})")
+    check(not missing, f"{label}: Voice's parameters listed by name (missing: {missing})")
     peak = float(np.max(np.abs(played))) if played.size else 0.0
     check(bool(np.all(np.isfinite(played))) and peak > 0.01,
-          f"{label}: plays the notes the host adds (peak {peak:.2f})")
+          f"{label}: Voice plays the notes the host adds (peak {peak:.2f})")
     latency = voice.get_latency_samples()
     reference = render_with_cli(sample_rate, block)
     lag, correlation = best_lag(played[0], reference, max_lag=2 * latency + block)
     check(lag == latency and correlation > 0.99,
-          f"{label}: sounds like `continuo render`, {lag} samples later (correlation "
+          f"{label}: Voice sounds like `continuo render`, {lag} samples later (correlation "
           f"{correlation:.4f}); reported latency {latency}")
 
     # A parameter set through the host: the first note, an octave down.
@@ -145,7 +197,7 @@ for sample_rate, block in ((48_000, 128), (44_100, 512)):
     window = slice(latency + int(0.5 * sample_rate), latency + int(0.9 * sample_rate))
     normal_hz, lower_hz = dominant_hz(played[0, window], sample_rate), dominant_hz(lower[0, window], sample_rate)
     check(abs(normal_hz - 440) < 5 and abs(lower_hz - 220) < 5,
-          f"{label}: Octave set by the host is heard (A4 at {normal_hz:.1f} Hz, "
+          f"{label}: Voice's Octave set by the host is heard (A4 at {normal_hz:.1f} Hz, "
           f"with Octave −1 at {lower_hz:.1f} Hz)")
 
 print(f"dawdreamer: {passed} passed, {len(failures)} failed")
