@@ -460,3 +460,43 @@ fn offline_render_through_the_render_extension_is_wet_and_deterministic() {
         assert!(differs, "dry stretch at {start}");
     }
 }
+
+/// A host that renders faster than real time but says it runs live (DawDreamer does): with
+/// Offline Render at Always, Style waits for its worker and gives what an offline render gives
+/// (with Auto, the late worker would leave the dry signal in it).
+#[test]
+fn offline_render_always_waits_even_when_the_host_says_live() {
+    let entry = load_bundle(&built_bundle());
+    let sample_rate = 48_000.0;
+    let input = tone(24_000, sample_rate);
+
+    let mut plugin = instance(&entry, STYLE_ID);
+    let processor = activate_offline(&mut plugin, sample_rate, 512);
+    let (processor, offline) = play(processor, &input, 512, |_| Vec::new());
+    plugin.deactivate(processor);
+
+    let mut plugin = instance(&entry, STYLE_ID);
+    let always = param_id(&mut plugin, "Offline Render");
+    // No render extension call: the host leaves Style in real-time mode.
+    let processor = plugin
+        .activate(|_, _| (), config(sample_rate, 512))
+        .expect("activate");
+    let (processor, live) = play(processor, &input, 512, |block| {
+        if block == 0 {
+            vec![ParamValueEvent::new(0, always, Pckn::match_all(), 1.0)]
+        } else {
+            Vec::new()
+        }
+    });
+    plugin.deactivate(processor);
+
+    let difference = offline
+        .iter()
+        .zip(&live)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        difference < 1e-6,
+        "Style in real-time mode with Offline Render at Always matches an offline render \
+         (max difference {difference})"
+    );
+}
