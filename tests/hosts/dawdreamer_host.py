@@ -23,51 +23,16 @@ import tempfile
 import dawdreamer as daw
 import numpy as np
 
+from host_support import check, finish, write_midi
+
 bundled, cli = sys.argv[1], sys.argv[2]
 STYLE_BUNDLE = os.path.join(bundled, "Continuo.vst3")
 VOICE_BUNDLE = os.path.join(bundled, "Continuo Voice.vst3")
-failures = []
-passed = 0
-
-
-def check(condition, message):
-    global passed
-    print(("ok   " if condition else "FAIL ") + message)
-    if condition:
-        passed += 1
-    else:
-        failures.append(message)
 
 
 # (key, velocity, start s, end s): a leap, a quiet note and an overlap (two voices at once).
 NOTES = [(69, 100, 0.25, 1.0), (72, 60, 1.0, 1.75), (64, 110, 1.5, 2.5)]
 DURATION = 3.0
-
-
-def write_midi(path, notes):
-    """A type-0 MIDI file of the notes at 120 BPM, 480 ticks per beat."""
-    events = []
-    for key, velocity, start, end in notes:
-        events.append((round(start * 960), bytes([0x90, key, velocity])))
-        events.append((round(end * 960), bytes([0x80, key, 0])))
-    events.sort(key=lambda e: (e[0], e[1][0] == 0x90))
-
-    def vlq(n):
-        out = [n & 0x7F]
-        while n > 0x7F:
-            n >>= 7
-            out.insert(0, (n & 0x7F) | 0x80)
-        return bytes(out)
-
-    track, now = bytearray(vlq(0) + b"\xff\x51\x03" + (500_000).to_bytes(3, "big")), 0
-    for tick, data in events:
-        track += vlq(tick - now) + data
-        now = tick
-    track += vlq(0) + b"\xff\x2f\x00"
-    with open(path, "wb") as f:
-        f.write(b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big")
-                + (480).to_bytes(2, "big"))
-        f.write(b"MTrk" + len(track).to_bytes(4, "big") + track)
 
 
 def write_float_wav(path, channels, sample_rate):
@@ -200,5 +165,4 @@ for sample_rate, block in ((48_000, 128), (44_100, 512)):
           f"{label}: Voice's Octave set by the host is heard (A4 at {normal_hz:.1f} Hz, "
           f"with Octave −1 at {lower_hz:.1f} Hz)")
 
-print(f"dawdreamer: {passed} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+finish("dawdreamer")

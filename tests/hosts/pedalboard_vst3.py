@@ -15,18 +15,9 @@ import tempfile
 import numpy as np
 import pedalboard
 
+from host_support import check, finish, write_midi
+
 bundle = sys.argv[1]
-failures = []
-passed = 0
-
-
-def check(condition, message):
-    global passed
-    print(("ok   " if condition else "FAIL ") + message)
-    if condition:
-        passed += 1
-    else:
-        failures.append(message)
 
 
 names = pedalboard.VST3Plugin.get_plugin_names_for_file(bundle)
@@ -90,33 +81,6 @@ phrase = pedalboard.load_plugin(bundle, plugin_name="Continuo Phrase")
 check({"thru", "history_bars"} <= set(phrase.parameters), f"Phrase parameters: {sorted(phrase.parameters)}")
 
 
-
-def write_midi(path, notes, ticks_per_beat=480, tempo_us=500_000):
-    """A type-0 MIDI file of (key, velocity, start_s, end_s) notes at 120 BPM."""
-    events = []
-    for key, velocity, start, end in notes:
-        events.append((round(start * 960), bytes([0x90, key, velocity])))
-        events.append((round(end * 960), bytes([0x80, key, 0])))
-    events.sort(key=lambda e: (e[0], e[1][0] == 0x90))
-
-    def vlq(n):
-        out = [n & 0x7F]
-        while n > 0x7F:
-            n >>= 7
-            out.insert(0, (n & 0x7F) | 0x80)
-        return bytes(out)
-
-    track, now = bytearray(vlq(0) + b"\xff\x51\x03" + tempo_us.to_bytes(3, "big")), 0
-    for tick, data in events:
-        track += vlq(tick - now) + data
-        now = tick
-    track += vlq(0) + b"\xff\x2f\x00"
-    with open(path, "wb") as f:
-        f.write(b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big")
-                + ticks_per_beat.to_bytes(2, "big"))
-        f.write(b"MTrk" + len(track).to_bytes(4, "big") + track)
-
-
 # Voice: the host sends MIDI; the plugin plays it as the CLI renders the same notes.
 voice = pedalboard.load_plugin(bundle, plugin_name="Continuo Voice")
 check(voice.is_instrument, "Voice is an instrument")
@@ -178,5 +142,4 @@ for plugin, name in ((style, "Style"), (phrase, "Phrase"), (voice, "Voice")):
     text_round_trips(plugin, name)
     state_reproducible(plugin, name)
 
-print(f"vst3: {passed} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+finish("vst3")
