@@ -23,7 +23,6 @@ use params::{MODEL_ID, MODEL_NAME_KEY};
 use crate::dsp::sanitize_sample;
 use crate::editor::phrase::{PhraseEditor, SharedSlot};
 use crate::editor::SizedEditor;
-use crate::engine::audio::Timing;
 use crate::engine::worker::WorkerHandle;
 use crate::model::{BackendChoice, ModelDirs};
 use crate::phrase::engine::{
@@ -35,6 +34,7 @@ use crate::phrase::metre::Metre;
 use crate::phrase::player::{NoteOut, SoundingNote};
 use crate::phrase::roll::RollFeed;
 use crate::phrase::trigger::{TriggerInput, TriggerState};
+use crate::plugin::host_timing;
 
 /// Input events passed through per block (more are dropped and counted).
 const THRU_CAPACITY: usize = 1024;
@@ -187,10 +187,7 @@ impl Plugin for ContinuoPhrase {
                 engine.adopt_sounding(self.left_sounding.drain(..));
                 // A bounce waits for each continuation, so it never loses notes to a slow
                 // machine (CLAP's render extension and VST3's setupProcessing say which).
-                engine.set_timing(match buffer_config.process_mode {
-                    ProcessMode::Offline => Timing::Offline,
-                    ProcessMode::Realtime | ProcessMode::Buffered => Timing::Realtime,
-                });
+                engine.set_timing(host_timing(buffer_config.process_mode));
                 self.running = Some(Running {
                     engine,
                     shared,
