@@ -44,11 +44,11 @@ pub fn host_timing(mode: ProcessMode) -> Timing {
     }
 }
 
-/// Vendor string both plugins report.
+/// Vendor string the three plugins report.
 pub const VENDOR: &str = "Continuo";
-/// Project URL both plugins report.
+/// Project URL the three plugins report.
 pub const URL: &str = "https://example.invalid/continuo";
-/// Support e-mail both plugins report.
+/// Support e-mail the three plugins report.
 pub const EMAIL: &str = "continuo@example.invalid";
 
 #[cfg(test)]
