@@ -127,7 +127,7 @@ fn ship_beside(root: &Path, library: &Path, data: &Path, binaries: &Path) -> Res
 }
 
 /// The Voice-only VST3 bundle. Hosts that load only the first class of a bundle (DawDreamer
-/// and other JUCE-based renderers: DawDreamer issue #90) would get Style from `Continuo.vst3`.
+/// 0.9: its issue #90) would get Style from `Continuo.vst3`.
 /// It shares Voice's class id with `Continuo.vst3`, so a DAW needs only one of the two.
 pub(crate) const VOICE_BUNDLE: &str = "Continuo Voice.vst3";
 
