@@ -64,11 +64,17 @@ def read_float_wav(path):
     raise ValueError(f"{path}: no data chunk")
 
 
+def offline_render_always(processor):
+    """Sets Offline Render to Always (DawDreamer says it plays live); returns the parameter names."""
+    names = [processor.get_parameter_name(i) for i in range(processor.get_plugin_parameter_size())]
+    processor.set_parameter(names.index("Offline Render"), 1.0)
+    return names
+
+
 def render_in_host(sample_rate, block, octave=None):
     engine = daw.RenderEngine(sample_rate, block)
     voice = engine.make_plugin_processor("voice", VOICE_BUNDLE)
-    names = [voice.get_parameter_name(i) for i in range(voice.get_plugin_parameter_size())]
-    voice.set_parameter(names.index("Offline Render"), 1.0)  # Always
+    names = offline_render_always(voice)
     if octave is not None:
         voice.set_parameter(names.index("Octave"), octave)
     for key, velocity, start, end in NOTES:
@@ -79,14 +85,26 @@ def render_in_host(sample_rate, block, octave=None):
     return engine, voice, names, engine.get_audio()
 
 
-def render_with_cli(sample_rate, block):
+def restyle_in_host(sample_rate, block, stereo):
+    engine = daw.RenderEngine(sample_rate, block)
+    source = engine.make_playback_processor("source", stereo)
+    style = engine.make_plugin_processor("style", STYLE_BUNDLE)
+    offline_render_always(style)
+    engine.load_graph([(source, []), (style, ["source"])])
+    engine.render(stereo.shape[1] / sample_rate)
+    return engine, style, engine.get_audio()
+
+
+def run_cli(command, input_name, write_input, *options):
+    """`continuo COMMAND IN -o OUT OPTIONS…` on the file `write_input(IN)` writes; returns the
+    first channel of OUT (a silent sample if the CLI failed, which is reported)."""
     with tempfile.TemporaryDirectory() as tmp:
-        midi, wav_out = os.path.join(tmp, "notes.mid"), os.path.join(tmp, "voice.wav")
-        write_midi(midi, NOTES)
-        run = subprocess.run([cli, "render", midi, "-o", wav_out, "--rate", str(sample_rate),
-                              "--block", str(block)], capture_output=True, text=True)
-        check(run.returncode == 0, f"CLI render ran: {run.stdout.strip()} {run.stderr.strip()}")
-        return read_float_wav(wav_out) if run.returncode == 0 else np.zeros(1)
+        source, out = os.path.join(tmp, input_name), os.path.join(tmp, "out.wav")
+        write_input(source)
+        run = subprocess.run([cli, command, source, "-o", out, *options],
+                             capture_output=True, text=True)
+        check(run.returncode == 0, f"CLI {command} ran: {run.stdout.strip()} {run.stderr.strip()}")
+        return read_float_wav(out) if run.returncode == 0 else np.zeros(1)
 
 
 def best_lag(host, reference, max_lag):
@@ -102,27 +120,6 @@ def dominant_hz(signal, sample_rate):
     return float(np.argmax(spectrum)) * sample_rate / len(signal)
 
 
-def restyle_in_host(sample_rate, block, stereo):
-    engine = daw.RenderEngine(sample_rate, block)
-    source = engine.make_playback_processor("source", stereo)
-    style = engine.make_plugin_processor("style", STYLE_BUNDLE)
-    names = [style.get_parameter_name(i) for i in range(style.get_plugin_parameter_size())]
-    style.set_parameter(names.index("Offline Render"), 1.0)  # Always
-    engine.load_graph([(source, []), (style, ["source"])])
-    engine.render(stereo.shape[1] / sample_rate)
-    return engine, style, engine.get_audio()
-
-
-def restyle_with_cli(sample_rate, block, stereo):
-    with tempfile.TemporaryDirectory() as tmp:
-        wav_in, wav_out = os.path.join(tmp, "in.wav"), os.path.join(tmp, "out.wav")
-        write_float_wav(wav_in, stereo, sample_rate)
-        run = subprocess.run([cli, "style", wav_in, "-o", wav_out, "--block", str(block)],
-                             capture_output=True, text=True)
-        check(run.returncode == 0, f"CLI style ran: {run.stdout.strip()} {run.stderr.strip()}")
-        return read_float_wav(wav_out) if run.returncode == 0 else np.zeros(1)
-
-
 for sample_rate, block in ((48_000, 128), (44_100, 512)):
     label = f"{sample_rate} Hz, {block}-sample blocks"
 
@@ -132,7 +129,8 @@ for sample_rate, block in ((48_000, 128), (44_100, 512)):
     stereo = np.stack([tone, 0.5 * tone]).astype(np.float32)
     engine, style, restyled = restyle_in_host(sample_rate, block, stereo)
     latency = style.get_latency_samples()
-    reference = restyle_with_cli(sample_rate, block, stereo)
+    reference = run_cli("style", "in.wav", lambda path: write_float_wav(path, stereo, sample_rate),
+                        "--block", str(block))
     peak = float(np.max(np.abs(restyled))) if restyled.size else 0.0
     check(bool(np.all(np.isfinite(restyled))) and peak > 0.01,
           f"{label}: Style restyles the host's audio (peak {peak:.2f})")
@@ -151,7 +149,8 @@ for sample_rate, block in ((48_000, 128), (44_100, 512)):
     check(bool(np.all(np.isfinite(played))) and peak > 0.01,
           f"{label}: Voice plays the notes the host adds (peak {peak:.2f})")
     latency = voice.get_latency_samples()
-    reference = render_with_cli(sample_rate, block)
+    reference = run_cli("render", "notes.mid", lambda path: write_midi(path, NOTES),
+                        "--rate", str(sample_rate), "--block", str(block))
     lag, correlation = best_lag(played[0], reference, max_lag=2 * latency + block)
     check(lag == latency and correlation > 0.99,
           f"{label}: Voice sounds like `continuo render`, {lag} samples later (correlation "

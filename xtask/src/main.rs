@@ -74,24 +74,27 @@ fn fetch_onnxruntime(root: &Path) -> Result<PathBuf> {
 }
 
 /// Copies the runtime library (with its licence files) and the models beside the plugin in
-/// every bundle in `target/bundled`, where the plugin looks for them.
+/// both bundles nice-plug's bundler wrote, where the plugin looks for them.
 fn install_sidecars(root: &Path) -> Result<()> {
     let library = fetch_onnxruntime(root)?;
     let bundled = root.join("target/bundled");
     // A `.clap` is one file: its data folder sits beside it and holds the library too.
     let clap_data = bundled.join("Continuo-data");
-    if bundled.join("Continuo.clap").exists() {
-        ship_beside(root, &library, &clap_data, &clap_data)?;
-    }
-    for vst3 in ["Continuo.vst3", VOICE_BUNDLE] {
-        let contents = bundled.join(vst3).join("Contents");
-        if contents.exists() {
-            let binaries = contents.join("x86_64-linux");
-            ship_beside(root, &library, &contents.join("Resources"), &binaries)?;
-        }
-    }
-    println!("Added ONNX Runtime {ORT_VERSION} and models/ to the bundles");
+    ship_beside(root, &library, &clap_data, &clap_data)?;
+    ship_into_vst3(root, &library, &bundled.join("Continuo.vst3"))?;
+    println!("Added ONNX Runtime {ORT_VERSION} and models/ to both bundles");
     Ok(())
+}
+
+/// Inside a `.vst3` the data goes in `Contents/Resources`, the library beside the plugin.
+fn ship_into_vst3(root: &Path, library: &Path, bundle: &Path) -> Result<()> {
+    let contents = bundle.join("Contents");
+    ship_beside(
+        root,
+        library,
+        &contents.join("Resources"),
+        &contents.join("x86_64-linux"),
+    )
 }
 
 /// Fills `data` with the runtime's licences and `models/`, and puts the runtime in `binaries`.
@@ -165,8 +168,12 @@ fn bundle_voice_only(root: &Path, release: bool, features: &[&str]) -> Result<()
     std::fs::create_dir_all(&binaries)
         .with_context(|| format!("creating {}", binaries.display()))?;
     copy(&built, &binaries.join("Continuo Voice.so"))?;
-    println!("Created a VST3 bundle at '{}'", bundle.display());
-    install_sidecars(root)
+    ship_into_vst3(root, &fetch_onnxruntime(root)?, &bundle)?;
+    println!(
+        "Created a VST3 bundle at '{}' (with ONNX Runtime and models/)",
+        bundle.display()
+    );
+    Ok(())
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {
