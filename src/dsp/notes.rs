@@ -29,7 +29,7 @@
 //!   a legato change, the old note's partials leak into those bins, so what is followed back is
 //!   the *balance* between the new note's harmonics and the old one's (each without the
 //!   partials they share), to where it first rose 30 % of the way from before to after — or,
-//!   when earlier, to where the old note began to fade (within `fade_db` of its peak): a slow
+//!   when earlier, to where the old note began to fade (`change_fade_db` under its peak): a slow
 //!   attack under a room's tail takes longer to tip the balance than the old note takes to
 //!   start its release. The note-on is still decided when it was; only the start written to
 //!   the history moves earlier.
@@ -144,6 +144,10 @@ pub struct NoteTrackerConfig {
     pub rise_db: f32,
     /// A note ends where the energy at its harmonics fell this many dB under its recent peak.
     pub fade_db: f32,
+    /// At a legato change, the new note starts where the old one fell this many dB (or where
+    /// the balance between them tipped, if earlier): more than `fade_db`, because a held wind
+    /// note's level drifts down by a few dB before the change.
+    pub change_fade_db: f32,
     /// A pitch is taken for a sub-harmonic (and multiplied by 2 or 3) when the energy at that
     /// multiple's harmonics exceeds the energy at its other harmonics by this many dB.
     pub subharmonic_db: f32,
@@ -191,6 +195,7 @@ impl NoteTrackerConfig {
             split_rise_db: 6.0,
             rise_db: 24.0,
             fade_db: 3.0,
+            change_fade_db: 5.0,
             subharmonic_db: 7.0,
             reattack_deviation: 0.08,
             reattack_ratio: 6.0,
@@ -232,6 +237,7 @@ impl NoteTrackerConfig {
         let positive = [
             ("rise_db", self.rise_db),
             ("fade_db", self.fade_db),
+            ("change_fade_db", self.change_fade_db),
             ("subharmonic_db", self.subharmonic_db),
             ("reattack_deviation", self.reattack_deviation),
             ("reattack_ratio", self.reattack_ratio),
@@ -607,7 +613,7 @@ impl NoteTracker {
                     change.len = 0;
                     if unvoiced >= config.end_frames && old_enough {
                         let end = self
-                            .backtrack_end(pitch, unvoiced_since)
+                            .backtrack_end(pitch, unvoiced_since, config.fade_db)
                             .max(start + self.min_note);
                         emit(TrackedEvent::Off {
                             pitch,
@@ -644,7 +650,7 @@ impl NoteTracker {
                     let next = change.pitch();
                     if next != pitch {
                         let balance = self.backtrack(next, Some(pitch), change.start);
-                        let fade = self.backtrack_end(pitch, change.start);
+                        let fade = self.backtrack_end(pitch, change.start, config.change_fade_db);
                         let at = balance.min(fade).max(start + self.min_note);
                         self.follow(pitch, next, velocity, at, now, emit);
                     }
@@ -859,22 +865,27 @@ impl NoteTracker {
         self.frame_centre(start).min(detected)
     }
 
-    /// `f0` times 2 or 3 when the newest spectrum's energy at that multiple's harmonics
-    /// exceeds the energy at `f0`'s other harmonics by `subharmonic_db`: YIN took two or three
-    /// periods for one (a room's tail or a weak fundamental hides the true period's dip).
+    /// `f0` times 2 or 3 (and again, up to `max_f0_hz`) while the newest spectrum's energy at
+    /// that multiple's harmonics exceeds the energy at the other harmonics by `subharmonic_db`:
+    /// YIN took several periods for one (a room's tail or a weak fundamental hides the true
+    /// period's dip).
     fn correct_subharmonic(&self, f0: f32) -> f32 {
         let Some(frame) = self.hops_done.checked_sub(1) else {
             return f0;
         };
-        for multiple in [2, 3] {
-            if self
-                .multiple_excess_db(frame, f0, multiple)
-                .is_some_and(|excess| excess > self.config.subharmonic_db)
-            {
-                return f0 * multiple as f32;
-            }
+        // Again on the corrected pitch, until nothing is left to correct: under a room's tail
+        // YIN also takes four or six periods for one. Each step at least doubles a pitch that
+        // must stay under `max_f0_hz` (a pitch of 0 or less has no energy), so this ends.
+        let mut corrected = f0;
+        while let Some(multiple) = [2, 3].into_iter().find(|&multiple| {
+            corrected * multiple as f32 <= self.config.max_f0_hz
+                && self
+                    .multiple_excess_db(frame, corrected, multiple)
+                    .is_some_and(|excess| excess > self.config.subharmonic_db)
+        }) {
+            corrected *= multiple as f32;
         }
-        f0
+        corrected
     }
 
     /// Whether `semitone` is the second or third harmonic of the sounding `pitch` while that
@@ -938,11 +949,11 @@ impl NoteTracker {
         }
     }
 
-    /// Where a note of `pitch` that went unvoiced at `detected` began to fade: the last frame
+    /// Where a note of `pitch` that went unvoiced (or changed) at `detected` began to fade: the last frame
     /// before it whose energy at the note's harmonics was within `fade_db` of their peak over
     /// the [`BACKTRACK_SECONDS`] before. A legato successor's note-on ends a note there (its
     /// release starts), long before the pitch tracker loses it.
-    fn backtrack_end(&self, pitch: u8, detected: u64) -> u64 {
+    fn backtrack_end(&self, pitch: u8, detected: u64, fade_db: f32) -> u64 {
         let Some(bins) = self.harmonic_bins(midi_to_hz(f32::from(pitch)), None) else {
             return detected;
         };
@@ -951,7 +962,7 @@ impl NoteTracker {
             .map(|frame| self.energy_db(&bins, frame))
             .fold(f32::MIN, f32::max);
         let mut end = last;
-        while end > first && self.energy_db(&bins, end) < peak - self.config.fade_db {
+        while end > first && self.energy_db(&bins, end) < peak - fade_db {
             end -= 1;
         }
         self.frame_centre(end).min(detected)
@@ -1334,7 +1345,8 @@ mod tests {
         for chunk in a4.chunks_exact(hop) {
             tracker.process_hop(chunk, |_| {});
         }
-        for wrong in [440.0 / 2.0, 440.0 / 3.0] {
+        // Two or three periods taken for one, or (under a room's tail) four or six.
+        for wrong in [440.0 / 2.0, 440.0 / 3.0, 440.0 / 4.0, 440.0 / 6.0] {
             let corrected = tracker.correct_subharmonic(wrong);
             assert!((corrected - 440.0).abs() < 1.0, "{wrong} → {corrected}");
         }
@@ -1359,26 +1371,29 @@ mod tests {
 
     #[test]
     fn a_period_common_to_two_notes_is_not_a_note() {
-        let mut tracker = NoteTracker::new(NoteTrackerConfig::new(RATE)).expect("valid config");
-        let hop = tracker.config().hop_size;
-        // C5 and D5 together (a room's tail under the next note): they repeat every 8 and 9
-        // periods, at C2.
-        let mixture: Vec<f32> = steady_tone(72.0, 0.3, 0.2, 0.0)
-            .iter()
-            .zip(steady_tone(74.0, 0.3, 0.2, 1.0))
-            .map(|(a, b)| a + b)
-            .collect();
-        for chunk in mixture.chunks_exact(hop) {
-            tracker.process_hop(chunk, |_| {});
+        // A room's tail under the next note. C5 and D5 repeat every 8 and 9 periods, at C2:
+        // its first four harmonics are empty. C5 and F5 repeat every 3 and 4 periods, at F3:
+        // its 3rd and 4th harmonics are full, only its first two are empty.
+        for (other, divisor) in [(74.0, 8.0), (77.0, 3.0)] {
+            let mut tracker = NoteTracker::new(NoteTrackerConfig::new(RATE)).expect("valid config");
+            let hop = tracker.config().hop_size;
+            let mixture: Vec<f32> = steady_tone(72.0, 0.3, 0.2, 0.0)
+                .iter()
+                .zip(steady_tone(other, 0.3, 0.2, 1.0))
+                .map(|(a, b)| a + b)
+                .collect();
+            for chunk in mixture.chunks_exact(hop) {
+                tracker.process_hop(chunk, |_| {});
+            }
+            let limit = -tracker.config().mixture_db;
+            for note in [72.0, other] {
+                let share = tracker.low_harmonics_db(midi_to_hz(note));
+                assert!(share > limit, "{note}: {share} dB");
+            }
+            let common = midi_to_hz(72.0) / divisor;
+            let share = tracker.low_harmonics_db(common);
+            assert!(share < limit, "{common} Hz: {share} dB");
         }
-        let limit = -tracker.config().mixture_db;
-        for note in [72.0, 74.0] {
-            let share = tracker.low_harmonics_db(midi_to_hz(note));
-            assert!(share > limit, "{note}: {share} dB");
-        }
-        let common = midi_to_hz(72.0) / 8.0;
-        let share = tracker.low_harmonics_db(common);
-        assert!(share < limit, "{common} Hz: {share} dB");
     }
 
     #[test]
@@ -1387,18 +1402,7 @@ mod tests {
         // 0.5 s in: 1.1 s of `xtask/scripts/eval_transcription.py --split dev`'s render of
         // bwv248.59-6 at -32 dBFS, from 1.5 s. Backtracking on the new note's energy alone put
         // G4 at 0.379 s: the A4's partials leak into its bins within 12 dB of its peak.
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/audio/flute-legato-a4-g4.wav");
-        let audio = crate::wav::read(&path).expect("fixture");
-        let config = NoteTrackerConfig::new(audio.sample_rate as f32);
-        let notes = transcribe(&audio.mono(), config).expect("valid config");
-        let found: Vec<u8> = notes.iter().map(|n| n.pitch).collect();
-        assert_eq!(found, vec![69, 67], "{notes:?}");
-        let error_ms = (notes[1].start_s - 0.5) * 1000.0;
-        assert!(
-            error_ms.abs() <= 30.0,
-            "G4 starts {error_ms:.0} ms from its onset: {notes:?}"
-        );
+        assert_legato_starts("flute-legato-a4-g4.wav", &[69, 67], &[0.5]);
     }
 
     #[test]
@@ -1407,45 +1411,28 @@ mod tests {
         // 0.167 s and 0.5 s in: 1.1 s of the dev split's render of bwv112.5 at -32 dBFS, from
         // 7.5 s. The A4's slow attack tips the balance between the two notes' harmonics only
         // ~70 ms in (where the balance alone put it); the B4 starts its release at the change.
+        assert_legato_starts("violin-legato-c5-b4-a4.wav", &[72, 71, 69], &[0.167, 0.5]);
+    }
+
+    /// Transcribes a fixture and checks its pitches, and that every note after the first
+    /// starts within 30 ms of its `onsets` (seconds).
+    fn assert_legato_starts(fixture: &str, pitches: &[u8], onsets: &[f64]) {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/audio/violin-legato-c5-b4-a4.wav");
+            .join("tests/fixtures/audio")
+            .join(fixture);
         let audio = crate::wav::read(&path).expect("fixture");
         let config = NoteTrackerConfig::new(audio.sample_rate as f32);
         let notes = transcribe(&audio.mono(), config).expect("valid config");
         let found: Vec<u8> = notes.iter().map(|n| n.pitch).collect();
-        assert_eq!(found, vec![72, 71, 69], "{notes:?}");
-        for (note, onset) in notes[1..].iter().zip([0.167, 0.5]) {
+        assert_eq!(found, pitches, "{fixture}: {notes:?}");
+        for (note, onset) in notes[1..].iter().zip(onsets) {
             let error_ms = (note.start_s - onset) * 1000.0;
             assert!(
                 error_ms.abs() <= 30.0,
-                "{} starts {error_ms:.0} ms from its onset: {notes:?}",
+                "{fixture}: {} starts {error_ms:.0} ms from its onset: {notes:?}",
                 note.pitch
             );
         }
-    }
-
-    #[test]
-    fn a_period_common_to_a_fourth_is_not_a_note() {
-        // C5 and F5 together repeat every 3 and 4 periods, at F3: its 3rd and 4th harmonics
-        // are full, so the four-harmonic test alone takes it for a note; its first two are empty.
-        let mut tracker = NoteTracker::new(NoteTrackerConfig::new(RATE)).expect("valid config");
-        let hop = tracker.config().hop_size;
-        let mixture: Vec<f32> = steady_tone(72.0, 0.3, 0.2, 0.0)
-            .iter()
-            .zip(steady_tone(77.0, 0.3, 0.2, 1.0))
-            .map(|(a, b)| a + b)
-            .collect();
-        for chunk in mixture.chunks_exact(hop) {
-            tracker.process_hop(chunk, |_| {});
-        }
-        let limit = -tracker.config().mixture_db;
-        for note in [72.0, 77.0] {
-            let share = tracker.low_harmonics_db(midi_to_hz(note));
-            assert!(share > limit, "{note}: {share} dB");
-        }
-        let common = midi_to_hz(72.0) / 3.0;
-        let share = tracker.low_harmonics_db(common);
-        assert!(share < limit, "{common} Hz: {share} dB");
     }
 
     #[test]
