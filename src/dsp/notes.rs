@@ -712,7 +712,6 @@ impl NoteTracker {
     /// A repeated note whose re-attack left the phases alone (a legato re-bow or tonguing
     /// gives a short dip, not a burst of new partials): a local minimum of the level, checked
     /// [`VALLEY_SPAN_S`] after it, `split_rise_db` under the level that span before and after.
-    /// Returns whether it split.
     fn split_at_valley(
         &mut self,
         pitch: u8,
@@ -720,28 +719,25 @@ impl NoteTracker {
         now: u64,
         velocity: f32,
         emit: &mut impl FnMut(TrackedEvent),
-    ) -> bool {
+    ) {
         let rate = self.config.sample_rate_hz;
         let span = (VALLEY_SPAN_S * rate) as u64;
         let half = (VALLEY_HALF_WINDOW_S * rate) as u64;
         let hop = self.config.hop_size as u64;
         // The level after the valley must be measured already.
         let Some(valley) = now.checked_sub(span + half) else {
-            return false;
+            return;
         };
         if valley < start + self.min_note + span {
-            return false;
+            return;
         }
         let level = |time| self.level_db_around(time, half);
         let dip = level(valley);
         let deepest = dip <= level(valley - hop) && dip < level(valley + hop);
         let depth = self.config.split_rise_db;
-        if !(deepest && level(valley - span) - dip >= depth && level(valley + span) - dip >= depth)
-        {
-            return false;
+        if deepest && level(valley - span) - dip >= depth && level(valley + span) - dip >= depth {
+            self.follow(pitch, pitch, velocity, valley, now, emit);
         }
-        self.follow(pitch, pitch, velocity, valley, now, emit);
-        true
     }
 
     /// A repeated note re-attacked without a dip (a new bow stroke, a tongued wind note): the
@@ -907,8 +903,8 @@ impl NoteTracker {
     }
 
     /// Energy (dB) at the harmonics of `f0` that are multiples of `multiple` over the energy
-    /// at its other harmonics (the first `4 × multiple`) in hop `frame`; `None` when either
-    /// holds nothing.
+    /// at its other harmonics (the first `4 × multiple`) in hop `frame`; `None` when the
+    /// multiples hold nothing.
     fn multiple_excess_db(&self, frame: u64, f0: f32, multiple: usize) -> Option<f32> {
         let (mut at_multiple, mut elsewhere) = (0.0, 0.0);
         for k in 1..=4 * multiple {
@@ -949,10 +945,10 @@ impl NoteTracker {
         }
     }
 
-    /// Where a note of `pitch` that went unvoiced (or changed) at `detected` began to fade: the last frame
-    /// before it whose energy at the note's harmonics was within `fade_db` of their peak over
-    /// the [`BACKTRACK_SECONDS`] before. A legato successor's note-on ends a note there (its
-    /// release starts), long before the pitch tracker loses it.
+    /// Where a note of `pitch` that went unvoiced (or changed) at `detected` began to fade: the
+    /// last frame before it whose energy at the note's harmonics was within `fade_db` of their
+    /// peak over the [`BACKTRACK_SECONDS`] before. A legato successor's note-on ends a note
+    /// there (its release starts), long before the pitch tracker loses it.
     fn backtrack_end(&self, pitch: u8, detected: u64, fade_db: f32) -> u64 {
         let Some(bins) = self.harmonic_bins(midi_to_hz(f32::from(pitch)), None) else {
             return detected;
