@@ -54,11 +54,17 @@
 //!   which is more often a tracking error than music). Vibrato stays inside the band, a slide is
 //!   not steady while it moves, so neither produces a stream of notes.
 //! - **Repeated note**: a re-attack restarts the partials' phases, so a peak of the phase
-//!   deviation at the note's harmonics (the complex-domain onset function, Bello et al. 2004,
-//!   restricted to the note's bins) that stands `reattack_ratio` times over its recent mean
-//!   while their energy stays ends the note and starts another one there. So does a valley in
-//!   the level `split_rise_db` deep on both sides within 30 ms. (A broadband onset followed by
-//!   a level rise split a room's renders more often wrongly than rightly, and was dropped.)
+//!   deviation at the note's first four harmonics (the complex-domain onset function, Bello et
+//!   al. 2004, restricted to the note's bins) that stands `reattack_ratio` times over its
+//!   recent median is a candidate; it ends the note and starts another one where the peak
+//!   began, once 70 ms of pitch frames after it still hold the note (a change of pitch also
+//!   disturbs the old note's phases) and its energy came back (a release disturbs them too).
+//!   The old note's release and the new attack often dip the level by more than 6 dB in
+//!   between, so the energy is judged after the dip, not during it. A valley in the level
+//!   `split_rise_db` deep on both sides within 30 ms splits too. (A broadband onset followed by
+//!   a level rise split a room's renders more often wrongly than rightly, and was dropped; so
+//!   was a rise of the energy between the harmonics — a bow change's noise, which marks a
+//!   violin's repeats but splits a trumpet's held notes.)
 
 use realfft::num_complex::Complex32;
 
@@ -92,15 +98,22 @@ const BACKTRACK_HARMONICS: usize = 10;
 /// old note's has come this fraction of the way from before the change to after it (its first
 /// rise, not its middle: a slow attack takes 50–100 ms to dominate).
 const CHANGE_CROSSING: f32 = 0.3;
-/// Re-attack detection (see `NoteTracker::split_at_reattack`): how long after a candidate peak
-/// it is decided, how far either side it must be the largest, the span its background is
-/// averaged over, the part of that span just before the peak left out, and how far the note's
-/// energy may fall meanwhile (more is a change of pitch, not a re-attack).
+/// Re-attack detection (see `NoteTracker::reattack`): how long after a candidate peak it is
+/// checked, how far either side it must be the largest, the span its background is taken
+/// over and the part of that span just before the peak left out.
 const REATTACK_LAG_S: f32 = 0.03;
 const REATTACK_PEAK_S: f32 = 0.008;
 const REATTACK_CONTEXT_S: f32 = 0.1;
 const REATTACK_GAP_S: f32 = 0.02;
+/// How long after a re-attack's peak the pitch frames must still hold the note, and how far
+/// under its energy at the peak the note's energy may be then (further is a release).
+const REATTACK_CONFIRM_S: f32 = 0.07;
 const REATTACK_KEEP_DB: f32 = 6.0;
+/// Harmonics whose phases show a re-attack (higher ones are noise when quiet, and a low
+/// note's upper partials smear the deviation of a steady tone).
+const REATTACK_HARMONICS: usize = 4;
+/// Most values [`median`] takes (a fixed array: no allocation on the worker).
+const MEDIAN_MAX_VALUES: usize = 64;
 /// A level valley splits a repeated note when it lies `split_rise_db` under the level this long
 /// before and after it.
 const VALLEY_SPAN_S: f32 = 0.03;
@@ -154,7 +167,7 @@ pub struct NoteTrackerConfig {
     /// Phase deviation at a note's harmonics (relative to their magnitude) that a re-attack
     /// must reach.
     pub reattack_deviation: f32,
-    /// ... and how many times its recent mean.
+    /// ... and how many times its recent median.
     pub reattack_ratio: f32,
     /// A frame is unvoiced when its pitch's first four harmonics hold this many dB less than
     /// its first sixteen: YIN found a period common to two overlapping notes (a room's tail
@@ -197,8 +210,8 @@ impl NoteTrackerConfig {
             fade_db: 3.0,
             change_fade_db: 5.0,
             subharmonic_db: 7.0,
-            reattack_deviation: 0.08,
-            reattack_ratio: 6.0,
+            reattack_deviation: 0.03,
+            reattack_ratio: 5.0,
             mixture_db: 12.0,
             partial_db: 20.0,
         }
@@ -329,7 +342,20 @@ enum State {
         unvoiced_since: u64,
         /// Frames at another pitch.
         change: Run,
+        /// A re-attack heard, waiting for the pitch to confirm it (see `step`).
+        reattack: Option<Reattack>,
     },
+}
+
+/// A re-attack of the sounding note, split off once the pitch frames from `confirm_at` on
+/// still hold the note (a change of pitch disturbs the old note's phases too) and its
+/// energy came back to within [`REATTACK_KEEP_DB`] of `energy_db`, its energy at the peak (a
+/// release disturbs them too, and goes on falling).
+#[derive(Debug, Clone, Copy)]
+struct Reattack {
+    onset: u64,
+    confirm_at: u64,
+    energy_db: f32,
 }
 
 /// Streaming monophonic note tracker; see the [module docs](self).
@@ -602,6 +628,7 @@ impl NoteTracker {
                 mut unvoiced,
                 mut unvoiced_since,
                 mut change,
+                mut reattack,
             } => {
                 let voiced = voicing >= config.voicing_off && level_db >= config.gate_db - 6.0;
                 let old_enough = time >= start + self.min_note;
@@ -633,6 +660,13 @@ impl NoteTracker {
                         change.len = 0;
                     }
                 }
+                // A re-attack is split off once the frames after it still hold the note.
+                let confirm = reattack.filter(|r| time >= r.confirm_at);
+                if confirm.is_some() {
+                    reattack = None;
+                } else if reattack.is_none() && voiced && change.len == 0 {
+                    reattack = self.reattack(pitch, start, heard);
+                }
                 self.state = State::Sounding {
                     pitch,
                     start,
@@ -640,6 +674,7 @@ impl NoteTracker {
                     unvoiced,
                     unvoiced_since,
                     change,
+                    reattack,
                 };
                 // A leap of more than an octave is rare in a melody and common in a pitch
                 // tracker's mistakes (a sub-harmonic during a bow change): it needs three times
@@ -656,10 +691,15 @@ impl NoteTracker {
                     }
                     return;
                 }
-                if voiced
-                    && change.len == 0
-                    && !self.split_at_reattack(pitch, start, heard, now, velocity, emit)
-                {
+                if !voiced || change.len > 0 {
+                    return;
+                }
+                if let Some(confirmed) = confirm {
+                    if self.newest_energy_db(pitch) >= confirmed.energy_db - REATTACK_KEEP_DB {
+                        let at = confirmed.onset.max(start + self.min_note);
+                        self.follow(pitch, pitch, velocity, at, now, emit);
+                    }
+                } else if reattack.is_none() {
                     self.split_at_valley(pitch, start, now, velocity, emit);
                 }
             }
@@ -687,6 +727,7 @@ impl NoteTracker {
             unvoiced: 0,
             unvoiced_since: start,
             change: Run::default(),
+            reattack: None,
         };
         self.start_run.len = 0;
     }
@@ -741,70 +782,69 @@ impl NoteTracker {
     }
 
     /// A repeated note re-attacked without a dip (a new bow stroke, a tongued wind note): the
-    /// partials' phases restart, so the phase deviation at the note's harmonics peaks while
-    /// their energy stays. Checked [`REATTACK_LAG_S`] after the candidate peak, which must be
-    /// the largest within ±[`REATTACK_PEAK_S`], at least `reattack_deviation` and
-    /// `reattack_ratio` times the mean over the [`REATTACK_CONTEXT_S`] before it (leaving out
-    /// the last [`REATTACK_GAP_S`], where a re-attack's deviation already rises), and after the
-    /// note was `heard`. Returns whether it split.
-    fn split_at_reattack(
-        &mut self,
-        pitch: u8,
-        start: u64,
-        heard: u64,
-        now: u64,
-        velocity: f32,
-        emit: &mut impl FnMut(TrackedEvent),
-    ) -> bool {
+    /// partials' phases restart, so the phase deviation at the note's first
+    /// [`REATTACK_HARMONICS`] harmonics peaks. A candidate is checked [`REATTACK_LAG_S`] after
+    /// it; it must be the largest value within ±[`REATTACK_PEAK_S`], at least
+    /// `reattack_deviation` and `reattack_ratio` times the median over the
+    /// [`REATTACK_CONTEXT_S`] before it (leaving out the last [`REATTACK_GAP_S`], where a
+    /// re-attack's deviation already rises), and after the note was `heard`. The new note
+    /// starts where the deviation first rose halfway to its peak; `step` splits it off once
+    /// the pitch frames [`REATTACK_CONFIRM_S`] after the peak still hold the note (a change of
+    /// pitch disturbs the old note's phases as much).
+    fn reattack(&self, pitch: u8, start: u64, heard: u64) -> Option<Reattack> {
         let hop = self.config.hop_size as u64;
         let hops = |seconds: f32| ((seconds * self.config.sample_rate_hz) as u64 / hop).max(1);
-        let Some(bins) = self.harmonic_bins(midi_to_hz(f32::from(pitch)), None) else {
-            return false;
-        };
+        let bins = self.harmonic_bins(midi_to_hz(f32::from(pitch)), None)?;
         let newest = self.hops_done.saturating_sub(1);
         let oldest = self.hops_done.saturating_sub(self.ring_hops as u64);
         let (context, gap, span) = (
-            hops(REATTACK_CONTEXT_S),
+            hops(REATTACK_CONTEXT_S).min(MEDIAN_MAX_VALUES as u64),
             hops(REATTACK_GAP_S),
             hops(REATTACK_PEAK_S),
         );
-        let Some(candidate) = newest.checked_sub(hops(REATTACK_LAG_S)) else {
-            return false;
-        };
+        let candidate = newest.checked_sub(hops(REATTACK_LAG_S))?;
         // The note's own attack (before it was heard) is not a re-attack.
         let at = self.frame_centre(candidate);
         if candidate < oldest + context || at < start + self.min_note || at <= heard {
-            return false;
+            return None;
         }
         let deviation = |frame: u64| self.harmonic_deviation(&bins, frame);
         let peak = deviation(candidate);
         let largest =
             (1..=span).all(|k| deviation(candidate - k) < peak && deviation(candidate + k) <= peak);
         if peak < self.config.reattack_deviation || !largest {
-            return false;
+            return None;
         }
-        let background = (candidate - context..candidate - gap)
-            .map(deviation)
-            .sum::<f32>()
-            / (context - gap) as f32;
-        // A change to another pitch also disturbs the phases, but the old note's energy goes.
-        let before = (candidate - context..candidate)
-            .map(|frame| self.energy_db(&bins, frame))
-            .fold(f32::MIN, f32::max);
-        if peak < self.config.reattack_ratio * background
-            || self.energy_db(&bins, newest) < before - REATTACK_KEEP_DB
-        {
-            return false;
+        let background = median((candidate - context..candidate - gap).map(deviation));
+        if peak < self.config.reattack_ratio * background {
+            return None;
         }
-        self.follow(pitch, pitch, velocity, at, now, emit);
-        true
+        let half = 0.5 * (background + peak);
+        let mut first = candidate;
+        while first > candidate - gap && deviation(first - 1) >= half {
+            first -= 1;
+        }
+        let confirm = (REATTACK_CONFIRM_S * self.config.sample_rate_hz) as u64;
+        Some(Reattack {
+            onset: self.frame_centre(first),
+            confirm_at: at + confirm,
+            energy_db: self.energy_db(&bins, candidate),
+        })
+    }
+
+    /// Energy (dB) at the harmonics of `pitch` in the newest spectrum.
+    fn newest_energy_db(&self, pitch: u8) -> f32 {
+        self.harmonic_bins(midi_to_hz(f32::from(pitch)), None)
+            .map_or(f32::MIN, |bins| {
+                self.energy_db(&bins, self.hops_done.saturating_sub(1))
+            })
     }
 
     /// Phase deviation at `bins` in hop `frame`, relative to their magnitude.
     fn harmonic_deviation(&self, bins: &HarmonicBins, frame: u64) -> f32 {
         let slot = self.slot(frame);
         let (mut deviation, mut magnitude) = (0.0, 0.0);
-        for &bin in &bins.bins[..bins.count] {
+        for &bin in &bins.bins[..bins.count.min(REATTACK_HARMONICS)] {
             for b in bin - 1..=bin + 1 {
                 deviation += self.deviation_ring[slot + b];
                 magnitude += self.spectrum_ring[slot + b].sqrt();
@@ -1052,6 +1092,22 @@ impl NoteTracker {
         });
         power_to_db(sum / count.max(1) as f32)
     }
+}
+
+/// The median of the first [`MEDIAN_MAX_VALUES`] values (the upper one of an even count); 0
+/// for none.
+fn median(values: impl Iterator<Item = f32>) -> f32 {
+    let mut buffer = [0.0f32; MEDIAN_MAX_VALUES];
+    let mut count = 0;
+    for value in values.take(MEDIAN_MAX_VALUES) {
+        buffer[count] = value;
+        count += 1;
+    }
+    if count == 0 {
+        return 0.0;
+    }
+    let (_, middle, _) = buffer[..count].select_nth_unstable_by(count / 2, f32::total_cmp);
+    *middle
 }
 
 /// The largest of `spectrum[bin - 1..=bin + 1]` (`bin ≥ 1`).
