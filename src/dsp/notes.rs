@@ -840,7 +840,8 @@ impl NoteTracker {
             })
     }
 
-    /// Phase deviation at `bins` in hop `frame`, relative to their magnitude.
+    /// Phase deviation at the first [`REATTACK_HARMONICS`] of `bins` in hop `frame`, relative to
+    /// their magnitude.
     fn harmonic_deviation(&self, bins: &HarmonicBins, frame: u64) -> f32 {
         let slot = self.slot(frame);
         let (mut deviation, mut magnitude) = (0.0, 0.0);
