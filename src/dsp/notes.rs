@@ -356,6 +356,8 @@ struct Reattack {
     onset: u64,
     confirm_at: u64,
     energy_db: f32,
+    /// The note's harmonics, where `energy_db` was measured.
+    bins: HarmonicBins,
 }
 
 /// Streaming monophonic note tracker; see the [module docs](self).
@@ -695,7 +697,9 @@ impl NoteTracker {
                     return;
                 }
                 if let Some(confirmed) = confirm {
-                    if self.newest_energy_db(pitch) >= confirmed.energy_db - REATTACK_KEEP_DB {
+                    let newest = self.hops_done.saturating_sub(1);
+                    let energy_db = self.energy_db(&confirmed.bins, newest);
+                    if energy_db >= confirmed.energy_db - REATTACK_KEEP_DB {
                         let at = confirmed.onset.max(start + self.min_note);
                         self.follow(pitch, pitch, velocity, at, now, emit);
                     }
@@ -829,15 +833,8 @@ impl NoteTracker {
             onset: self.frame_centre(first),
             confirm_at: at + confirm,
             energy_db: self.energy_db(&bins, candidate),
+            bins,
         })
-    }
-
-    /// Energy (dB) at the harmonics of `pitch` in the newest spectrum.
-    fn newest_energy_db(&self, pitch: u8) -> f32 {
-        self.harmonic_bins(midi_to_hz(f32::from(pitch)), None)
-            .map_or(f32::MIN, |bins| {
-                self.energy_db(&bins, self.hops_done.saturating_sub(1))
-            })
     }
 
     /// Phase deviation at the first [`REATTACK_HARMONICS`] of `bins` in hop `frame`, relative to
